@@ -1,0 +1,594 @@
+package bpfmatch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+// Protocol is the transport protocol of a FakePacket: TCP or UDP.
+type Protocol uint8
+
+// The transport protocols a FakePacket can carry, numbered as in the IP header.
+const (
+	TCP Protocol = 6
+	UDP Protocol = 17
+)
+
+// String returns "tcp", "udp" or "protocol N".
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return fmt.Sprintf("protocol %d", uint8(p))
+}
+
+// TCPFlags are the flags of a TCP segment, one bit each as in byte 13 of the
+// TCP header, plus NoFlags.
+type TCPFlags uint16
+
+// The TCP flags. SYN alone is the first packet of a connection.
+const (
+	FIN TCPFlags = 1 << iota
+	SYN
+	RST
+	PSH
+	ACK
+	URG
+	ECE
+	CWR
+
+	// NoFlags asks for a segment with no flag set, since a zero Flags field
+	// means DefaultTCPFlags.
+	NoFlags TCPFlags = 1 << 8
+)
+
+// DefaultTCPFlags are the flags of a TCP FakePacket whose Flags field is
+// zero: a data segment of an established connection, shown by tcpdump as [P.].
+const DefaultTCPFlags = PSH | ACK
+
+var flagNames = [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+
+// String returns the flags joined by "|", such as "SYN|ACK", or "none".
+func (f TCPFlags) String() string {
+	var s string
+	for i, name := range flagNames {
+		if f&(1<<i) != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += name
+		}
+	}
+	if f&^(NoFlags|0xff) != 0 {
+		if s != "" {
+			s += "|"
+		}
+		s += fmt.Sprintf("%#x", uint16(f&^(NoFlags|0xff)))
+	}
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// VLAN is an IEEE 802.1Q tag.
+type VLAN struct {
+	ID           uint16 // 0 to 4095
+	Priority     uint8  // priority code point, 0 to 7
+	DropEligible bool
+}
+
+// Default values of a FakePacket's optional fields.
+var (
+	DefaultSrcMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
+	DefaultDstMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
+)
+
+// DefaultTTL is the TTL or hop limit of a FakePacket whose TTL field is zero.
+const DefaultTTL = 64
+
+// DefaultWindow is the TCP window of a FakePacket whose Window field is zero.
+const DefaultWindow = 65535
+
+// FakePacket describes one packet as a capture would have seen it arrive:
+// from Src to Dst, carrying Payload over TCP or UDP, in IPv4 or IPv6 as the
+// addresses are (IPv4-mapped IPv6 addresses count as IPv4). The zero values
+// of the optional fields stand for their documented defaults.
+//
+// The packet it stands for has correct lengths and checksums; its IPv4
+// header has no options, ID 0 and the don't-fragment bit, its IPv6 header
+// traffic class and flow label 0, and its TCP header no options. In an
+// Ethernet frame, frames shorter than 60 bytes are padded with zeros to 60,
+// as they are on the wire.
+type FakePacket struct {
+	Src, Dst netip.AddrPort
+	Protocol Protocol
+	Payload  []byte
+
+	// SrcMAC and DstMAC are the Ethernet addresses; nil means DefaultSrcMAC
+	// and DefaultDstMAC.
+	SrcMAC, DstMAC net.HardwareAddr
+	// VLAN, if not nil, adds an 802.1Q tag to the Ethernet frame.
+	VLAN *VLAN
+	// TTL is the IPv4 TTL or IPv6 hop limit; 0 means DefaultTTL.
+	TTL uint8
+
+	// Flags are the TCP flags; 0 means DefaultTCPFlags.
+	Flags TCPFlags
+	// Seq and Ack are the TCP sequence and acknowledgment numbers.
+	Seq, Ack uint32
+	// Window is the TCP window; 0 means DefaultWindow.
+	Window uint16
+}
+
+// Errors of packets that cannot be built; the errors returned wrap them,
+// with the details, for errors.Is.
+var (
+	ErrAddress         = errors.New("bpfmatch: not a usable IP address and port")
+	ErrAddressFamily   = errors.New("bpfmatch: source and destination are of different address families")
+	ErrProtocol        = errors.New("bpfmatch: protocol is neither TCP nor UDP")
+	ErrPayloadTooLarge = errors.New("bpfmatch: payload too large for one IP packet")
+	ErrField           = errors.New("bpfmatch: invalid packet field")
+	ErrLinkType        = errors.New("bpfmatch: fake packets are framed for Ethernet or raw IP only")
+)
+
+// FromAddrPorts returns the packet carrying payload from src to dst over
+// proto, with the other fields at their defaults, or an error if no IP
+// packet could be so.
+func FromAddrPorts(src, dst netip.AddrPort, proto Protocol, payload []byte) (FakePacket, error) {
+	p := FakePacket{Src: src, Dst: dst, Protocol: proto, Payload: payload}
+	return p, p.Validate()
+}
+
+// FromAddrs returns the packet carrying payload from src to dst, which must
+// be both *net.TCPAddr or both *net.UDPAddr; for a datagram socket, src is
+// the address ReadFrom returned and dst the socket's LocalAddr.
+func FromAddrs(src, dst net.Addr, payload []byte) (FakePacket, error) {
+	s, sp, err := addrPort(src, "source")
+	if err != nil {
+		return FakePacket{}, err
+	}
+	d, dp, err := addrPort(dst, "destination")
+	if err != nil {
+		return FakePacket{}, err
+	}
+	if sp != dp {
+		return FakePacket{}, fmt.Errorf("%w: source is %s, destination is %s", ErrProtocol, sp, dp)
+	}
+	return FromAddrPorts(s, d, sp, payload)
+}
+
+// FromConn returns the packet carrying payload into c as it arrives: from
+// c.RemoteAddr() to c.LocalAddr(). c must be an open TCP or UDP connection.
+func FromConn(c net.Conn, payload []byte) (FakePacket, error) {
+	if isNilConn(c) {
+		return FakePacket{}, fmt.Errorf("%w: nil net.Conn", ErrAddress)
+	}
+	if err := checkOpen(c); err != nil {
+		return FakePacket{}, err
+	}
+	return FromAddrs(c.RemoteAddr(), c.LocalAddr(), payload)
+}
+
+func isNilConn(c net.Conn) (isNil bool) {
+	if c == nil {
+		return true
+	}
+	// A typed nil, such as a (*net.TCPConn)(nil), may panic in its methods.
+	defer func() {
+		if recover() != nil {
+			isNil = true
+		}
+	}()
+	return c.LocalAddr() == nil
+}
+
+// checkOpen reports net.ErrClosed for a closed connection whose file
+// descriptor can be asked; other connections are taken as they are.
+func checkOpen(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(uintptr) {})
+	}
+	if err != nil {
+		return fmt.Errorf("bpfmatch: connection %v: %w", c.LocalAddr(), err)
+	}
+	return nil
+}
+
+func addrPort(a net.Addr, role string) (netip.AddrPort, Protocol, error) {
+	var ip net.IP
+	var port int
+	var proto Protocol
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if a == nil {
+			break
+		}
+		ip, port, proto = a.IP, a.Port, TCP
+	case *net.UDPAddr:
+		if a == nil {
+			break
+		}
+		ip, port, proto = a.IP, a.Port, UDP
+	default:
+		if a == nil {
+			return netip.AddrPort{}, 0, fmt.Errorf("%w: %s address is nil", ErrAddress, role)
+		}
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: %s address %q is a %T, not a *net.TCPAddr or *net.UDPAddr",
+			ErrAddress, role, a.String(), a)
+	}
+	if proto == 0 {
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: %s address is nil", ErrAddress, role)
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: %s address %v has no IP address", ErrAddress, role, ip)
+	}
+	if port < 0 || port > 65535 {
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: %s port %d out of range", ErrAddress, role, port)
+	}
+	return netip.AddrPortFrom(addr, uint16(port)), proto, nil
+}
+
+// Validate reports why p cannot be built, or nil.
+func (p *FakePacket) Validate() error {
+	var h header
+	return h.build(p, LinkEthernet)
+}
+
+// AppendFrame appends p, framed for link (LinkEthernet or LinkRaw), to dst
+// and returns the extended slice: the bytes a capture would hold.
+func (p *FakePacket) AppendFrame(dst []byte, link LinkType) ([]byte, error) {
+	var h header
+	if err := h.build(p, link); err != nil {
+		return dst, err
+	}
+	h.setPayload(p.Payload)
+	h.fillChecksum()
+	dst = append(dst, h.b[:h.n]...)
+	dst = append(dst, p.Payload...)
+	if h.pad {
+		for n := int(h.n) + len(p.Payload); n < minEthernetFrame; n++ {
+			dst = append(dst, 0)
+		}
+	}
+	return dst, nil
+}
+
+// String describes p as tcpdump would, roughly: "tcp 10.0.0.1:1234 > 10.0.0.2:21 [P.] 5 bytes".
+func (p FakePacket) String() string {
+	s := fmt.Sprintf("%s %v > %v", p.Protocol, p.Src, p.Dst)
+	if p.Protocol == TCP {
+		f := p.Flags
+		if f == 0 {
+			f = DefaultTCPFlags
+		}
+		s += " [" + f.String() + "]"
+	}
+	if p.VLAN != nil {
+		s += fmt.Sprintf(" vlan %d", p.VLAN.ID)
+	}
+	return s + fmt.Sprintf(" %d bytes", len(p.Payload))
+}
+
+const (
+	ethernetLen      = 14
+	vlanLen          = 4
+	ipv4Len          = 20
+	ipv6Len          = 40
+	tcpLen           = 20
+	udpLen           = 8
+	maxHeaderLen     = ethernetLen + vlanLen + ipv6Len + tcpLen
+	minEthernetFrame = 60
+	maxIPLen         = 65535
+)
+
+// header is a FakePacket's headers, written once, with what is needed to
+// complete them for any payload.
+type header struct {
+	b       [max(maxHeaderLen, minEthernetFrame)]byte
+	payload []byte
+	n       uint8 // header length
+	ip      uint8 // offset of the IP header
+	l4      uint8 // offset of the transport header
+	csum    uint8 // offset of the transport checksum
+	v6      bool
+	udp     bool
+	pad     bool   // Ethernet: pad frames to minEthernetFrame
+	ipSum   uint64 // IPv4 header without length and checksum
+	l4Sum   uint64 // pseudo-header and transport header without lengths and checksum
+}
+
+// build writes the headers of p for link, with zero lengths and checksums.
+func (h *header) build(p *FakePacket, link LinkType) error {
+	src, dst := p.Src.Addr().WithZone("").Unmap(), p.Dst.Addr().WithZone("").Unmap()
+	switch {
+	case p.Protocol != TCP && p.Protocol != UDP:
+		return fmt.Errorf("%w: %d", ErrProtocol, uint8(p.Protocol))
+	case !src.IsValid():
+		return fmt.Errorf("%w: source address is the zero netip.AddrPort", ErrAddress)
+	case !dst.IsValid():
+		return fmt.Errorf("%w: destination address is the zero netip.AddrPort", ErrAddress)
+	case src.Is4() != dst.Is4():
+		return fmt.Errorf("%w: %v and %v", ErrAddressFamily, src, dst)
+	}
+	h.v6, h.udp = dst.Is6(), p.Protocol == UDP
+	l4len := tcpLen
+	if h.udp {
+		l4len = udpLen
+	}
+	max := maxIPLen - l4len
+	if !h.v6 {
+		max -= ipv4Len
+	}
+	if len(p.Payload) > max {
+		return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge,
+			len(p.Payload), max, p.Protocol, 4+2*btoi(h.v6))
+	}
+	if p.Flags&^(NoFlags|0xff) != 0 {
+		return fmt.Errorf("%w: TCP flags %#x", ErrField, uint16(p.Flags))
+	}
+
+	off := 0
+	switch link {
+	case LinkEthernet:
+		srcMAC, dstMAC := p.SrcMAC, p.DstMAC
+		if srcMAC == nil {
+			srcMAC = DefaultSrcMAC
+		}
+		if dstMAC == nil {
+			dstMAC = DefaultDstMAC
+		}
+		if len(srcMAC) != 6 || len(dstMAC) != 6 {
+			return fmt.Errorf("%w: MAC addresses %v and %v are not both 6 bytes", ErrField, srcMAC, dstMAC)
+		}
+		copy(h.b[0:6], dstMAC)
+		copy(h.b[6:12], srcMAC)
+		off = 12
+		if v := p.VLAN; v != nil {
+			if v.ID > 4095 || v.Priority > 7 {
+				return fmt.Errorf("%w: VLAN ID %d (at most 4095), priority %d (at most 7)", ErrField, v.ID, v.Priority)
+			}
+			tci := uint16(v.Priority)<<13 | v.ID
+			if v.DropEligible {
+				tci |= 1 << 12
+			}
+			binary.BigEndian.PutUint16(h.b[off:], 0x8100)
+			binary.BigEndian.PutUint16(h.b[off+2:], tci)
+			off += 4
+		}
+		etherType := uint16(0x0800)
+		if h.v6 {
+			etherType = 0x86dd
+		}
+		binary.BigEndian.PutUint16(h.b[off:], etherType)
+		off += 2
+		h.pad = true
+	case LinkRaw:
+		if p.VLAN != nil {
+			return fmt.Errorf("%w: a VLAN tag needs an Ethernet frame", ErrField)
+		}
+		h.pad = false
+	default:
+		return fmt.Errorf("%w, not %v", ErrLinkType, link)
+	}
+
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	h.ip = uint8(off)
+	ip := h.b[off:]
+	if h.v6 {
+		ip[0] = 0x60
+		ip[6] = uint8(p.Protocol)
+		ip[7] = ttl
+		a, b := src.As16(), dst.As16()
+		copy(ip[8:24], a[:])
+		copy(ip[24:40], b[:])
+		off += ipv6Len
+		h.l4Sum = sum(0, ip[8:40])
+	} else {
+		ip[0] = 0x45
+		ip[6] = 0x40 // don't fragment
+		ip[8] = ttl
+		ip[9] = uint8(p.Protocol)
+		a, b := src.As4(), dst.As4()
+		copy(ip[12:16], a[:])
+		copy(ip[16:20], b[:])
+		off += ipv4Len
+		h.ipSum = sum(0, ip[:ipv4Len])
+		h.l4Sum = sum(0, ip[12:20])
+	}
+	h.l4Sum += uint64(p.Protocol)
+
+	h.l4 = uint8(off)
+	l4 := h.b[off:]
+	binary.BigEndian.PutUint16(l4[0:], p.Src.Port())
+	binary.BigEndian.PutUint16(l4[2:], p.Dst.Port())
+	if h.udp {
+		h.csum = uint8(off + 6)
+	} else {
+		flags := p.Flags
+		if flags == 0 {
+			flags = DefaultTCPFlags
+		}
+		window := p.Window
+		if window == 0 {
+			window = DefaultWindow
+		}
+		binary.BigEndian.PutUint32(l4[4:], p.Seq)
+		binary.BigEndian.PutUint32(l4[8:], p.Ack)
+		l4[12] = tcpLen / 4 << 4
+		l4[13] = uint8(flags)
+		binary.BigEndian.PutUint16(l4[14:], window)
+		h.csum = uint8(off + 16)
+	}
+	off += l4len
+	h.l4Sum = sum(h.l4Sum, h.b[h.l4:off])
+	h.n = uint8(off)
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// setPayload writes the lengths and the IPv4 checksum for payload, and
+// clears the transport checksum, which fillChecksum writes.
+func (h *header) setPayload(payload []byte) {
+	h.payload = payload
+	l4len := int(h.n-h.l4) + len(payload)
+	ip := h.b[h.ip:]
+	if h.v6 {
+		binary.BigEndian.PutUint16(ip[4:], uint16(l4len))
+	} else {
+		total := uint16(l4len + ipv4Len)
+		binary.BigEndian.PutUint16(ip[2:], total)
+		binary.BigEndian.PutUint16(ip[10:], ^fold(h.ipSum+uint64(total)))
+	}
+	if h.udp {
+		binary.BigEndian.PutUint16(h.b[h.l4+4:], uint16(l4len))
+	}
+	h.b[h.csum], h.b[h.csum+1] = 0, 0
+}
+
+// fillChecksum writes the transport checksum of the header and payload.
+func (h *header) fillChecksum() {
+	l4len := uint64(int(h.n-h.l4) + len(h.payload))
+	s := h.l4Sum + l4len
+	if h.udp {
+		s += l4len // the UDP length field
+	}
+	c := ^fold(sum(s, h.payload))
+	if c == 0 && h.udp {
+		c = 0xffff // 0 means no checksum in UDP
+	}
+	binary.BigEndian.PutUint16(h.b[h.csum:], c)
+}
+
+// frame returns the frame of the header and payload, captured up to snap
+// bytes, with the transport checksum left to be filled when read.
+// The frame points into h, so h must outlive it.
+func (h *header) frame(payload []byte, snap uint32) frame {
+	h.setPayload(payload)
+	n := int(h.n)
+	f := frame{
+		hdr:     h.b[:n],
+		payload: payload,
+		lazy:    h,
+		lazyLo:  uint32(h.csum),
+		lazyHi:  uint32(h.csum) + 2,
+	}
+	total := n + len(payload)
+	if h.pad && total < minEthernetFrame {
+		// Short frames are padded; the payload is short enough to copy.
+		copy(h.b[n:], payload)
+		clear(h.b[total:minEthernetFrame])
+		f.hdr, f.payload = h.b[:minEthernetFrame], nil
+		total = minEthernetFrame
+	}
+	f.wirelen = uint32(total)
+	f.caplen = min(uint32(total), snap)
+	return f
+}
+
+// traceFrame returns a frame of the header alone, whose reads of anything
+// that depends on the payload set varies.
+func (h *header) traceFrame(snap uint32) frame {
+	h.setPayload(nil)
+	return frame{
+		hdr:     h.b[:h.n],
+		wirelen: uint32(h.n),
+		caplen:  min(uint32(h.n), snap),
+		lazy:    h,
+		lazyLo:  uint32(h.ip),
+		lazyHi:  uint32(h.n),
+		trace:   true,
+	}
+}
+
+// varies reports whether hdr[off:end] overlaps a field that depends on the payload.
+func (h *header) varies(off, end uint32) bool {
+	overlaps := func(at uint8, n uint32) bool { return off < uint32(at)+n && end > uint32(at) }
+	if overlaps(h.csum, 2) {
+		return true
+	}
+	if h.v6 {
+		return overlaps(h.ip+4, 2) || (h.udp && overlaps(h.l4+4, 2))
+	}
+	return overlaps(h.ip+2, 2) || overlaps(h.ip+10, 2) || (h.udp && overlaps(h.l4+4, 2))
+}
+
+// touch is called by the executor before it reads hdr[off:end] when that
+// overlaps hdr[lazyLo:lazyHi].
+func (f *frame) touch(off, end uint32) {
+	if f.trace {
+		if f.lazy.varies(off, end) {
+			f.varies = true
+		}
+		return
+	}
+	f.lazy.fillChecksum() // hdr is f.lazy.b, so this writes it
+	f.lazyLo, f.lazyHi = 0, 0
+}
+
+// sum adds b to the one's-complement sum s, 16 bits at a time, b starting
+// at an even offset.
+func sum(s uint64, b []byte) uint64 {
+	var c, carry uint64
+	for len(b) >= 32 {
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), c)
+		carry += c
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
+		carry += c
+		b = b[8:]
+	}
+	var tail uint64
+	if len(b) >= 4 {
+		tail += uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		tail += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		tail += uint64(b[0]) << 8
+	}
+	s, c = bits.Add64(s, tail, 0)
+	carry += c
+	s, c = bits.Add64(s, carry, 0)
+	return s + c
+}
+
+// fold reduces a one's-complement sum to 16 bits.
+func fold(s uint64) uint16 {
+	s = s>>32 + s&0xffffffff
+	s = s>>32 + s&0xffffffff
+	s = s>>16 + s&0xffff
+	s = s>>16 + s&0xffff
+	return uint16(s>>16 + s&0xffff)
+}

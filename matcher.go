@@ -1,0 +1,208 @@
+package bpfmatch
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strings"
+
+	"golang.org/x/net/bpf"
+)
+
+// LinkType is a data link type as libpcap's compiler numbers them (DLT_*),
+// which is what a filter's offsets are relative to.
+type LinkType int
+
+// The link types fake packets can be framed for. Compile accepts any link
+// type libpcap knows, for MatchFrame.
+const (
+	LinkEthernet LinkType = 1  // DLT_EN10MB
+	LinkRaw      LinkType = 12 // DLT_RAW: the IP header first
+)
+
+// String returns "ethernet", "raw" or "DLT N".
+func (l LinkType) String() string {
+	switch l {
+	case LinkEthernet:
+		return "ethernet"
+	case LinkRaw:
+		return "raw"
+	}
+	return fmt.Sprintf("DLT %d", int(l))
+}
+
+// LinkTypeFromPcap returns the link type of a capture file's LINKTYPE_
+// number. The two differ only for a few old types, raw IP among them
+// (LINKTYPE_RAW is 101, DLT_RAW 12), as in libpcap's linktype_to_dlt.
+func LinkTypeFromPcap(linktype uint32) LinkType {
+	switch linktype {
+	case 100:
+		return 11 // ATM_RFC1483
+	case 101:
+		return LinkRaw
+	case 102:
+		return 15 // SLIP_BSDOS
+	case 103:
+		return 16 // PPP_BSDOS
+	case 104:
+		return 104 // C_HDLC
+	case 106:
+		return 19 // ATM_CLIP
+	case 50:
+		return 50 // PPP_SERIAL
+	case 51:
+		return 51 // PPP_ETHER
+	}
+	return LinkType(linktype)
+}
+
+// DefaultSnapLen is the snap length a Matcher uses unless told otherwise,
+// tcpdump's default.
+const DefaultSnapLen = 262144
+
+// An Option changes how Compile compiles an expression.
+type Option func(*options)
+
+type options struct {
+	link    LinkType
+	snap    int
+	libpcap bool
+}
+
+// WithLinkType compiles for frames of the given link type instead of
+// LinkEthernet.
+func WithLinkType(l LinkType) Option { return func(o *options) { o.link = l } }
+
+// WithSnapLen sets the snap length: frames longer than n bytes are matched
+// on their first n bytes, keeping their wire length, as a capture with that
+// snap length would have held them.
+func WithSnapLen(n int) Option { return func(o *options) { o.snap = n } }
+
+// CompileError is the error of an expression libpcap would not compile.
+type CompileError struct {
+	Expr     string
+	LinkType LinkType
+	Msg      string // libpcap's message, or why the expression was not given to it
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("bpfmatch: compiling %q for %v: %s", e.Expr, e.LinkType, e.Msg)
+}
+
+// A Matcher is a filter expression compiled by libpcap, which tells whether
+// packets match it. It is safe for concurrent use by multiple goroutines.
+type Matcher struct {
+	expr string
+	link LinkType
+	snap uint32
+	raw  []bpf.RawInstruction
+	prog *program // nil when libpcap executes raw
+}
+
+// Compile compiles a tcpdump filter expression with libpcap, for Ethernet
+// frames and the default snap length unless options say otherwise. The
+// error of an invalid expression is a *CompileError with libpcap's message.
+func Compile(expr string, opts ...Option) (*Matcher, error) {
+	o := options{link: LinkEthernet, snap: DefaultSnapLen}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.snap <= 0 || o.snap > math.MaxInt32 {
+		return nil, fmt.Errorf("bpfmatch: snap length %d is not between 1 and %d", o.snap, math.MaxInt32)
+	}
+	if strings.IndexByte(expr, 0) >= 0 {
+		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: "expression contains a NUL byte"}
+	}
+	if !HaveLibpcap {
+		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: errNoLibpcap.Error()}
+	}
+	raw, err := compileLibpcap(expr, o.link, o.snap)
+	if err != nil {
+		return nil, err
+	}
+	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
+	if !o.libpcap {
+		if m.prog, err = newProgram(raw); err != nil {
+			return nil, fmt.Errorf("bpfmatch: libpcap compiled %q into a program that does not validate: %w", expr, err)
+		}
+	}
+	return m, nil
+}
+
+var errNoLibpcap = errors.New("compiling expressions needs libpcap, and this program was built without cgo")
+
+// MustCompile is like Compile but panics if the expression cannot be
+// compiled. It simplifies initialising global variables.
+func MustCompile(expr string, opts ...Option) *Matcher {
+	m, err := Compile(expr, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// String returns the expression m was compiled from.
+func (m *Matcher) String() string { return m.expr }
+
+// LinkType returns the link type m was compiled for.
+func (m *Matcher) LinkType() LinkType { return m.link }
+
+// SnapLen returns the snap length m matches frames with.
+func (m *Matcher) SnapLen() int { return int(m.snap) }
+
+// Program returns a copy of the program libpcap compiled, as tcpdump -ddd
+// prints it.
+func (m *Matcher) Program() []bpf.RawInstruction {
+	return append([]bpf.RawInstruction(nil), m.raw...)
+}
+
+// Match reports whether p matches, framed for m's link type, which must be
+// LinkEthernet or LinkRaw. The error tells why p could not be built.
+func (m *Matcher) Match(p FakePacket) (bool, error) {
+	var h header
+	if err := h.build(&p, m.link); err != nil {
+		return false, err
+	}
+	f := h.frame(p.Payload, m.snap)
+	return m.run(&f) != 0, nil
+}
+
+// MatchConn reports whether payload, arriving on c, matches: the packet
+// from c.RemoteAddr() to c.LocalAddr(), as FromConn builds it.
+func (m *Matcher) MatchConn(c net.Conn, payload []byte) (bool, error) {
+	p, err := FromConn(c, payload)
+	if err != nil {
+		return false, err
+	}
+	return m.Match(p)
+}
+
+// MatchFrom reports whether payload, sent from src to dst, matches; both
+// addresses must be *net.UDPAddr or both *net.TCPAddr. For a datagram
+// socket, src is what ReadFrom returned and dst the socket's LocalAddr.
+func (m *Matcher) MatchFrom(src, dst net.Addr, payload []byte) (bool, error) {
+	p, err := FromAddrs(src, dst, payload)
+	if err != nil {
+		return false, err
+	}
+	return m.Match(p)
+}
+
+// MatchFrame reports whether a frame of m's link type matches: data holds
+// its captured bytes, wireLen is its length on the wire (len(data) for a
+// frame captured whole). Bytes past the snap length are ignored.
+func (m *Matcher) MatchFrame(data []byte, wireLen int) (bool, error) {
+	if wireLen < len(data) || wireLen > math.MaxUint32 {
+		return false, fmt.Errorf("bpfmatch: wire length %d is less than the %d bytes captured or more than 2^32-1", wireLen, len(data))
+	}
+	f := frame{hdr: data, caplen: min(uint32(len(data)), m.snap), wirelen: uint32(wireLen)}
+	return m.run(&f) != 0, nil
+}
+
+func (m *Matcher) run(f *frame) uint32 {
+	if m.prog != nil {
+		return m.prog.run(f)
+	}
+	return libpcapRun(m.raw, f)
+}
