@@ -309,12 +309,12 @@ type header struct {
 	udp     bool
 	pad     bool   // Ethernet: pad frames to minEthernetFrame
 	ipSum   uint64 // IPv4 header without length and checksum
-	l4Sum   uint64 // pseudo-header and transport header without lengths and checksum
 }
 
 // build writes the headers of p for link, with zero lengths and checksums.
 func (h *header) build(p *FakePacket, link LinkType) error {
-	src, dst := p.Src.Addr().WithZone("").Unmap(), p.Dst.Addr().WithZone("").Unmap()
+	// Zones are dropped: As4 and As16 leave them out.
+	src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
 	switch {
 	case p.Protocol != TCP && p.Protocol != UDP:
 		return fmt.Errorf("%w: %d", ErrProtocol, uint8(p.Protocol))
@@ -330,13 +330,8 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 	if h.udp {
 		l4len = udpLen
 	}
-	max := maxIPLen - l4len
-	if !h.v6 {
-		max -= ipv4Len
-	}
-	if len(p.Payload) > max {
-		return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge,
-			len(p.Payload), max, p.Protocol, 4+2*btoi(h.v6))
+	if len(p.Payload) > h.maxPayload() {
+		return h.payloadTooLarge(len(p.Payload))
 	}
 	if p.Flags&^(NoFlags|0xff) != 0 {
 		return fmt.Errorf("%w: TCP flags %#x", ErrField, uint16(p.Flags))
@@ -400,7 +395,6 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 		copy(ip[8:24], a[:])
 		copy(ip[24:40], b[:])
 		off += ipv6Len
-		h.l4Sum = sum(0, ip[8:40])
 	} else {
 		ip[0] = 0x45
 		ip[6] = 0x40 // don't fragment
@@ -410,10 +404,10 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 		copy(ip[12:16], a[:])
 		copy(ip[16:20], b[:])
 		off += ipv4Len
-		h.ipSum = sum(0, ip[:ipv4Len])
-		h.l4Sum = sum(0, ip[12:20])
+		// One's-complement sums may add 32-bit words: fold takes care.
+		h.ipSum = 0x4500 + 0x4000 + uint64(ttl)<<8 + uint64(p.Protocol) +
+			uint64(binary.BigEndian.Uint32(a[:])) + uint64(binary.BigEndian.Uint32(b[:]))
 	}
-	h.l4Sum += uint64(p.Protocol)
 
 	h.l4 = uint8(off)
 	l4 := h.b[off:]
@@ -438,16 +432,31 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 		h.csum = uint8(off + 16)
 	}
 	off += l4len
-	h.l4Sum = sum(h.l4Sum, h.b[h.l4:off])
 	h.n = uint8(off)
 	return nil
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// maxPayload is the largest payload the IP packet can carry.
+func (h *header) maxPayload() int {
+	n := maxIPLen - tcpLen
+	if h.udp {
+		n = maxIPLen - udpLen
 	}
-	return 0
+	if !h.v6 {
+		n -= ipv4Len
+	}
+	return n
+}
+
+func (h *header) payloadTooLarge(n int) error {
+	proto, v := TCP, 4
+	if h.udp {
+		proto = UDP
+	}
+	if h.v6 {
+		v = 6
+	}
+	return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge, n, h.maxPayload(), proto, v)
 }
 
 // setPayload writes the lengths and the IPv4 checksum for payload, and
@@ -469,13 +478,22 @@ func (h *header) setPayload(payload []byte) {
 	h.b[h.csum], h.b[h.csum+1] = 0, 0
 }
 
-// fillChecksum writes the transport checksum of the header and payload.
+// fillChecksum writes the transport checksum of the header and payload,
+// whose lengths setPayload wrote.
 func (h *header) fillChecksum() {
 	l4len := uint64(int(h.n-h.l4) + len(h.payload))
-	s := h.l4Sum + l4len
+	// The pseudo-header: addresses, protocol and length.
+	s := uint64(6) + l4len
 	if h.udp {
-		s += l4len // the UDP length field
+		s = 17 + l4len
 	}
+	if h.v6 {
+		s = sum(s, h.b[h.ip+8:h.ip+40])
+	} else {
+		s = sum(s, h.b[h.ip+12:h.ip+20])
+	}
+	h.b[h.csum], h.b[h.csum+1] = 0, 0
+	s = sum(s, h.b[h.l4:h.n])
 	c := ^fold(sum(s, h.payload))
 	if c == 0 && h.udp {
 		c = 0xffff // 0 means no checksum in UDP
@@ -484,29 +502,28 @@ func (h *header) fillChecksum() {
 }
 
 // frame returns the frame of the header and payload, captured up to snap
-// bytes, with the transport checksum left to be filled when read.
-// The frame points into h, so h must outlive it.
+// bytes, with the transport checksum left to be filled when read. The
+// frame points into h, so h must outlive it. frame is small enough to be
+// inlined, so that the frame is built in place.
 func (h *header) frame(payload []byte, snap uint32) frame {
+	n, rest := h.prepare(payload)
+	wire := uint32(n + len(rest))
+	return frame{hdr: h.b[:n], payload: rest, wirelen: wire, caplen: min(wire, snap),
+		lazy: h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
+}
+
+// prepare completes the header for payload and returns the length of the
+// frame's first part and the payload left for the second: a frame shorter
+// than the Ethernet minimum is padded in h.b, its payload copied there.
+func (h *header) prepare(payload []byte) (int, []byte) {
 	h.setPayload(payload)
 	n := int(h.n)
-	f := frame{
-		hdr:     h.b[:n],
-		payload: payload,
-		lazy:    h,
-		lazyLo:  uint32(h.csum),
-		lazyHi:  uint32(h.csum) + 2,
-	}
-	total := n + len(payload)
-	if h.pad && total < minEthernetFrame {
-		// Short frames are padded; the payload is short enough to copy.
+	if total := n + len(payload); h.pad && total < minEthernetFrame {
 		copy(h.b[n:], payload)
 		clear(h.b[total:minEthernetFrame])
-		f.hdr, f.payload = h.b[:minEthernetFrame], nil
-		total = minEthernetFrame
+		return minEthernetFrame, nil
 	}
-	f.wirelen = uint32(total)
-	f.caplen = min(uint32(total), snap)
-	return f
+	return n, payload
 }
 
 // traceFrame returns a frame of the header alone, whose reads of anything

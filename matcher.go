@@ -79,6 +79,11 @@ func WithLinkType(l LinkType) Option { return func(o *options) { o.link = l } }
 // snap length would have held them.
 func WithSnapLen(n int) Option { return func(o *options) { o.snap = n } }
 
+// WithLibpcap makes the Matcher run programs with libpcap's
+// pcap_offline_filter, through cgo, instead of in Go: slower, and there
+// for cross-checking. Compile and Load fail with it in a build without cgo.
+func WithLibpcap() Option { return func(o *options) { o.libpcap = true } }
+
 // CompileError is the error of an expression libpcap would not compile.
 type CompileError struct {
 	Expr     string
@@ -103,29 +108,68 @@ type Matcher struct {
 // Compile compiles a tcpdump filter expression with libpcap, for Ethernet
 // frames and the default snap length unless options say otherwise. The
 // error of an invalid expression is a *CompileError with libpcap's message.
+// Compile needs cgo; a build without it can Load programs compiled before.
 func Compile(expr string, opts ...Option) (*Matcher, error) {
-	o := options{link: LinkEthernet, snap: DefaultSnapLen}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.snap <= 0 || o.snap > math.MaxInt32 {
-		return nil, fmt.Errorf("bpfmatch: snap length %d is not between 1 and %d", o.snap, math.MaxInt32)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if strings.IndexByte(expr, 0) >= 0 {
 		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: "expression contains a NUL byte"}
-	}
-	if !HaveLibpcap {
-		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: errNoLibpcap.Error()}
 	}
 	raw, err := compileLibpcap(expr, o.link, o.snap)
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMatcher(expr, raw, o)
+	if err != nil {
+		return nil, fmt.Errorf("bpfmatch: libpcap compiled %q into a program that does not validate: %w", expr, err)
+	}
+	return m, nil
+}
+
+// Load returns a Matcher that runs a program already compiled, such as
+// ParseProgram reads from what tcpdump -ddd or bpfmatch -ddd print, for
+// frames of the link type and snap length the options give (those it was
+// compiled for). It needs no cgo. The program is validated as libpcap's
+// bpf_validate does; an invalid one is an error.
+// The Matcher's String is the program in the one-line form ParseProgram
+// also reads.
+func Load(prog []bpf.RawInstruction, opts ...Option) (*Matcher, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSuffix(strings.ReplaceAll(FormatProgram(prog), "\n", ","), ",")
+	m, err := newMatcher(text, append([]bpf.RawInstruction(nil), prog...), o)
+	if err != nil {
+		return nil, fmt.Errorf("bpfmatch: invalid program: %w", err)
+	}
+	return m, nil
+}
+
+func newOptions(opts []Option) (options, error) {
+	o := options{link: LinkEthernet, snap: DefaultSnapLen}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.snap <= 0 || o.snap > math.MaxInt32 {
+		return o, fmt.Errorf("bpfmatch: snap length %d is not between 1 and %d", o.snap, math.MaxInt32)
+	}
+	if o.libpcap && !HaveLibpcap {
+		return o, fmt.Errorf("bpfmatch: WithLibpcap: %w", errNoLibpcap)
+	}
+	return o, nil
+}
+
+func newMatcher(expr string, raw []bpf.RawInstruction, o options) (*Matcher, error) {
+	prog, err := newProgram(raw)
+	if err != nil {
+		return nil, err
+	}
 	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
 	if !o.libpcap {
-		if m.prog, err = newProgram(raw); err != nil {
-			return nil, fmt.Errorf("bpfmatch: libpcap compiled %q into a program that does not validate: %w", expr, err)
-		}
+		m.prog = prog
 	}
 	return m, nil
 }
@@ -142,7 +186,8 @@ func MustCompile(expr string, opts ...Option) *Matcher {
 	return m
 }
 
-// String returns the expression m was compiled from.
+// String returns the expression m was compiled from, or for a Matcher
+// from Load, its program.
 func (m *Matcher) String() string { return m.expr }
 
 // LinkType returns the link type m was compiled for.
