@@ -6,26 +6,99 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/net/bpf"
 )
 
 // oracle, set in builds with libpcap, is libpcap's verdict on a frame
 // captured as m would capture it.
 var oracle func(m *Matcher, frame []byte, wireLen int) bool
 
-// compileOrSkip compiles expr, or skips the test in a build without libpcap.
+// compileOrSkip compiles expr; in a build without libpcap it loads the
+// program stored for it in testdata/programs.txt, so that the same tests
+// run there too, and skips the test if there is none.
 func compileOrSkip(t testing.TB, expr string, opts ...Option) *Matcher {
 	t.Helper()
+	o, err := newOptions(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := programKey{o.link, o.snap, expr}
 	if !HaveLibpcap {
-		t.Skip("built without cgo: libpcap cannot compile expressions")
+		prog, ok := storedPrograms(t)[key]
+		if !ok {
+			t.Skipf("built without cgo, and testdata/programs.txt has no program for %q (%v, snap %d): "+
+				"go test -run TestStoredPrograms -update writes it", expr, o.link, o.snap)
+		}
+		m, err := Load(prog, opts...)
+		if err != nil {
+			t.Fatalf("Load(program of %q): %v", expr, err)
+		}
+		return m
 	}
 	m, err := Compile(expr, opts...)
 	if err != nil {
 		t.Fatalf("Compile(%q): %v", expr, err)
 	}
+	usedPrograms.Store(key, m.Program())
 	return m
+}
+
+// programKey names a compiled program in testdata/programs.txt.
+type programKey struct {
+	link LinkType
+	snap int
+	expr string
+}
+
+// usedPrograms records what compileOrSkip compiled, for -update.
+var usedPrograms sync.Map
+
+const programsFile = "testdata/programs.txt"
+
+var (
+	storedOnce sync.Once
+	stored     map[programKey][]bpf.RawInstruction
+	storedErr  error
+)
+
+// storedPrograms reads testdata/programs.txt: a line per program, with the
+// link type, the snap length, the expression and the program in the
+// one-line form of ParseProgram, separated by tabs.
+func storedPrograms(t testing.TB) map[programKey][]bpf.RawInstruction {
+	storedOnce.Do(func() {
+		stored = map[programKey][]bpf.RawInstruction{}
+		b, err := os.ReadFile(programsFile)
+		if err != nil {
+			storedErr = err
+			return
+		}
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Split(line, "\t")
+			if len(f) != 4 {
+				storedErr = fmt.Errorf("%s:%d: %d fields, want 4", programsFile, i+1, len(f))
+				return
+			}
+			link, err1 := strconv.Atoi(f[0])
+			snap, err2 := strconv.Atoi(f[1])
+			prog, err3 := ParseProgram(f[3])
+			if err := errors.Join(err1, err2, err3); err != nil {
+				storedErr = fmt.Errorf("%s:%d: %v", programsFile, i+1, err)
+				return
+			}
+			stored[programKey{LinkType(link), snap, f[2]}] = prog
+		}
+	})
+	if storedErr != nil {
+		t.Fatal(storedErr)
+	}
+	return stored
 }
 
 var (
@@ -228,10 +301,19 @@ func TestCompileErrors(t *testing.T) {
 
 func TestMatcherAccessors(t *testing.T) {
 	m := compileOrSkip(t, "tcp dst port 21", WithLinkType(LinkRaw), WithSnapLen(100))
-	if m.String() != "tcp dst port 21" || m.LinkType() != LinkRaw || m.SnapLen() != 100 {
-		t.Errorf("accessors: %q %v %d", m.String(), m.LinkType(), m.SnapLen())
+	if m.LinkType() != LinkRaw || m.SnapLen() != 100 {
+		t.Errorf("accessors: %v %d", m.LinkType(), m.SnapLen())
 	}
 	prog := m.Program()
+	if HaveLibpcap && m.String() != "tcp dst port 21" {
+		t.Errorf("String() = %q, want the expression", m.String())
+	}
+	if !HaveLibpcap {
+		// A loaded Matcher's String is its program.
+		if back, err := ParseProgram(m.String()); err != nil || !slices.Equal(back, prog) {
+			t.Errorf("String() = %q does not parse back to the program: %v", m.String(), err)
+		}
+	}
 	if len(prog) == 0 || prog[len(prog)-1].Op != 0x06 {
 		t.Fatalf("Program() = %v", prog)
 	}
@@ -426,4 +508,46 @@ func FuzzFakePacket(f *testing.F) {
 			}
 		}
 	})
+}
+
+// matchTestPackets are the packets of matchTests.
+func matchTestPackets() []FakePacket {
+	var out []FakePacket
+	for _, tc := range matchTests {
+		out = append(out, tc.p)
+	}
+	return out
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		prog []bpf.RawInstruction
+		opts []Option
+		msg  string
+	}{
+		{"empty", nil, nil, "empty program"},
+		{"no return", []bpf.RawInstruction{{Op: 0x28, K: 12}}, nil, "not a return"},
+		{"jump out", []bpf.RawInstruction{{Op: 0x05, K: 5}, {Op: 0x06}}, nil, "jump"},
+		{"bad snap", []bpf.RawInstruction{{Op: 0x06, K: 1}}, []Option{WithSnapLen(0)}, "snap length 0"},
+	}
+	if !HaveLibpcap {
+		tests = append(tests, struct {
+			name string
+			prog []bpf.RawInstruction
+			opts []Option
+			msg  string
+		}{"libpcap without cgo", []bpf.RawInstruction{{Op: 0x06, K: 1}}, []Option{WithLibpcap()}, "cgo"})
+	}
+	for _, tc := range tests {
+		m, err := Load(tc.prog, tc.opts...)
+		if err == nil || m != nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: Load(%v) = %v, %v; want an error mentioning %q", tc.name, tc.prog, m, err, tc.msg)
+		}
+	}
+	if !HaveLibpcap {
+		if _, err := Compile("tcp"); err == nil || !strings.Contains(err.Error(), "cgo") {
+			t.Errorf("Compile without cgo: error %v does not say cgo is needed", err)
+		}
+	}
 }
