@@ -36,19 +36,21 @@ type frame struct {
 // returns what it returns: 0 when the packet is rejected or a load falls
 // past the captured bytes.
 //
-// Unlike libpcap, scratch memory starts zeroed (libpcap leaves it
-// uninitialised; programs libpcap compiles store before they load), and
-// backward jumps are bounded: once they have gone back over more than
+// Unlike libpcap 1.10, scratch memory starts zeroed (libpcap leaves it
+// uninitialised; the programs libpcap compiles store before they load),
+// and backward jumps are bounded: once they have gone back over more than
 // p.backWeight*(caplen+1) instructions in all, the program returns 0.
-// libpcap emits backward jumps only for protochain. Its loop reads the
-// next header's type and offset at X, and the loop state at the top is
-// (kind of header, X), X below caplen and two kinds looping; a run that
-// ends therefore loops at most 2*caplen times, each time going back over
-// one of the loop's jumps. backWeight, twice the jumps' distances added,
-// allows that for every loop, so the bound only cuts short loops that
-// libpcap 1.10 never leaves (it loops forever on an AH header pointing at
-// itself), unless a program has dozens of protochain loops, where the
-// cap on backWeight keeps a crafted program from running for hours.
+//
+// libpcap emits backward jumps only for protochain, whose loop follows a
+// chain of headers. The state at the top of the loop is the offset X of
+// the next header, below caplen, and which of the loop's two branches its
+// type takes, so a run that libpcap finishes loops at most 2*caplen times,
+// each iteration going back over one of the loop's jumps. backWeight, twice
+// the distances of all backward jumps added, covers that for every loop of
+// the program at once: the bound only stops loops that libpcap 1.10 never
+// leaves (an AH header pointing at itself is one), except in programs with
+// dozens of protochain loops, where the cap on backWeight keeps any program
+// from running much more than 2*maxBackWeight*(caplen+1) instructions.
 func (p *program) run(f *frame) uint32 {
 	m := machine{limit: p.backWeight * (uint64(f.caplen) + 1)}
 	// Loads within hdr, cut to the captured bytes, and outside the lazy
@@ -148,6 +150,13 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				break
 			}
+			// Indirect loads wholly within the captured payload, how
+			// filters read payloads, are served here too.
+			if b, ok := f.inPayload(off, 4); ok {
+				f.varies = true
+				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdHInd:
@@ -157,12 +166,24 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<8 | uint32(b[1])
 				break
 			}
+			// Indirect loads wholly within the captured payload, how
+			// filters read payloads, are served here too.
+			if b, ok := f.inPayload(off, 2); ok {
+				f.varies = true
+				a = uint32(b[0])<<8 | uint32(b[1])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdBInd:
 			off := uint64(x) + uint64(in.k)
 			if off < fast && (off < lazyLo || off >= lazyHi) {
 				a = uint32(hdr[off])
+				break
+			}
+			if b, ok := f.inPayload(off, 1); ok {
+				f.varies = true
+				a = uint32(b[0])
 				break
 			}
 			m.a, m.x, m.pc = a, x, pc
@@ -296,6 +317,9 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 		case opJaBack:
 			m.back += uint64(in.k)
 			if m.back > m.limit {
+				// The limit grows with caplen, so a flow's trace
+				// cannot take this verdict for every payload.
+				f.varies = true
 				return 0, true
 			}
 			pc = in.jt
@@ -411,6 +435,16 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 		}
 		pc++
 	}
+}
+
+// inPayload returns the n bytes at off if they lie wholly in the captured
+// payload.
+func (f *frame) inPayload(off, n uint64) ([]byte, bool) {
+	nh, end := uint64(len(f.hdr)), off+n
+	if off < nh || end > uint64(f.caplen) || end-nh > uint64(len(f.payload)) {
+		return nil, false
+	}
+	return f.payload[off-nh : end-nh], true
 }
 
 // load reads the n (1, 2 or 4) bytes at off, big-endian, for a load that

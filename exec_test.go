@@ -44,7 +44,7 @@ func prog(parts ...any) []bpf.RawInstruction {
 	return out
 }
 
-// ldA returns instructions setting A to v and X to x.
+// ldAX returns instructions setting A to a and X to x.
 func ldAX(a, x uint32) []bpf.RawInstruction {
 	return []bpf.RawInstruction{stmt(bpfLdImm, a), stmt(bpfLdxImm, x)}
 }
@@ -289,6 +289,21 @@ func TestExecBudget(t *testing.T) {
 		if got := pw.run(&f); got != want {
 			t.Errorf("walking a %d-byte packet returns %d, want %d", n, got, want)
 		}
+	}
+	// A loop of 1000 instructions: the cap on the weight bounds the run
+	// to about 2*maxBackWeight*(caplen+1) instructions.
+	body := make([]bpf.RawInstruction, 1000)
+	long := prog(body, stmt(bpfJa, 0xffffffff-1000), retK(9))
+	pl, err := newProgram(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.backWeight != maxBackWeight {
+		t.Errorf("weight of a 1001-instruction loop: %d, want %d", pl.backWeight, maxBackWeight)
+	}
+	f := frame{hdr: make([]byte, 1500), caplen: 1500, wirelen: 1500}
+	if got := pl.run(&f); got != 0 {
+		t.Errorf("1001-instruction endless loop returns %d, want 0", got)
 	}
 	spin := prog(ldAX(0, 0), alu(bpfAdd, 1), stmt(bpfJa, 0xfffffffe), retK(9))
 	p, err := newProgram(spin)

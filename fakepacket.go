@@ -459,23 +459,26 @@ func (h *header) payloadTooLarge(n int) error {
 	return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge, n, h.maxPayload(), proto, v)
 }
 
-// setPayload writes the lengths and the IPv4 checksum for payload, and
-// clears the transport checksum, which fillChecksum writes.
+// setPayload writes the lengths and the IPv4 checksum for payload; the
+// transport checksum is left to fillChecksum.
 func (h *header) setPayload(payload []byte) {
 	h.payload = payload
-	l4len := int(h.n-h.l4) + len(payload)
-	ip := h.b[h.ip:]
+	l4len := uint16(int(h.n-h.l4) + len(payload))
+	ip := h.b[h.ip&63:] // the mask proves ip+12 in range
 	if h.v6 {
-		binary.BigEndian.PutUint16(ip[4:], uint16(l4len))
+		binary.BigEndian.PutUint16(ip[4:], l4len)
 	} else {
-		total := uint16(l4len + ipv4Len)
+		total := l4len + ipv4Len
 		binary.BigEndian.PutUint16(ip[2:], total)
-		binary.BigEndian.PutUint16(ip[10:], ^fold(h.ipSum+uint64(total)))
+		// ipSum+total is below 2^35: three folds suffice.
+		s := h.ipSum + uint64(total)
+		s = s>>16 + s&0xffff
+		s = s>>16 + s&0xffff
+		binary.BigEndian.PutUint16(ip[10:], ^uint16(s>>16+s&0xffff))
 	}
 	if h.udp {
-		binary.BigEndian.PutUint16(h.b[h.l4+4:], uint16(l4len))
+		binary.BigEndian.PutUint16(h.b[h.l4&63+4:], l4len)
 	}
-	h.b[h.csum], h.b[h.csum+1] = 0, 0
 }
 
 // fillChecksum writes the transport checksum of the header and payload,
@@ -506,24 +509,24 @@ func (h *header) fillChecksum() {
 // frame points into h, so h must outlive it. frame is small enough to be
 // inlined, so that the frame is built in place.
 func (h *header) frame(payload []byte, snap uint32) frame {
-	n, rest := h.prepare(payload)
-	wire := uint32(n + len(rest))
-	return frame{hdr: h.b[:n], payload: rest, wirelen: wire, caplen: min(wire, snap),
+	hdr, rest := h.prepare(payload)
+	wire := uint32(len(hdr) + len(rest))
+	return frame{hdr: hdr, payload: rest, wirelen: wire, caplen: min(wire, snap),
 		lazy: h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
 }
 
-// prepare completes the header for payload and returns the length of the
-// frame's first part and the payload left for the second: a frame shorter
-// than the Ethernet minimum is padded in h.b, its payload copied there.
-func (h *header) prepare(payload []byte) (int, []byte) {
+// prepare completes the header for payload and returns the frame's two
+// parts: a frame shorter than the Ethernet minimum is padded in h.b, its
+// payload copied there.
+func (h *header) prepare(payload []byte) (hdr, rest []byte) {
 	h.setPayload(payload)
 	n := int(h.n)
 	if total := n + len(payload); h.pad && total < minEthernetFrame {
 		copy(h.b[n:], payload)
 		clear(h.b[total:minEthernetFrame])
-		return minEthernetFrame, nil
+		return h.b[:minEthernetFrame], nil
 	}
-	return n, payload
+	return h.b[:n], payload
 }
 
 // traceFrame returns a frame of the header alone, whose reads of anything
