@@ -115,7 +115,7 @@ type capture struct {
 	link  LinkType
 	snap  int
 	data  [][]byte
-	wires []int
+	wires []uint32
 }
 
 // corpusCaptures reads every capture of the corpus.
@@ -154,7 +154,7 @@ func corpusCaptures(t testing.TB) []capture {
 				t.Fatalf("%s: %v", path, err)
 			}
 			c.data = append(c.data, data)
-			c.wires = append(c.wires, ci.Length)
+			c.wires = append(c.wires, uint32(max(ci.Length, len(data))))
 		}
 		f.Close()
 		out = append(out, c)

@@ -3,19 +3,11 @@
 package bpfmatch
 
 import (
-	"bufio"
-	"errors"
-	"io"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/pcapgo"
 	"golang.org/x/net/bpf"
 )
 
@@ -24,92 +16,13 @@ func init() {
 	execValidateOracle = libpcapValidate
 }
 
-// execCorpus is ../shared/corpus, the shared captures and filters.
-var execCorpus = filepath.Join("..", "shared", "corpus")
-
-type execCapture struct {
-	name  string
-	dlt   LinkType
-	data  [][]byte
-	wires []uint32
-}
-
-// execReadCaptures reads every capture of the corpus, or skips the test.
-func execReadCaptures(t testing.TB) []execCapture {
-	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(execCorpus, "pcaps", "*.pcap*"))
-	if len(paths) == 0 {
-		t.Skipf("no captures in %s: the shared corpus is absent; skipping the differential test", execCorpus)
-	}
-	sort.Strings(paths)
-	var caps []execCapture
-	for _, path := range paths {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := execCapture{name: filepath.Base(path)}
-		var read func() ([]byte, gopacket.CaptureInfo, error)
-		if strings.HasSuffix(path, ".pcapng") {
-			r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			c.dlt, read = LinkTypeFromPcap(uint32(r.LinkType())), r.ReadPacketData
-		} else {
-			r, err := pcapgo.NewReader(f)
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			c.dlt, read = LinkTypeFromPcap(uint32(r.LinkType())), r.ReadPacketData
-		}
-		for {
-			data, ci, err := read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: packet %d: %v", path, len(c.data), err)
-			}
-			c.data = append(c.data, data)
-			c.wires = append(c.wires, uint32(max(ci.Length, len(data))))
-		}
-		f.Close()
-		caps = append(caps, c)
-	}
-	return caps
-}
-
-// execReadFilters returns the expressions of the named filter files.
-func execReadFilters(t testing.TB, names ...string) []string {
-	t.Helper()
-	var out []string
-	for _, name := range names {
-		f, err := os.Open(filepath.Join(execCorpus, "filters", name))
-		if err != nil {
-			t.Skipf("the shared corpus is absent (%v); skipping the differential test", err)
-		}
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			if line := strings.TrimSpace(s.Text()); line != "" && !strings.HasPrefix(line, "#") {
-				out = append(out, line)
-			}
-		}
-		f.Close()
-		if err := s.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 // TestExecCorpusDifferential runs every corpus expression on every packet
 // of every corpus capture of its link type, whole and cut to 64 and 96
 // bytes, and compares run's result with libpcap's.
 func TestExecCorpusDifferential(t *testing.T) {
-	caps := execReadCaptures(t)
-	ether := execReadFilters(t, "libpcap-ethernet.txt", "realworld.txt")
-	raw := execReadFilters(t, "libpcap-raw.txt")
+	caps := corpusCaptures(t)
+	ether := corpusFilters(t, "libpcap-ethernet.txt", "realworld.txt")
+	raw := corpusFilters(t, "libpcap-raw.txt")
 	filtersFor := map[LinkType][]string{
 		LinkEthernet: ether,
 		LinkRaw:      raw,
@@ -130,30 +43,30 @@ func TestExecCorpusDifferential(t *testing.T) {
 	skipped := map[string]int{}
 	programs := map[LinkType][]compiled{}
 	for _, c := range caps {
-		if _, ok := programs[c.dlt]; !ok {
-			exprs, ok := filtersFor[c.dlt]
+		if _, ok := programs[c.link]; !ok {
+			exprs, ok := filtersFor[c.link]
 			if !ok {
 				exprs = append(append([]string(nil), ether...), raw...)
 			}
 			list := []compiled{}
 			for _, e := range exprs {
-				r, err := compileLibpcap(e, c.dlt, DefaultSnapLen)
+				r, err := compileLibpcap(e, c.link, DefaultSnapLen)
 				if err != nil {
-					skipped[c.dlt.String()]++
+					skipped[c.link.String()]++
 					continue
 				}
 				p, err := newProgram(r)
 				if err != nil {
-					t.Errorf("%q for %v: newProgram rejects what libpcap compiled: %v\n%s", e, c.dlt, err, FormatProgram(r))
+					t.Errorf("%q for %v: newProgram rejects what libpcap compiled: %v\n%s", e, c.link, err, FormatProgram(r))
 					continue
 				}
 				list = append(list, compiled{e, r, p})
 			}
-			programs[c.dlt] = list
+			programs[c.link] = list
 		}
-		list := programs[c.dlt]
+		list := programs[c.link]
 		if len(list) == 0 {
-			t.Logf("%s: no expression compiles for %v: skipped", c.name, c.dlt)
+			t.Logf("%s: no expression compiles for %v: skipped", c.name, c.link)
 			continue
 		}
 		for i := 0; i < len(c.data); i += stride {

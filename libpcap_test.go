@@ -99,15 +99,15 @@ func TestDifferentialCaptures(t *testing.T) {
 		}
 		for i, data := range c.data {
 			packets++
-			if len(data) < c.wires[i] {
+			if uint32(len(data)) < c.wires[i] {
 				truncated++
 			}
 			for expr, m := range matchers {
-				got, err := m.MatchFrame(data, c.wires[i])
+				got, err := m.MatchFrame(data, int(c.wires[i]))
 				if err != nil {
 					t.Fatalf("%s #%d: %v", c.name, i, err)
 				}
-				if want := oracle(m, data, c.wires[i]); got != want {
+				if want := oracle(m, data, int(c.wires[i])); got != want {
 					t.Errorf("%s #%d (%d of %d bytes): %q = %v, libpcap says %v", c.name, i, len(data), c.wires[i], expr, got, want)
 				}
 				compared++

@@ -74,7 +74,7 @@ func TestProgramValidateDifferential(t *testing.T) {
 
 	var exprs []string
 	for _, name := range []string{"libpcap-ethernet.txt", "realworld.txt", "libpcap-raw.txt"} {
-		exprs = append(exprs, execReadFilters(t, name)...)
+		exprs = append(exprs, corpusFilters(t, name)...)
 	}
 	var compiled int
 	for _, link := range []LinkType{LinkEthernet, LinkRaw} {
