@@ -511,3 +511,30 @@ func TestFakePacketTcpdump(t *testing.T) {
 		t.Logf("%v: tcpdump decoded %d packets without complaint", link, n)
 	}
 }
+
+func TestStrings(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{TCP.String(), "tcp"},
+		{UDP.String(), "udp"},
+		{Protocol(1).String(), "protocol 1"},
+		{(SYN | ACK).String(), "SYN|ACK"},
+		{NoFlags.String(), "none"},
+		{TCPFlags(0).String(), "none"},
+		{TCPFlags(0x4ff).String(), "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|0x400"},
+		{LinkEthernet.String(), "ethernet"},
+		{LinkRaw.String(), "raw"},
+		{LinkType(113).String(), "DLT 113"},
+		{tcp4(withFlags(SYN), withVLAN(7)).String(), "tcp 10.0.0.1:40000 > 192.0.2.21:21 [SYN] vlan 7 16 bytes"},
+		{udp4(nil).String(), "udp 10.0.0.1:40000 > 192.0.2.53:53 0 bytes"},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	for lt, want := range map[uint32]LinkType{1: LinkEthernet, 101: LinkRaw, 113: 113, 228: 228, 100: 11} {
+		if got := LinkTypeFromPcap(lt); got != want {
+			t.Errorf("LinkTypeFromPcap(%d) = %v, want %v", lt, got, want)
+		}
+	}
+}
