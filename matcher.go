@@ -1,3 +1,15 @@
+// Package bpfmatch applies tcpdump filter expressions to traffic a service
+// reads from ordinary sockets, without capturing packets.
+//
+// It builds the packet a capture would have seen arriving (a FakePacket:
+// Ethernet, optional 802.1Q tag, IPv4 or IPv6, TCP or UDP, the payload) from
+// a connection's metadata, and runs the program libpcap compiled for the
+// expression (Compile), in Go. The verdicts are libpcap's own: the tests
+// compare them with pcap_offline_filter on the same bytes and lengths.
+// A Flow prepares one connection's headers once and matches each payload
+// with no allocation. Only Compile needs cgo and libpcap; programs compiled
+// ahead of time run anywhere (ParseProgram, Load). Listener, Router and
+// PacketConn put a filter in front of a server.
 package bpfmatch
 
 import (

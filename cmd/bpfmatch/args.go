@@ -26,6 +26,7 @@ var (
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
        bpfmatch -r FILE [-d | -dd | -ddd] [EXPRESSION...]
+       bpfmatch -listen ADDR [-udp] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
 the flags, or count the packets of a capture file that match it. The words
@@ -57,12 +58,25 @@ Program:
   -dd                  print it as a C array fragment, as tcpdump -dd does
   -ddd                 print it as decimal numbers, as tcpdump -ddd does
 
+Listening:
+  -listen ADDR         accept TCP connections on ADDR (127.0.0.1:8080, say)
+                       and print each one's packet and whether it matches,
+                       until interrupted; try it with nc in another terminal.
+                       A connection is matched on its first bytes: up to 256,
+                       or what came within -wait (send them at once, e.g.
+                       printf 'GET / HTTP/1.0\r\n\r\n' | nc 127.0.0.1 8080)
+  -udp                 with -listen: receive UDP datagrams instead, each
+                       matched as it comes
+  -count N             with -listen: exit after N connections or datagrams
+  -wait D              with -listen: how long to wait for a TCP client's
+                       first bytes (default 500ms)
+
   -h                   show this help
 
 Output is "match" or "no match", with -r the number of matching packets.
-Exit status: 0 if the packet matched (with -r: at least one packet matched,
-with -d, -dd, -ddd: the program was printed), 1 if it did not, 2 on any
-error, usage errors included.
+Exit status: 0 if the packet matched (with -r or -listen: at least one
+packet matched, with -d, -dd, -ddd: the program was printed), 1 if it did
+not, 2 on any error, usage errors included.
 `
 
 var errHelp = errors.New("help requested")
@@ -82,6 +96,8 @@ type config struct {
 	vlan        *bpfmatch.VLAN
 	flags       bpfmatch.TCPFlags
 	packetFlags []string // the fake-packet flags given, for -r's check
+
+	listen listenConfig // -listen and its flags
 }
 
 // flagNames are the flags the command defines, for compileError's hint.
@@ -99,6 +115,7 @@ type rawFlags struct {
 	link, proto, src, dst, payload, payloadHex, vlan, flags, snaplen string
 	read, write                                                      string
 	d, dd, ddd                                                       bool
+	listenFlags
 }
 
 func newFlagSet(r *rawFlags) *flag.FlagSet {
@@ -122,6 +139,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&r.d, "d", false, "print the program as tcpdump -d")
 	fs.BoolVar(&r.dd, "dd", false, "print the program as tcpdump -dd")
 	fs.BoolVar(&r.ddd, "ddd", false, "print the program as tcpdump -ddd")
+	r.listenFlags.define(fs)
 	return fs
 }
 
@@ -148,6 +166,9 @@ func parseArgs(args []string) (*config, error) {
 		if set[name] {
 			cfg.packetFlags = append(cfg.packetFlags, "-"+name)
 		}
+	}
+	if err := parseListen(&r.listenFlags, set, cfg); err != nil {
+		return nil, err
 	}
 
 	n := 0

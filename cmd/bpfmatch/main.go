@@ -52,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	if cfg.read != "" {
 		return runRead(cfg, stdout, stderr)
 	}
+	if cfg.listen.addr != "" {
+		return runListen(cfg, stdout, stderr)
+	}
 	return runPacket(cfg, stdout, stderr)
 }
 
