@@ -174,7 +174,10 @@ func TestZeroAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 		frame, _ := p.AppendFrame(nil, LinkEthernet)
+		src := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 40000}
+		dst := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 21), Port: 21}
 		for name, f := range map[string]func(){
+			"MatchFrom":  func() { m.MatchFrom(src, dst, payload) },
 			"Match":      func() { m.Match(p) },
 			"Flow.Match": func() { fl.Match(payload) },
 			"MatchFrame": func() { m.MatchFrame(frame, len(frame)) },

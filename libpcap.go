@@ -50,6 +50,8 @@ func compileLibpcap(expr string, link LinkType, snap int) ([]bpf.RawInstruction,
 	return raw, nil
 }
 
+var noBytes byte
+
 // libpcapFilter runs raw, which must be valid, on data with libpcap's
 // pcap_offline_filter, and returns what it returns; the caller keeps
 // caplen <= len(data).
@@ -57,8 +59,7 @@ func libpcapFilter(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32
 	if len(raw) == 0 || int(caplen) > len(data) {
 		return 0
 	}
-	var dummy byte
-	pkt := &dummy
+	pkt := &noBytes // libpcap wants a pointer even for no bytes
 	if len(data) > 0 {
 		pkt = &data[0]
 	}

@@ -231,7 +231,9 @@ func (m *Matcher) Match(p FakePacket) (bool, error) {
 }
 
 // MatchConn reports whether payload, arriving on c, matches: the packet
-// from c.RemoteAddr() to c.LocalAddr(), as FromConn builds it.
+// from c.RemoteAddr() to c.LocalAddr(), as FromConn builds it. Asking c
+// whether it is still open costs an allocation; a Flow made once per
+// connection (NewFlowConn) matches each payload with none.
 func (m *Matcher) MatchConn(c net.Conn, payload []byte) (bool, error) {
 	p, err := FromConn(c, payload)
 	if err != nil {
