@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -179,14 +178,7 @@ func TestListenCancel(t *testing.T) {
 // TestListenInterrupt runs the command and stops it with SIGINT.
 func TestListenInterrupt(t *testing.T) {
 	requireLibpcap(t)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not on PATH; cannot build the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "bpfmatch")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "tcp")
 	var stdout, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -291,14 +291,7 @@ func TestDefaultsAsDocumented(t *testing.T) {
 // output streams end to end.
 func TestBinaryExitCodes(t *testing.T) {
 	requireLibpcap(t)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not on PATH; cannot build the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "bpfmatch")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	tests := []struct {
 		name       string
 		args       []string
@@ -827,4 +820,18 @@ func requireLibpcap(t *testing.T) {
 	if !bpfmatch.HaveLibpcap {
 		t.Skip("built without cgo: bpfmatch cannot compile expressions")
 	}
+}
+
+// buildBinary builds the command into a temporary folder and returns its path.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not on PATH; cannot build the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "bpfmatch")
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
