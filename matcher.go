@@ -57,14 +57,8 @@ func LinkTypeFromPcap(linktype uint32) LinkType {
 		return 15 // SLIP_BSDOS
 	case 103:
 		return 16 // PPP_BSDOS
-	case 104:
-		return 104 // C_HDLC
 	case 106:
 		return 19 // ATM_CLIP
-	case 50:
-		return 50 // PPP_SERIAL
-	case 51:
-		return 51 // PPP_ETHER
 	}
 	return LinkType(linktype)
 }
