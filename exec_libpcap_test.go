@@ -50,7 +50,7 @@ func TestExecCorpusDifferential(t *testing.T) {
 			}
 			list := []compiled{}
 			for _, e := range exprs {
-				r, err := compileLibpcap(e, c.link, DefaultSnapLen)
+				r, err := compileLibpcap(e, c.link, DefaultSnapLen, 0)
 				if err != nil {
 					skipped[c.link.String()]++
 					continue
@@ -219,7 +219,7 @@ func execGenProgram(seed []byte, pktLen int) []bpf.RawInstruction {
 func FuzzExecEquivalence(f *testing.F) {
 	var progs [][]bpf.RawInstruction
 	for _, e := range execFuzzExprs {
-		raw, err := compileLibpcap(e, LinkEthernet, DefaultSnapLen)
+		raw, err := compileLibpcap(e, LinkEthernet, DefaultSnapLen, 0)
 		if err != nil {
 			f.Fatalf("%q: %v", e, err)
 		}

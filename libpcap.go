@@ -4,6 +4,7 @@ package bpfmatch
 
 /*
 #cgo LDFLAGS: -lpcap
+#include <stdlib.h>
 #include <string.h>
 #include <pcap/pcap.h>
 
@@ -20,15 +21,34 @@ static int bpfmatch_offline_filter(const struct bpf_insn *insns, u_int n,
 	h.len = wirelen;
 	return pcap_offline_filter(&prog, &h, pkt);
 }
+
+// bpfmatch_compile compiles expr for a dead handle of the link type and
+// snap length, optimised, with the netmask given; on failure it copies
+// libpcap's message into errbuf.
+static int bpfmatch_compile(int link, int snap, const char *expr, bpf_u_int32 netmask,
+	struct bpf_program *prog, char *errbuf)
+{
+	pcap_t *p = pcap_open_dead(link, snap);
+	if (p == NULL) {
+		strcpy(errbuf, "pcap_open_dead failed");
+		return -1;
+	}
+	int r = pcap_compile(p, prog, expr, 1, netmask);
+	if (r < 0) {
+		strncpy(errbuf, pcap_geterr(p), PCAP_ERRBUF_SIZE - 1);
+		errbuf[PCAP_ERRBUF_SIZE - 1] = 0;
+	}
+	pcap_close(p);
+	return r;
+}
 */
 import "C"
 
 import (
 	"strings"
+	"sync"
 	"unsafe"
 
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcap"
 	"golang.org/x/net/bpf"
 )
 
@@ -36,18 +56,29 @@ import (
 // WithLibpcap work: it needs cgo.
 const HaveLibpcap = true
 
-// compileLibpcap compiles expr with libpcap's pcap_compile, optimised and
-// with an unknown netmask, as tcpdump -r does.
-func compileLibpcap(expr string, link LinkType, snap int) ([]bpf.RawInstruction, error) {
-	insns, err := pcap.CompileBPFFilter(layers.LinkType(link), snap, expr)
-	if err != nil {
-		return nil, &CompileError{Expr: expr, LinkType: link, Msg: strings.TrimSpace(err.Error())}
+// compileMu serialises pcap_compile, which libpcap before 1.8 did not make
+// safe for concurrent use.
+var compileMu sync.Mutex
+
+// compileLibpcap compiles expr with libpcap's pcap_compile, optimised, with
+// the netmask given, as tcpdump does; its memory is freed before it
+// returns. gopacket's pcap.CompileBPFFilter would do, but it cannot pass
+// a netmask, and tcpdump -r compiles with netmask 0, not "unknown".
+func compileLibpcap(expr string, link LinkType, snap int, netmask uint32) ([]bpf.RawInstruction, error) {
+	cexpr := C.CString(expr)
+	defer C.free(unsafe.Pointer(cexpr))
+	var errbuf [C.PCAP_ERRBUF_SIZE]C.char
+	var prog C.struct_bpf_program
+	compileMu.Lock()
+	r := C.bpfmatch_compile(C.int(link), C.int(snap), cexpr, C.bpf_u_int32(netmask), &prog, &errbuf[0])
+	compileMu.Unlock()
+	if r < 0 {
+		msg := strings.TrimSpace(C.GoString(&errbuf[0]))
+		return nil, &CompileError{Expr: expr, LinkType: link, Msg: msg}
 	}
-	raw := make([]bpf.RawInstruction, len(insns))
-	for i, in := range insns {
-		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	return raw, nil
+	defer C.pcap_freecode(&prog)
+	insns := unsafe.Slice((*bpf.RawInstruction)(unsafe.Pointer(prog.bf_insns)), int(prog.bf_len))
+	return append([]bpf.RawInstruction(nil), insns...), nil
 }
 
 var noBytes byte

@@ -8,7 +8,7 @@ import "golang.org/x/net/bpf"
 // WithLibpcap work: it needs cgo.
 const HaveLibpcap = false
 
-func compileLibpcap(expr string, link LinkType, _ int) ([]bpf.RawInstruction, error) {
+func compileLibpcap(expr string, link LinkType, _ int, _ uint32) ([]bpf.RawInstruction, error) {
 	return nil, &CompileError{Expr: expr, LinkType: link, Msg: errNoLibpcap.Error()}
 }
 

@@ -13,10 +13,12 @@
 package bpfmatch
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"strings"
 
 	"golang.org/x/net/bpf"
@@ -73,7 +75,9 @@ type Option func(*options)
 type options struct {
 	link    LinkType
 	snap    int
+	netmask uint32
 	libpcap bool
+	err     error
 }
 
 // WithLinkType compiles for frames of the given link type instead of
@@ -84,6 +88,22 @@ func WithLinkType(l LinkType) Option { return func(o *options) { o.link = l } }
 // on their first n bytes, keeping their wire length, as a capture with that
 // snap length would have held them.
 func WithSnapLen(n int) Option { return func(o *options) { o.snap = n } }
+
+// WithNetmask sets the netmask of the local network, which libpcap needs
+// to compile "ip broadcast" (a destination whose host part is all zeros or
+// all ones). The default is 0, as tcpdump -r has it: then "ip broadcast"
+// means 0.0.0.0 or 255.255.255.255. mask must be an IPv4 address, such as
+// 255.255.255.0.
+func WithNetmask(mask netip.Addr) Option {
+	return func(o *options) {
+		if !mask.Unmap().Is4() {
+			o.err = fmt.Errorf("bpfmatch: netmask %v is not an IPv4 address", mask)
+			return
+		}
+		b := mask.Unmap().As4()
+		o.netmask = binary.BigEndian.Uint32(b[:])
+	}
+}
 
 // WithLibpcap makes the Matcher run programs with libpcap's
 // pcap_offline_filter, through cgo, instead of in Go: slower, and there
@@ -123,7 +143,7 @@ func Compile(expr string, opts ...Option) (*Matcher, error) {
 	if strings.IndexByte(expr, 0) >= 0 {
 		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: "expression contains a NUL byte"}
 	}
-	raw, err := compileLibpcap(expr, o.link, o.snap)
+	raw, err := compileLibpcap(expr, o.link, o.snap, o.netmask)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +178,9 @@ func newOptions(opts []Option) (options, error) {
 	o := options{link: LinkEthernet, snap: DefaultSnapLen}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.err != nil {
+		return o, o.err
 	}
 	if o.snap <= 0 || o.snap > math.MaxInt32 {
 		return o, fmt.Errorf("bpfmatch: snap length %d is not between 1 and %d", o.snap, math.MaxInt32)

@@ -10,7 +10,11 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-func init() { execCompile = compileLibpcap }
+func init() {
+	execCompile = func(expr string, link LinkType, snap int) ([]bpf.RawInstruction, error) {
+		return compileLibpcap(expr, link, snap, 0)
+	}
+}
 
 // TestProgramValidateDifferential checks that newProgram accepts exactly
 // what libpcap's bpf_validate accepts, bar the stricter rules, on random
@@ -79,7 +83,7 @@ func TestProgramValidateDifferential(t *testing.T) {
 	var compiled int
 	for _, link := range []LinkType{LinkEthernet, LinkRaw} {
 		for _, e := range exprs {
-			raw, err := compileLibpcap(e, link, DefaultSnapLen)
+			raw, err := compileLibpcap(e, link, DefaultSnapLen, 0)
 			if err != nil {
 				continue
 			}
