@@ -238,6 +238,12 @@ var matchTests = []struct {
 	{"raw ip6", "ip6 and tcp", tcp6(), []Option{WithLinkType(LinkRaw)}, true},
 	{"raw len", "len = 56", tcp4(), []Option{WithLinkType(LinkRaw)}, true},
 	{"raw GET", getFilter, tcp4(), []Option{WithLinkType(LinkRaw)}, true},
+	{"raw empty payload", "len = 40 and tcp dst port 21", tcp4(withPayload("")), []Option{WithLinkType(LinkRaw)}, true},
+	{"raw udp ip6 empty payload", "ip6 and udp and len = 48", func() FakePacket {
+		p := udp4(nil)
+		p.Src, p.Dst = client6, server6
+		return p
+	}(), []Option{WithLinkType(LinkRaw)}, true},
 	{"snap keeps headers", "tcp dst port 21", tcp4(), []Option{WithSnapLen(54)}, true},
 	{"snap cuts payload", getFilter, tcp4(), []Option{WithSnapLen(54)}, false},
 	{"snap keeps wire length", "len = 70", tcp4(), []Option{WithSnapLen(54)}, true},
