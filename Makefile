@@ -5,7 +5,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps lint
+.PHONY: demo test deps lint equivalence
 
 deps:
 	@if [ ! -f /usr/include/pcap.h ] || ! command -v tcpdump >/dev/null 2>&1; then \
@@ -26,5 +26,12 @@ lint:
 
 test: deps lint
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory equivalence
 	CGO_ENABLED=0 $(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# The differential tests again, showing how many comparisons with libpcap
+# and tcpdump they made.
+equivalence:
+	@out=$$($(GO) test -count=1 -v -run 'Differential|FlowEqualsMatch|StoredPrograms|ReadCountsMatchTcpdump' ./... 2>&1); code=$$?; \
+		echo "$$out" | grep -E 'comparisons|compared|^(--- FAIL|ok|FAIL|panic)'; exit $$code

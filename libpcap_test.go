@@ -72,7 +72,6 @@ func TestDifferentialFakePackets(t *testing.T) {
 		}
 		t.Logf("%v: %d expressions (%d do not compile here) x %d packets x 2 snap lengths: %d comparisons with libpcap, %d matches, 0 disagreements unless reported above",
 			set.link, len(exprs), skipped, len(packets), compared, matched)
-		fmt.Printf("differential %v fake packets: %d comparisons with libpcap\n", set.link, compared)
 	}
 }
 
@@ -118,7 +117,6 @@ func TestDifferentialCaptures(t *testing.T) {
 		}
 	}
 	t.Logf("%d captures, %d packets (%d truncated): %d comparisons of MatchFrame with libpcap", len(caps), packets, truncated, compared)
-	fmt.Printf("differential captures: %d comparisons with libpcap\n", compared)
 }
 
 // TestCompileNoLeak compiles and drops many matchers, good and bad, and
