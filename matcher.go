@@ -118,7 +118,11 @@ type CompileError struct {
 }
 
 func (e *CompileError) Error() string {
-	return fmt.Sprintf("bpfmatch: compiling %q for %v: %s", e.Expr, e.LinkType, e.Msg)
+	expr := e.Expr
+	if len(expr) > 200 {
+		expr = expr[:200] + "..." // the message of a huge expression stays readable
+	}
+	return fmt.Sprintf("bpfmatch: compiling %q for %v: %s", expr, e.LinkType, e.Msg)
 }
 
 // A Matcher is a filter expression compiled by libpcap, which tells whether

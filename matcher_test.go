@@ -298,6 +298,7 @@ func TestCompileErrors(t *testing.T) {
 		{"bad port", "port 70000", nil, "port"},
 		{"bad net", "net 10.0.0.0/33", nil, "mask"},
 		{"NUL byte", "tcp\x00 or udp", nil, "NUL"},
+		{"deep nesting", strings.Repeat("(", 20000) + "tcp" + strings.Repeat(")", 20000), nil, `(((..." for ethernet:`},
 		{"raw has no ether", "ether host 1:2:3:4:5:6", []Option{WithLinkType(LinkRaw)}, "supported only on ethernet"},
 		{"zero snap", "tcp", []Option{WithSnapLen(0)}, "snap length 0"},
 		{"negative snap", "tcp", []Option{WithSnapLen(-1)}, "snap length -1"},
