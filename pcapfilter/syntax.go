@@ -91,12 +91,12 @@ type Dir uint8
 // The direction qualifiers. DirDefault is none given, which for most
 // types means "src or dst".
 const (
-	DirDefault  Dir = iota
-	DirSrc          // src
-	DirDst          // dst
-	DirSrcOrDst     // src or dst
-	DirSrcAndDst    // src and dst
-	DirAddr1        // addr1..addr4, ra, ta: 802.11 only
+	DirDefault   Dir = iota
+	DirSrc           // src
+	DirDst           // dst
+	DirSrcOrDst      // src or dst
+	DirSrcAndDst     // src and dst
+	DirAddr1         // addr1..addr4, ra, ta: 802.11 only
 	DirAddr2
 	DirAddr3
 	DirAddr4
