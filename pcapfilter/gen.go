@@ -27,7 +27,10 @@ type gen struct {
 	nblocks int
 	regs    uint16 // scratch memory words in use, a bit each
 
-	lay layers // where the layers are now: see gen_link.go
+	lay   layers     // where the layers are now: see gen_link.go
+	inet  inetState  // gen_inet.go's own state
+	lan   lanState   // gen_lan.go's own state
+	arith arithState // gen_arith.go's own state
 }
 
 // offset is a position in the packet: k bytes past the value of scratch

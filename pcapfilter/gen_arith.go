@@ -13,3 +13,6 @@ func (g *gen) lenCmp(n *Special) cond {
 	g.failAt(n, "less and greater are not supported yet")
 	return cond{}
 }
+
+// arithState is what this part of the generator keeps between primitives.
+type arithState struct{}

@@ -17,3 +17,6 @@ func (g *gen) broadcast(n *Special) cond { g.failAt(n, "not supported yet"); ret
 
 // multicast is "[proto] multicast".
 func (g *gen) multicast(n *Special) cond { g.failAt(n, "not supported yet"); return cond{} }
+
+// inetState is what this part of the generator keeps between primitives.
+type inetState struct{}

@@ -12,3 +12,6 @@ func (g *gen) llcLinktype(proto uint32) cond {
 
 // llc is "llc [subtype]".
 func (g *gen) llc(n *Special) cond { g.failAt(n, "llc is not supported yet"); return cond{} }
+
+// lanState is what this part of the generator keeps between primitives.
+type lanState struct{}
