@@ -140,10 +140,10 @@ func (g *gen) snapIs(llc offset, etherType uint32) cond {
 	return and(g.eq(llc.at(4), 4, oui<<8|etherType), g.eq(llc, 4, hdr))
 }
 
-// llcSubtypes are the LLC frame kinds of "llc KIND": the mask of the
+// llcKinds are the LLC frame kinds of "llc KIND": the mask of the
 // control byte's bits that tell the kind, and their value. "i" is handled
 // apart: it is the low bit clear.
-var llcSubtypes = map[string]struct{ mask, val uint32 }{
+var llcKinds = map[string]struct{ mask, val uint32 }{
 	"s": {0x03, 0x01}, "u": {0x03, 0x03},
 	// Supervisory frames.
 	"rr": {0x0f, 0x01}, "rnr": {0x0f, 0x05}, "rej": {0x0f, 0x09},
@@ -158,7 +158,7 @@ var llcSubtypes = map[string]struct{ mask, val uint32 }{
 func (g *gen) llc(n *Special) cond {
 	sub := strings.ToLower(n.Sub)
 	if sub != "" && sub != "i" {
-		if _, ok := llcSubtypes[sub]; !ok {
+		if _, ok := llcKinds[sub]; !ok {
 			g.failAt(n, "unknown LLC type name %q", n.Sub)
 		}
 	}
@@ -190,7 +190,7 @@ func (g *gen) llc(n *Special) cond {
 	case "i":
 		return and(c, not(g.cmp(ctl, 1, opJset, 0x01)))
 	}
-	st := llcSubtypes[sub]
+	st := llcKinds[sub]
 	return and(c, g.cmpMask(ctl, 1, st.mask, opJeq, st.val))
 }
 
