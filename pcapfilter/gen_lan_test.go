@@ -388,4 +388,3 @@ func TestLANPacketsMatter(t *testing.T) {
 		}
 	}
 }
-
