@@ -298,7 +298,7 @@ func TestLANPrimitives(t *testing.T) {
 
 // lanWords are the keywords of gen_lan.go's domain, to pick the corpus
 // expressions that use them.
-var lanWords = regexp.MustCompile(`(^|[^\w\\-])(llc|iso|esis|es-is|isis|is-is|clnp|l1|l2|iih|lsp|snp|csnp|psnp|stp|ipx|netbeui|decnet|atalk|aarp|lat|sca|moprc|mopdl|radio)($|[^\w-])`)
+var lanWords = regexp.MustCompile(`(^|[^\w-])(llc|iso|esis|es-is|isis|is-is|clnp|l1|l2|iih|lsp|snp|csnp|psnp|stp|ipx|netbeui|decnet|atalk|aarp|lat|sca|moprc|mopdl|radio)($|[^\w-])`)
 
 // TestLANCorpus compares libpcap and pcapfilter on the corpus expressions
 // that use a keyword of gen_lan.go's domain, for every supported link
