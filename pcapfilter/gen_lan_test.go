@@ -115,6 +115,19 @@ func lanPayloads() []lanPayload {
 	return out
 }
 
+// pppProtoOf returns the PPP protocol number of a LAN frame's body: ISO
+// (0x23) for IS-IS without LLC, DECnet (0x27) for DECnet, and IPX,
+// spanning tree or AppleTalk for the others in turn.
+func pppProtoOf(pl lanPayload) uint16 {
+	switch {
+	case pl.etype == 0x6003:
+		return 0x27
+	case pl.body[0] == 0x83:
+		return 0x23
+	}
+	return []uint16{0x2b, 0x31, 0x29, 0x23}[len(pl.name)%4]
+}
+
 var (
 	lanPacketsOnce sync.Once
 	lanPacketsBy   map[pcapfilter.LinkType][]testPacket
@@ -154,6 +167,20 @@ func lanPackets(link pcapfilter.LinkType) []testPacket {
 				add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(proto)), 12)
 				add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(proto)), 0)
 			}
+			// The same frame in an 802.1Q tag (VLAN 10), on Ethernet.
+			tagged := append(append(append([]byte(nil), eth[:12]...), 0x81, 0x00, 0x00, 0x0a), eth[12:]...)
+			add(pcapfilter.LinkEthernet, testPacket{name: "ethernet vlan " + pl.name, data: tagged, wire: len(tagged)}, 14)
+			// The body in a PPPoE session, with the PPP protocol that
+			// stands for the LAN protocol it looks like.
+			ppp := pppProtoOf(pl)
+			sess := []byte{0x11, 0x00, 0x00, 0x01, 0, 0, byte(ppp >> 8), byte(ppp)}
+			binary.BigEndian.PutUint16(sess[4:], uint16(len(pl.body)+2))
+			sess = append(sess, pl.body...)
+			p := testPacket{name: fmt.Sprintf("pppoe %s (ppp protocol %#x)", pl.name, ppp), data: sess, wire: len(sess)}
+			pppoeEth := append(append([]byte(nil), eth[:12]...), 0x88, 0x64)
+			add(pcapfilter.LinkEthernet, reframe(p, pppoeEth), 14)
+			add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(0x8864)), 16)
+			add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(0x8864)), 20)
 		}
 	})
 	return lanPacketsBy[link]
@@ -261,6 +288,18 @@ var lanExprs = []struct {
 		"decnet net link-local", "not decnet host 1.1", "decnet host 1.1 or decnet host 10.23",
 		"decnet src 1.1 and decnet dst 10.23",
 	}},
+	{"after vlan, mpls, pppoes, geneve", []string{
+		"vlan and stp", "vlan and ipx", "vlan and atalk", "vlan and aarp", "vlan 10 and netbeui",
+		"vlan and llc", "vlan and llc u", "vlan and llc i", "vlan and decnet host 1.1",
+		"vlan and decnet src 10.23", "vlan and isis", "vlan and l1", "vlan and iso proto 0x81",
+		"stp or vlan and stp", "vlan and vlan and ipx",
+		"mpls and llc", "mpls and llc u", "mpls and stp", "mpls and isis", "mpls and decnet host 1.1",
+		"pppoes and isis", "pppoes and l2", "pppoes and llc", "pppoes and ipx", "pppoes and stp",
+		"pppoes and atalk", "pppoes and aarp", "pppoes and netbeui", "pppoes and decnet host 1.1",
+		"pppoes and iso proto 0x83", "pppoes and llc s",
+		"geneve and isis", "geneve and stp", "geneve and llc u", "geneve and ipx", "geneve and atalk",
+		"geneve and decnet src 1.1", "geneve and iso proto 0x82",
+	}},
 	{"errors", []string{
 		"decnet host 0x10.1", "decnet host foo", "decnet src foo", "decnet net foo",
 		"decnet host 1.1/16", "decnet src 1.1/16", "decnet net 1.1/8", "decnet net 1.1/0",
@@ -362,11 +401,11 @@ func TestLANPacketsMatter(t *testing.T) {
 		link  pcapfilter.LinkType
 		exprs []string
 	}{
-		{pcapfilter.LinkEthernet, []string{"stp", "ipx", "atalk", "aarp", "netbeui", "esis", "isis", "clnp", "l1", "l2", "iih", "lsp", "snp", "csnp", "psnp", "llc i", "llc s", "llc u", "llc rr", "llc rnr", "llc rej", "llc ui", "llc ua", "llc disc", "llc dm", "llc sabme", "llc test", "llc xid", "llc frmr", "decnet src 1.1", "decnet dst 10.23", "decnet host 50.764", "lat", "sca", "moprc", "mopdl"}},
+		{pcapfilter.LinkEthernet, []string{"stp", "ipx", "atalk", "aarp", "netbeui", "esis", "isis", "clnp", "l1", "l2", "iih", "lsp", "snp", "csnp", "psnp", "llc i", "llc s", "llc u", "llc rr", "llc rnr", "llc rej", "llc ui", "llc ua", "llc disc", "llc dm", "llc sabme", "llc test", "llc xid", "llc frmr", "decnet src 1.1", "decnet dst 10.23", "decnet host 50.764", "lat", "sca", "moprc", "mopdl", "vlan and stp", "vlan and llc u", "vlan and decnet host 1.1", "pppoes and isis", "pppoes and decnet host 1.1", "pppoes and ipx"}},
 		// (On Linux cooked v1 captures libpcap looks for the NLPID where the
 		// LLC header's DSAP is, after testing that it is 0xfe: isis and
 		// the IS-IS keywords never match.)
-		{pcapfilter.LinkLinuxSLL, []string{"stp", "ipx", "atalk", "aarp", "netbeui", "iso proto 0xfe", "decnet host 1.1"}},
+		{pcapfilter.LinkLinuxSLL, []string{"stp", "ipx", "atalk", "aarp", "netbeui", "iso proto 0xfe", "decnet host 1.1", "pppoes and isis", "pppoes and decnet src 1.1"}},
 		{pcapfilter.LinkLinuxSLL2, []string{"stp", "ipx", "iso", "atalk", "isis", "decnet host 1.1"}},
 	} {
 		for _, expr := range c.exprs {
