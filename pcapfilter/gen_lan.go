@@ -261,18 +261,6 @@ func (g *gen) lanAbbrev(p Proto, at Node) cond {
 	return cond{}
 }
 
-// lanHeader returns where the header of protocol p starts, for the byte
-// accessor p[i], and whether p has one: decnet, atalk, lat, sca, moprc
-// and mopdl do (the network layer's start); the others do not, and
-// libpcap says "unsupported index operation".
-func (g *gen) lanHeader(p Proto) (offset, bool) {
-	switch p {
-	case ProtoDECnet, ProtoAtalk, ProtoLAT, ProtoSCA, ProtoMOPRC, ProtoMOPDL:
-		return g.lay.net, true
-	}
-	return offset{}, false
-}
-
 // lanProtoNames are the keywords of the LAN protocols, for messages.
 var lanProtoNames = map[Proto]string{
 	ProtoAtalk: "atalk", ProtoAARP: "aarp", ProtoDECnet: "decnet", ProtoLAT: "lat",

@@ -300,6 +300,11 @@ var lanExprs = []struct {
 		"geneve and isis", "geneve and stp", "geneve and llc u", "geneve and ipx", "geneve and atalk",
 		"geneve and decnet src 1.1", "geneve and iso proto 0x82",
 	}},
+	{"accessors", []string{
+		"decnet[0] = 58", "decnet[2] & 7 = 2", "atalk[0:2] = 0", "lat[1] != 0", "sca[0] = 0",
+		"moprc[0] = 0", "mopdl[0] = 0", "iso[0] = 1", "stp[0] = 1", "isis[0] = 1", "ipx[0] = 1",
+		"radio[0] = 1", "vlan and decnet[2] & 7 = 2", "pppoes and decnet[2] = 2",
+	}},
 	{"errors", []string{
 		"decnet host 0x10.1", "decnet host foo", "decnet src foo", "decnet net foo",
 		"decnet host 1.1/16", "decnet src 1.1/16", "decnet net 1.1/8", "decnet net 1.1/0",
