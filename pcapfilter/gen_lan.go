@@ -335,6 +335,11 @@ func (g *gen) lanQualified(n *Qualified) cond {
 	return g.dnHost(n, addr)
 }
 
+// lanFailID fails at the id of n.
+func (g *gen) lanFailID(n *Qualified, format string, args ...any) {
+	g.fail(n.ID.IDPos, wordAt(g.expr, n.ID.IDPos), format, args...)
+}
+
 // lanProto is "PROTO proto ID" with a LAN protocol.
 func (g *gen) lanProto(n *Qualified) cond {
 	p := n.Q.Proto
@@ -344,15 +349,15 @@ func (g *gen) lanProto(n *Qualified) cond {
 		v = n.ID.Num
 	case IDName:
 		if p != ProtoISO {
-			g.failAt(n, "unknown protocol: %s", n.ID.Text)
+			g.lanFailID(n, "unknown protocol: %s", n.ID.Text)
 		}
 		nl, ok := lookupOSIProto(n.ID.Text)
 		if !ok {
-			g.failAt(n, "unknown osi proto '%s'", n.ID.Text)
+			g.lanFailID(n, "unknown osi proto '%s'", n.ID.Text)
 		}
 		v = uint32(nl)
 	default:
-		g.failAt(n, "'proto' needs a protocol number or name, not %q", n.ID.Text)
+		g.lanFailID(n, "'proto' modifier applied to ip host")
 	}
 	switch p {
 	case ProtoISO:
@@ -382,7 +387,7 @@ func (g *gen) dnAddr(n *Qualified) uint32 {
 	if n.MaskLen >= 0 || n.Mask != nil {
 		net, ok := dnAtoin(id.Text)
 		if !ok {
-			g.failAt(n, "invalid IPv4 address '%s'", id.Text)
+			g.lanFailID(n, "invalid IPv4 address '%s'", id.Text)
 		}
 		var mask uint32
 		if n.Mask != nil {
@@ -416,7 +421,7 @@ func (g *gen) dnAddr(n *Qualified) uint32 {
 	case IDIPv4:
 		a, ok := dnAtodn(id.Text)
 		if !ok {
-			g.failAt(n, "malformed decnet address '%s'", id.Text)
+			g.lanFailID(n, "malformed decnet address '%s'", id.Text)
 		}
 		return a
 	case IDName:
@@ -427,9 +432,9 @@ func (g *gen) dnAddr(n *Qualified) uint32 {
 			}
 			return a
 		}
-		g.failAt(n, "decnet name support not included, '%s' cannot be translated", id.Text)
+		g.lanFailID(n, "decnet name support not included, '%s' cannot be translated", id.Text)
 	}
-	g.failAt(n, "bad DECnet address %q", id.Text)
+	g.lanFailID(n, "bad DECnet address %q", id.Text)
 	return 0
 }
 

@@ -286,7 +286,8 @@ var lanExprs = []struct {
 		"decnet net 1.1/16", "decnet net 1.2.3.4/32", "decnet net 10.0.0.0/8",
 		"decnet net 1.1 mask 255.255.255.255", "decnet dst net 1.1 mask 255.255.0.0",
 		"decnet net link-local", "not decnet host 1.1", "decnet host 1.1 or decnet host 10.23",
-		"decnet src 1.1 and decnet dst 10.23",
+		"decnet src 1.1 and decnet dst 10.23", "decnet host 1.1 or 2.2",
+		"decnet src 1.1 or dst 10.23", "decnet dst net 1.1/16", "iso proto 0x81 or 0x83",
 	}},
 	{"after vlan, mpls, pppoes, geneve", []string{
 		"vlan and stp", "vlan and ipx", "vlan and atalk", "vlan and aarp", "vlan 10 and netbeui",
@@ -318,7 +319,8 @@ var lanExprs = []struct {
 		"netbeui net 1.1", "esis host 1.1", "isis src 1.1", "clnp host 1.1", "l1 host 1.1",
 		"radio host 1.1", "atalk host foo", "iso port 1", "stp portrange 1-2",
 		"isis protochain 1", "atalk host 1:2::3", "ipx host 00:11:22:33:44:55",
-		"iso gateway foo", "stp net foo",
+		"iso gateway foo", "stp net foo", "iso proto 1.1", "isis proto 1.2.3.4", "iso proto 1:2::3",
+		"decnet host $1", "decnet host 0x1.1", "decnet host 1.1.1.1.1",
 	}},
 }
 
