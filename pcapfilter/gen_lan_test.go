@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -181,6 +182,33 @@ func lanPackets(link pcapfilter.LinkType) []testPacket {
 			add(pcapfilter.LinkEthernet, reframe(p, pppoeEth), 14)
 			add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(0x8864)), 16)
 			add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(0x8864)), 20)
+		}
+		// Random frames of bytes these protocols care about, the same
+		// every run.
+		r := rand.New(rand.NewPCG(3, 17))
+		palette := []byte{0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x14,
+			0x18, 0x19, 0x1a, 0x1b, 0x37, 0x42, 0x43, 0x60, 0x63, 0x6f, 0x80, 0x81, 0x82, 0x83, 0x86, 0x87,
+			0x88, 0x9b, 0xaa, 0xaf, 0xe0, 0xe3, 0xef, 0xf0, 0xf3, 0xfe, 0xff}
+		types := []uint16{0, 0x6003, 0x8137, 0x809b, 0x80f3, 0x8100, 0x8864, 0x05dc, 0x0004, 0x0001, 0x00fe, 0x0042, 0x6004}
+		for i := range 3000 {
+			body := make([]byte, 4+r.IntN(56))
+			for j := range body {
+				body[j] = palette[r.IntN(len(palette))]
+			}
+			typ := types[r.IntN(len(types))]
+			if typ == 0 {
+				typ = uint16(len(body))
+			}
+			p := testPacket{name: fmt.Sprintf("random frame %d (type %#x)", i, typ), data: body, wire: len(body) + r.IntN(2)*8}
+			eth := []byte{0x01, 0x80, 0xc2, 0, 0, 0, 0x02, 0, 0, 0, 0, 1, byte(typ >> 8), byte(typ)}
+			switch i % 3 {
+			case 0:
+				lanPacketsBy[pcapfilter.LinkEthernet] = append(lanPacketsBy[pcapfilter.LinkEthernet], reframe(p, eth))
+			case 1:
+				lanPacketsBy[pcapfilter.LinkLinuxSLL] = append(lanPacketsBy[pcapfilter.LinkLinuxSLL], reframe(p, sllHeader(typ)))
+			case 2:
+				lanPacketsBy[pcapfilter.LinkLinuxSLL2] = append(lanPacketsBy[pcapfilter.LinkLinuxSLL2], reframe(p, sll2Header(typ)))
+			}
 		}
 	})
 	return lanPacketsBy[link]
