@@ -96,6 +96,10 @@ type result struct {
 	node  Node  // rBool, rID
 	arith Arith // rNum, rArith
 	q     qual  // the qualifiers a following bare id takes
+	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
+	// parenthesized list of ids begin with an id, a number or "not", but
+	// not with another parenthesized list ("host ((a or b))" is an error).
+	parenIDs bool
 }
 
 type parser struct {
@@ -435,10 +439,14 @@ func (p *parser) parseParen(m mode, q qual) result {
 	p.advance()
 	p.enter()
 	first := p.parseUnit(m, q)
+	if first.parenIDs {
+		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
+	}
 	if p.tok.kind == tRParen {
 		p.advance()
 		p.leave()
 		first.q = q
+		first.parenIDs = first.kind == rID
 		return first
 	}
 	if p.tok.kind != tAnd && p.tok.kind != tOr {
@@ -458,6 +466,7 @@ func (p *parser) parseParen(m mode, q qual) result {
 	p.advance()
 	p.leave()
 	r.q = q
+	r.parenIDs = r.kind == rID
 	return r
 }
 
