@@ -177,3 +177,35 @@ func TestParseVersusLibpcapGenerated(t *testing.T) {
 	t.Logf("generated: %d expressions: libpcap compiles %d, syntax errors %d, other errors %d",
 		*generatedN, counts["ok"], counts["syntax"], counts["other"])
 }
+
+// lexerProbes returns n expressions that put random short strings of the
+// characters tokens are made of after a prefix that takes an id or a
+// number, to compare the lexers. No prefix makes libpcap look a name up in
+// DNS: "ether host" reads /etc/ethers, "port" /etc/services, "len =" no
+// file at all.
+func lexerProbes(n int) []string {
+	const chars = "0123456789abcdefxABCDEFX..::--_$\\  ()[]!=<>&|^%+*/gilnoprstu"
+	prefixes := []string{"len = ", "ether host ", "port ", "ip[0] = ", "ether[", "ip proto ", "len = 1", "ether host 1"}
+	rng := rand.New(rand.NewPCG(3, 5))
+	out := make([]string, 0, n)
+	for len(out) < n {
+		b := []byte(prefixes[rng.IntN(len(prefixes))])
+		for k := 1 + rng.IntN(12); k > 0; k-- {
+			b = append(b, chars[rng.IntN(len(chars))])
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func TestParseVersusLibpcapLexer(t *testing.T) {
+	if !libpcap.Available {
+		t.Skip("libpcap is not linked: run with -tags libpcap (and cgo) to compare with it")
+	}
+	counts := map[string]int{}
+	for _, e := range lexerProbes(*generatedN) {
+		counts[diffOutcome(t, e)]++
+	}
+	t.Logf("lexer probes: %d expressions: libpcap compiles %d, syntax errors %d, other errors %d",
+		*generatedN, counts["ok"], counts["syntax"], counts["other"])
+}
