@@ -3,6 +3,7 @@ package pcapfilter
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
+	"golang.org/x/net/bpf"
 )
 
 // corpusFilters reads the expressions of the shared corpus's filter lists,
@@ -208,4 +210,102 @@ func TestParseVersusLibpcapLexer(t *testing.T) {
 	}
 	t.Logf("lexer probes: %d expressions: libpcap compiles %d, syntax errors %d, other errors %d",
 		*generatedN, counts["ok"], counts["syntax"], counts["other"])
+}
+
+// evalConst evaluates constant arithmetic as BPF does, in uint32; ok is
+// false for a division or modulus by zero or a shift past 31 bits, which
+// libpcap rejects.
+func evalConst(a Arith) (v uint32, ok bool) {
+	switch a := a.(type) {
+	case *Num:
+		return a.Val, true
+	case *Neg:
+		x, ok := evalConst(a.X)
+		return -x, ok
+	case *ArithBinary:
+		x, ok1 := evalConst(a.X)
+		y, ok2 := evalConst(a.Y)
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		switch a.Op {
+		case ArithAdd:
+			return x + y, true
+		case ArithSub:
+			return x - y, true
+		case ArithMul:
+			return x * y, true
+		case ArithDiv:
+			return x / max(y, 1), y != 0
+		case ArithMod:
+			return x % max(y, 1), y != 0
+		case ArithAnd:
+			return x & y, true
+		case ArithOr:
+			return x | y, true
+		case ArithXor:
+			return x ^ y, true
+		case ArithLsh:
+			return x << y, y < 32
+		case ArithRsh:
+			return x >> y, y < 32
+		}
+	}
+	return 0, false
+}
+
+// randArith writes a random constant arithmetic expression.
+func randArith(rng *rand.Rand, depth int) string {
+	if depth <= 0 || rng.IntN(4) == 0 {
+		return fmt.Sprint(rng.IntN(9) + 1)
+	}
+	switch rng.IntN(8) {
+	case 0:
+		return "-" + randArith(rng, depth-1)
+	case 1:
+		return "(" + randArith(rng, depth-1) + ")"
+	}
+	ops := []string{"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
+	return randArith(rng, depth-1) + " " + ops[rng.IntN(len(ops))] + " " + randArith(rng, depth-1)
+}
+
+// TestArithVersusLibpcap checks the shape of arithmetic trees: the value
+// of a constant expression, computed from the tree Parse builds, must be
+// what libpcap's optimiser folds the expression to.
+func TestArithVersusLibpcap(t *testing.T) {
+	if !libpcap.Available {
+		t.Skip("libpcap is not linked: run with -tags libpcap (and cgo) to compare with it")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	accept, err := bpf.RetConstant{Val: DefaultSnapLen}.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for i := 0; i < *generatedN/10; i++ {
+		expr := randArith(rng, 4)
+		n, err := Parse("len = 0 + " + expr)
+		if err != nil {
+			t.Errorf("Parse %q: %v", expr, err)
+			continue
+		}
+		// The tree of 0 + E is (+ 0 E) unless E begins with a '^' or '%'
+		// chain, which takes the whole rest; evaluate the right side of
+		// "len =" as a whole.
+		v, ok := evalConst(n.(*Relation).Y)
+		if !ok {
+			continue
+		}
+		full := fmt.Sprintf("0 + %s = %d", expr, v)
+		prog, err := libpcap.Compile(full, int(LinkEthernet), DefaultSnapLen, true, 0)
+		if err != nil {
+			t.Errorf("libpcap: %q: %v", full, err)
+			continue
+		}
+		if len(prog) != 1 || prog[0] != accept {
+			t.Errorf("%q: Parse's tree %s evaluates to %d, libpcap disagrees: %v", expr, dump(n.(*Relation).Y), v, libpcap.Image(prog))
+		}
+		checked++
+	}
+	t.Logf("arithmetic: %d constant expressions evaluate as libpcap folds them", checked)
 }
