@@ -96,13 +96,18 @@ type result struct {
 	node  Node  // rBool, rID
 	arith Arith // rNum, rArith
 	q     qual  // the qualifiers a following bare id takes
+	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
+	// parenthesized list of ids begin with an id, a number or "not", but
+	// not with another parenthesized list ("host ((a or b))" is an error).
+	parenIDs bool
 }
 
 type parser struct {
-	src   string
-	lx    lexer
-	tok   token
-	depth int
+	src    string
+	lx     lexer
+	tok    token
+	depth  int // nesting of parentheses, brackets, "not", unary minus, '^', '%'
+	parens int // open parentheses
 }
 
 func (p *parser) advance() {
@@ -144,8 +149,8 @@ func describe(t token) string {
 
 // unexpected fails at the current token, saying what was expected.
 func (p *parser) unexpected(expected string) {
-	if p.tok.kind == tRParen && !strings.Contains(expected, "')'") {
-		p.failf(p.tok, "unbalanced parenthesis: expected %s", expected)
+	if p.tok.kind == tRParen && p.parens == 0 {
+		p.failf(p.tok, "unbalanced parenthesis: no '(' opens this ')'")
 	}
 	if p.tok.kind == tEOF {
 		p.failf(p.tok, "unexpected end of expression: expected %s", expected)
@@ -161,6 +166,17 @@ func (p *parser) enter() {
 }
 
 func (p *parser) leave() { p.depth-- }
+
+// open and close track a parenthesis as nesting.
+func (p *parser) open() {
+	p.parens++
+	p.enter()
+}
+
+func (p *parser) close() {
+	p.parens--
+	p.leave()
+}
 
 // expect consumes a token of kind k or fails.
 func (p *parser) expect(k tokKind, what string) token {
@@ -433,12 +449,16 @@ func (p *parser) parseNID(q qual) result {
 func (p *parser) parseParen(m mode, q qual) result {
 	open := p.tok
 	p.advance()
-	p.enter()
+	p.open()
 	first := p.parseUnit(m, q)
+	if first.parenIDs {
+		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
+	}
 	if p.tok.kind == tRParen {
 		p.advance()
-		p.leave()
+		p.close()
 		first.q = q
+		first.parenIDs = first.kind == rID
 		return first
 	}
 	if p.tok.kind != tAnd && p.tok.kind != tOr {
@@ -456,8 +476,9 @@ func (p *parser) parseParen(m mode, q qual) result {
 		p.unexpected("'and', 'or' or ')'")
 	}
 	p.advance()
-	p.leave()
+	p.close()
 	r.q = q
+	r.parenIDs = r.kind == rID
 	return r
 }
 
@@ -597,7 +618,7 @@ func (p *parser) parsePrimary() Arith {
 		return &Len{LenPos: t.pos}
 	case tLParen:
 		p.advance()
-		p.enter()
+		p.open()
 		x := p.parseArith()
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
@@ -606,7 +627,7 @@ func (p *parser) parsePrimary() Arith {
 			p.unexpected("an arithmetic operator or ')'")
 		}
 		p.advance()
-		p.leave()
+		p.close()
 		return x
 	case tProto:
 		p.advance()
@@ -642,7 +663,7 @@ func (p *parser) parsePnum(what string) token {
 	if p.tok.kind == tLParen {
 		open := p.tok
 		p.advance()
-		p.enter()
+		p.open()
 		t := p.parsePnum(what)
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
@@ -651,7 +672,7 @@ func (p *parser) parsePnum(what string) token {
 			p.unexpected("')'")
 		}
 		p.advance()
-		p.leave()
+		p.close()
 		return t
 	}
 	return p.expect(tNum, what)
@@ -800,6 +821,7 @@ func (p *parser) parseFieldValue(kw token) {
 	case tLParen:
 		open := p.tok
 		p.advance()
+		p.parens++
 		p.expect(tNum, "a number")
 		for p.tok.kind == tOr {
 			p.advance()
@@ -812,6 +834,7 @@ func (p *parser) parseFieldValue(kw token) {
 			p.unexpected("'or' or ')'")
 		}
 		p.advance()
+		p.parens--
 	default:
 		p.unexpected("a number, a comparison or a parenthesized list after '" + kw.text + "'")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 var protoText = map[Proto]string{ProtoDefault: "-"}
@@ -135,3 +136,70 @@ func TestParseDump(t *testing.T) {
 }
 
 var dumpExprs = flag.String("dump", "", "expressions separated by ';;' for TestParseDump to print")
+
+// hostile returns expressions meant to exhaust a careless parser's stack,
+// time or memory.
+func hostile() map[string]string {
+	return map[string]string{
+		"1MB name":          "host " + strings.Repeat("a", 1<<20-5),
+		"over 1MB":          strings.Repeat(" ", MaxExprLen+1),
+		"100000 parens":     strings.Repeat("(", 100000) + "tcp" + strings.Repeat(")", 100000),
+		"100000 open":       strings.Repeat("(", 100000),
+		"50000 ors":         "host 1.2.3.4" + strings.Repeat(" or 1.2.3.4", 50000),
+		"50000 terms":       "tcp" + strings.Repeat(" or udp port 53", 50000),
+		"100000 nots":       strings.Repeat("not ", 100000) + "tcp",
+		"100000 bangs":      strings.Repeat("!", 100000) + "tcp",
+		"arith chain":       "len = 1" + strings.Repeat(" + 1", 100000),
+		"xor chain":         "len = 1" + strings.Repeat(" ^ 1", 100000),
+		"mod chain":         "len = 1" + strings.Repeat(" % 1", 100000),
+		"neg chain":         "len = " + strings.Repeat("-", 100000) + "1",
+		"bracket nest":      strings.Repeat("ip[", 100000) + "0" + strings.Repeat("]", 100000) + " = 1",
+		"arith parens":      "len = " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
+		"id list parens":    "host " + strings.Repeat("(1.2.3.4 or ", 100000) + "1.2.3.4" + strings.Repeat(")", 100000),
+		"vlan parens":       "vlan " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
+		"long ipv6 colons":  "host " + strings.Repeat("1:", 300000),
+		"long dotted":       "host " + strings.Repeat("1.", 300000) + "1",
+		"long mac-ish":      "ether host " + strings.Repeat("aa-", 300000) + "aa",
+		"many tokens":       strings.Repeat("tcp and ", 100000) + "tcp",
+		"backslash":         "host \\" + strings.Repeat("x", 500000),
+		"many lone parens":  strings.Repeat("() ", 300000),
+		"nested paren nums": strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000) + " = 1",
+	}
+}
+
+func TestParseHostile(t *testing.T) {
+	for name, expr := range hostile() {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			n, err := Parse(expr)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Parse took %v", d)
+			}
+			if err != nil {
+				checkError(t, expr, err)
+				t.Logf("error: %.120s", err)
+			} else if n == nil {
+				t.Errorf("no tree and no error")
+			}
+		})
+	}
+}
+
+// checkError checks that err is an *Error about expr with an offset within
+// it.
+func checkError(t *testing.T, expr string, err error) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%.80q: error %v is a %T, not an *Error", expr, err, err)
+	}
+	if e.Offset < 0 || e.Offset > len(expr) {
+		t.Fatalf("%.80q: error %v: offset %d outside [0, %d]", expr, err, e.Offset, len(expr))
+	}
+	if e.Token != "" && !strings.HasPrefix(expr[e.Offset:], e.Token) {
+		t.Fatalf("%.80q: error %v: token %.40q is not the text at offset %d", expr, err, e.Token, e.Offset)
+	}
+	if e.Expr != expr {
+		t.Fatalf("%.80q: error %v: Expr is not the expression", expr, err)
+	}
+}
