@@ -865,36 +865,25 @@ var lookupHostFunc = func(ctx context.Context, name string) ([]netip.Addr, error
 // errUnknownHost is lookupHost's error for a name without addresses.
 var errUnknownHost = errors.New("no addresses")
 
-// lookupHost resolves a host name for "host NAME", "ip host NAME", "ip6
-// host NAME", "arp host NAME", "rarp host NAME" (and src/dst), with Go's
-// resolver (/etc/hosts, then DNS), within hostLookupTimeout. It returns the
-// IPv4 and the IPv6 addresses, each in the order the resolver gives them,
-// without duplicates; an error when the name does not resolve or has no
-// address.
-//
-// What libpcap 1.10 does with them (seen in its programs, names_test.go):
-// it takes every address getaddrinfo returns, in its order, and tests them
-// one after another, each as "host ADDR" with the same qualifiers would
-// (for "host NAME": ip, arp, rarp for an IPv4 address; ip6 for an IPv6
-// one), the alternatives joined by "or". An ip, arp or rarp qualifier skips
-// the IPv6 addresses, ip6 the IPv4 ones. getaddrinfo sorts by RFC 6724,
-// which on a machine without IPv6 connectivity puts IPv4 first; Go's
-// resolver gives /etc/hosts entries in file order. So the generator
-// should emit the IPv4 addresses in the order given, then the IPv6
-// addresses in the order given: the same program as libpcap's for names
-// from /etc/hosts with addresses of one family, and the same verdicts in
-// any case (the order of "or"ed alternatives that each check the
-// link-layer type first does not change a verdict).
-//
-// Errors, with libpcap's messages: a name that does not resolve is
-// "unknown host 'NAME'"; one whose addresses are all skipped by the
-// qualifier is "unknown host 'NAME' for specified address family" ("ip6
-// host localhost" here). Host names are case-insensitive in /etc/hosts
-// ("host LOCALHOST" works). "gateway NAME" is always an error in libpcap
-// 1.10 ("'gateway' not supported in this configuration").
+// lookupHost resolves a host name with Go's resolver (/etc/hosts, then
+// DNS), within hostLookupTimeout, after trying it as a numeric address as
+// getaddrinfo does (inet_aton's IPv4 forms, IPv6 with an optional zone).
+// It returns the IPv4 and the IPv6 addresses, each in the order the
+// resolver gives them, without duplicates; an error when the name does not
+// resolve or has no address. The code generator wants hostAddrs, which
+// applies libpcap's rules.
 func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
 		return nil, nil, errUnknownHost
+	}
+	// getaddrinfo takes numeric addresses as they are: IPv4 in any form
+	// inet_aton accepts ("127.1", "0x7f000001"), IPv6 (with a zone, which
+	// libpcap ignores; "::ffff:1.2.3.4" stays IPv6).
+	if v, ok := inetAton(name); ok {
+		return []netip.Addr{netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})}, nil, nil
+	}
+	if a, err := netip.ParseAddr(name); err == nil && a.Is6() {
+		return nil, []netip.Addr{a.WithZone("")}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hostLookupTimeout)
 	defer cancel()
@@ -904,6 +893,7 @@ func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	}
 	seen := make(map[netip.Addr]bool)
 	for _, a := range addrs {
+		// The resolver gives IPv4 addresses in either form.
 		a = a.Unmap().WithZone("")
 		if !a.IsValid() || seen[a] {
 			continue
@@ -919,4 +909,116 @@ func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 		return nil, nil, errUnknownHost
 	}
 	return v4, v6, nil
+}
+
+// inetAton parses an IPv4 address as inet_aton(3) does: one to four
+// parts separated by dots, each decimal, octal (leading 0) or hex (leading
+// 0x), the last filling the bytes the others leave ("127.1" is 127.0.0.1,
+// "2130706433" too). Text after the address must start with white space.
+func inetAton(s string) (uint32, bool) {
+	var parts []uint64
+	for {
+		if s == "" || s[0] < '0' || s[0] > '9' {
+			return 0, false
+		}
+		base, digits := uint64(10), false
+		if s[0] == '0' {
+			s = s[1:]
+			if s != "" && (s[0] == 'x' || s[0] == 'X') {
+				base, s = 16, s[1:]
+			} else {
+				base, digits = 8, true
+			}
+		}
+		var v uint64
+		for s != "" {
+			d := hexVal(s[0])
+			if d < 0 || (base != 16 && d > 9) {
+				break
+			}
+			if base == 8 && d > 7 {
+				return 0, false
+			}
+			v = v*base + uint64(d)
+			if v > 0xffffffff {
+				return 0, false
+			}
+			digits = true
+			s = s[1:]
+		}
+		if !digits {
+			return 0, false
+		}
+		parts = append(parts, v)
+		if s != "" && s[0] == '.' {
+			if len(parts) == 4 || v > 0xff {
+				return 0, false
+			}
+			s = s[1:]
+			continue
+		}
+		break
+	}
+	if s != "" && !isCSpace(rune(s[0])) {
+		return 0, false
+	}
+	last := parts[len(parts)-1]
+	if last > 0xffffffff>>(8*(len(parts)-1)) {
+		return 0, false
+	}
+	var v uint64
+	for _, p := range parts[:len(parts)-1] {
+		v = v<<8 | p
+	}
+	return uint32(v<<(8*(5-len(parts))) | last), true
+}
+
+// hostAddrs resolves the NAME of "[proto] [dir] host NAME" (and of "[proto]
+// [dir] NAME" with no type) as libpcap 1.10 does, for the protocol
+// qualifiers that take an IP host (all but the link ones, for which NAME is
+// an /etc/ethers name, and decnet, which takes no names: "decnet name
+// support not included, 'NAME' cannot be translated", before any lookup).
+// It returns the addresses in the order the generator must test them.
+//
+// What libpcap does (seen in its programs and errors, names_test.go): it
+// takes the addresses getaddrinfo gives, in that order, and compiles each
+// exactly as "[proto] [dir] host ADDR" with the address written out would
+// compile (with that primitive's errors: "'tcp' modifier applied to host",
+// "'arp' modifier applied to ip6 host", "ISO host filtering not
+// implemented", ...), joining them with "or", first address first, except
+// that an ip qualifier skips the IPv6 addresses and ip6 the IPv4 ones
+// instead of failing. So the generator must compile each address of the
+// result as that literal primitive, stopping at the first error, and "or"
+// them in order.
+//
+// getaddrinfo sorts by RFC 6724, which on a machine without IPv6
+// connectivity (this one) puts the IPv4 addresses first; hostAddrs gives
+// the IPv4 addresses first, each family in the resolver's order. That is
+// libpcap's program for names with addresses of one family, and gives the
+// same verdicts in any case (each alternative checks the link-layer type
+// first, so their order only changes which error a name with both families
+// reports under a qualifier that rejects both).
+//
+// Errors, with libpcap's messages: a name that does not resolve is
+// "unknown host 'NAME'"; one whose addresses are all skipped is "unknown
+// host 'NAME' for specified address family" ("ip6 host localhost" here).
+// Host names are case-insensitive in /etc/hosts ("host LOCALHOST" works).
+// "gateway NAME" is always an error in libpcap 1.10 built with IPv6
+// support: "'gateway' not supported in this configuration".
+func hostAddrs(name string, q Proto) ([]netip.Addr, error) {
+	v4, v6, err := lookupHost(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown host '%s'", name)
+	}
+	var addrs []netip.Addr
+	if q != ProtoIP6 {
+		addrs = append(addrs, v4...)
+	}
+	if q != ProtoIP {
+		addrs = append(addrs, v6...)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("unknown host '%s' for specified address family", name)
+	}
+	return addrs, nil
 }
