@@ -151,9 +151,11 @@ func asciiLower(s string) string {
 }
 
 // strtoul parses the number at the start of s as C's strtoul does in the
-// given base (10 or 16): an optional sign, an optional 0x for base 16,
-// digits. A value too large is ULONG_MAX; a minus sign negates it modulo
-// 2^64. n is the number of bytes consumed, 0 when there are no digits.
+// given base (0, 10 or 16): leading white space, an optional sign, an
+// optional 0x for base 16 or 0, digits; base 0 is 16 after 0x, 8 after a
+// leading 0, else 10. A value too large is ULONG_MAX; a minus sign negates
+// it modulo 2^64. n is the number of bytes consumed, 0 when there are no
+// digits.
 func strtoul(s string, base uint64) (v uint64, n int) {
 	i := 0
 	for i < len(s) && isCSpace(rune(s[i])) {
@@ -164,8 +166,15 @@ func strtoul(s string, base uint64) (v uint64, n int) {
 		neg = s[i] == '-'
 		i++
 	}
-	if base == 16 && i+2 < len(s) && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') && hexVal(s[i+2]) >= 0 {
+	hexPrefix := i+2 < len(s) && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') && hexVal(s[i+2]) >= 0
+	switch {
+	case (base == 16 || base == 0) && hexPrefix:
+		base = 16
 		i += 2
+	case base == 0 && i < len(s) && s[i] == '0':
+		base = 8
+	case base == 0:
+		base = 10
 	}
 	start, over := i, false
 	for ; i < len(s); i++ {
@@ -207,17 +216,20 @@ func hexVal(c byte) int {
 // servicePorts is a service's port per transport protocol, -1 for none.
 type servicePorts struct{ tcp, udp, sctp int }
 
-// parseServices parses /etc/services: "name port/protocol alias...". The
-// first line that gives a name (or alias) a port for a protocol wins;
-// names are case-sensitive. glibc keeps a port in 16 bits, so 65556 is 20.
+// parseServices parses /etc/services as glibc does: "name port/protocol
+// alias...". The port is a number as strtoul reads it in base 0 ("0x10" is
+// 16, "010" is 8), at most 0xffffffff (so "-1" is no port, "-0" is 0), of
+// which the low 16 bits count (65556 is 20). The protocol is compared
+// exactly ("TCP" is not "tcp"). The first line that gives a name (or
+// alias) a port for a protocol wins; names are case-sensitive.
 func parseServices(data []byte) map[string]servicePorts {
 	m := make(map[string]servicePorts)
 	nameFileFields(data, func(f []string) {
 		if len(f) < 2 {
 			return
 		}
-		v, n := strtoul(f[1], 10)
-		if n == 0 || n >= len(f[1]) || f[1][n] != '/' {
+		v, n := strtoul(f[1], 0)
+		if n == 0 || n >= len(f[1]) || f[1][n] != '/' || v > 0xffffffff {
 			return
 		}
 		port := int(uint16(v))
@@ -498,8 +510,10 @@ func scanCInt(s string) (v int, n int, ok bool) {
 
 // ---- IP protocols ----
 
-// parseProtocols parses /etc/protocols: "name number alias...". The first
-// line for a name wins; names are case-sensitive.
+// parseProtocols parses /etc/protocols as glibc does: "name number
+// alias...", the number decimal as strtoul reads it, at most 0xffffffff,
+// kept in a C int (4294967294 is -2). The first line for a name wins;
+// names are case-sensitive.
 func parseProtocols(data []byte) map[string]int {
 	m := make(map[string]int)
 	nameFileFields(data, func(f []string) {
@@ -507,7 +521,7 @@ func parseProtocols(data []byte) map[string]int {
 			return
 		}
 		v, n := strtoul(f[1], 10)
-		if n == 0 || n != len(f[1]) {
+		if n == 0 || n != len(f[1]) || v > 0xffffffff {
 			return
 		}
 		for _, name := range append([]string{f[0]}, f[2:]...) {
@@ -615,7 +629,53 @@ func lookupProtocol(name string) (int, bool) {
 		m = fallbackProtocols()
 	}
 	n, ok := m[name]
+	if n == -1 {
+		// libpcap's "no such protocol" value: a file's 4294967295 is unknown.
+		return 0, false
+	}
 	return n, ok
+}
+
+// protoByName resolves the NAME of "[proto] proto NAME" and "[proto]
+// protochain NAME" as libpcap 1.10 does, for the protocol qualifier q:
+//   - none, ip, ip6: lookupProtocol, else "unknown ip proto 'NAME'";
+//   - the link qualifiers (ether, link, ppp, ...): lookupEtherProto, else
+//     "unknown ether proto 'NAME'";
+//   - iso: lookupOSIProto, else "unknown osi proto 'NAME'";
+//   - any other: "unknown protocol: NAME".
+//
+// A number below 0 (from an /etc/protocols line such as "x 4294967294")
+// is "unknown protocol: NAME" too. The generator then applies the checks
+// of "[proto] proto N" / "[proto] protochain N" with the number (such as
+// "bad protocol applied for 'protochain'" for "ether protochain \ip").
+func protoByName(name string, q Proto) (int, error) {
+	var v int
+	switch q {
+	case ProtoDefault, ProtoIP, ProtoIP6:
+		n, ok := lookupProtocol(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown ip proto '%s'", name)
+		}
+		v = n
+	case ProtoLink:
+		n, ok := lookupEtherProto(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown ether proto '%s'", name)
+		}
+		v = int(n)
+	case ProtoISO:
+		n, ok := lookupOSIProto(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown osi proto '%s'", name)
+		}
+		v = int(n)
+	default:
+		v = -1
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("unknown protocol: %s", name)
+	}
+	return v, nil
 }
 
 // ---- Ethernet types and LLC SAPs ----
