@@ -151,9 +151,11 @@ func asciiLower(s string) string {
 }
 
 // strtoul parses the number at the start of s as C's strtoul does in the
-// given base (10 or 16): an optional sign, an optional 0x for base 16,
-// digits. A value too large is ULONG_MAX; a minus sign negates it modulo
-// 2^64. n is the number of bytes consumed, 0 when there are no digits.
+// given base (0, 10 or 16): leading white space, an optional sign, an
+// optional 0x for base 16 or 0, digits; base 0 is 16 after 0x, 8 after a
+// leading 0, else 10. A value too large is ULONG_MAX; a minus sign negates
+// it modulo 2^64. n is the number of bytes consumed, 0 when there are no
+// digits.
 func strtoul(s string, base uint64) (v uint64, n int) {
 	i := 0
 	for i < len(s) && isCSpace(rune(s[i])) {
@@ -164,8 +166,15 @@ func strtoul(s string, base uint64) (v uint64, n int) {
 		neg = s[i] == '-'
 		i++
 	}
-	if base == 16 && i+2 < len(s) && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') && hexVal(s[i+2]) >= 0 {
+	hexPrefix := i+2 < len(s) && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') && hexVal(s[i+2]) >= 0
+	switch {
+	case (base == 16 || base == 0) && hexPrefix:
+		base = 16
 		i += 2
+	case base == 0 && i < len(s) && s[i] == '0':
+		base = 8
+	case base == 0:
+		base = 10
 	}
 	start, over := i, false
 	for ; i < len(s); i++ {
@@ -207,17 +216,20 @@ func hexVal(c byte) int {
 // servicePorts is a service's port per transport protocol, -1 for none.
 type servicePorts struct{ tcp, udp, sctp int }
 
-// parseServices parses /etc/services: "name port/protocol alias...". The
-// first line that gives a name (or alias) a port for a protocol wins;
-// names are case-sensitive. glibc keeps a port in 16 bits, so 65556 is 20.
+// parseServices parses /etc/services as glibc does: "name port/protocol
+// alias...". The port is a number as strtoul reads it in base 0 ("0x10" is
+// 16, "010" is 8), at most 0xffffffff (so "-1" is no port, "-0" is 0), of
+// which the low 16 bits count (65556 is 20). The protocol is compared
+// exactly ("TCP" is not "tcp"). The first line that gives a name (or
+// alias) a port for a protocol wins; names are case-sensitive.
 func parseServices(data []byte) map[string]servicePorts {
 	m := make(map[string]servicePorts)
 	nameFileFields(data, func(f []string) {
 		if len(f) < 2 {
 			return
 		}
-		v, n := strtoul(f[1], 10)
-		if n == 0 || n >= len(f[1]) || f[1][n] != '/' {
+		v, n := strtoul(f[1], 0)
+		if n == 0 || n >= len(f[1]) || f[1][n] != '/' || v > 0xffffffff {
 			return
 		}
 		port := int(uint16(v))
@@ -498,8 +510,10 @@ func scanCInt(s string) (v int, n int, ok bool) {
 
 // ---- IP protocols ----
 
-// parseProtocols parses /etc/protocols: "name number alias...". The first
-// line for a name wins; names are case-sensitive.
+// parseProtocols parses /etc/protocols as glibc does: "name number
+// alias...", the number decimal as strtoul reads it, at most 0xffffffff,
+// kept in a C int (4294967294 is -2). The first line for a name wins;
+// names are case-sensitive.
 func parseProtocols(data []byte) map[string]int {
 	m := make(map[string]int)
 	nameFileFields(data, func(f []string) {
@@ -507,7 +521,7 @@ func parseProtocols(data []byte) map[string]int {
 			return
 		}
 		v, n := strtoul(f[1], 10)
-		if n == 0 || n != len(f[1]) {
+		if n == 0 || n != len(f[1]) || v > 0xffffffff {
 			return
 		}
 		for _, name := range append([]string{f[0]}, f[2:]...) {
@@ -615,7 +629,53 @@ func lookupProtocol(name string) (int, bool) {
 		m = fallbackProtocols()
 	}
 	n, ok := m[name]
+	if n == -1 {
+		// libpcap's "no such protocol" value: a file's 4294967295 is unknown.
+		return 0, false
+	}
 	return n, ok
+}
+
+// protoByName resolves the NAME of "[proto] proto NAME" and "[proto]
+// protochain NAME" as libpcap 1.10 does, for the protocol qualifier q:
+//   - none, ip, ip6: lookupProtocol, else "unknown ip proto 'NAME'";
+//   - the link qualifiers (ether, link, ppp, ...): lookupEtherProto, else
+//     "unknown ether proto 'NAME'";
+//   - iso: lookupOSIProto, else "unknown osi proto 'NAME'";
+//   - any other: "unknown protocol: NAME".
+//
+// A number below 0 (from an /etc/protocols line such as "x 4294967294")
+// is "unknown protocol: NAME" too. The generator then applies the checks
+// of "[proto] proto N" / "[proto] protochain N" with the number (such as
+// "bad protocol applied for 'protochain'" for "ether protochain \ip").
+func protoByName(name string, q Proto) (int, error) {
+	var v int
+	switch q {
+	case ProtoDefault, ProtoIP, ProtoIP6:
+		n, ok := lookupProtocol(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown ip proto '%s'", name)
+		}
+		v = n
+	case ProtoLink:
+		n, ok := lookupEtherProto(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown ether proto '%s'", name)
+		}
+		v = int(n)
+	case ProtoISO:
+		n, ok := lookupOSIProto(name)
+		if !ok {
+			return 0, fmt.Errorf("unknown osi proto '%s'", name)
+		}
+		v = int(n)
+	default:
+		v = -1
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("unknown protocol: %s", name)
+	}
+	return v, nil
 }
 
 // ---- Ethernet types and LLC SAPs ----
@@ -865,36 +925,25 @@ var lookupHostFunc = func(ctx context.Context, name string) ([]netip.Addr, error
 // errUnknownHost is lookupHost's error for a name without addresses.
 var errUnknownHost = errors.New("no addresses")
 
-// lookupHost resolves a host name for "host NAME", "ip host NAME", "ip6
-// host NAME", "arp host NAME", "rarp host NAME" (and src/dst), with Go's
-// resolver (/etc/hosts, then DNS), within hostLookupTimeout. It returns the
-// IPv4 and the IPv6 addresses, each in the order the resolver gives them,
-// without duplicates; an error when the name does not resolve or has no
-// address.
-//
-// What libpcap 1.10 does with them (seen in its programs, names_test.go):
-// it takes every address getaddrinfo returns, in its order, and tests them
-// one after another, each as "host ADDR" with the same qualifiers would
-// (for "host NAME": ip, arp, rarp for an IPv4 address; ip6 for an IPv6
-// one), the alternatives joined by "or". An ip, arp or rarp qualifier skips
-// the IPv6 addresses, ip6 the IPv4 ones. getaddrinfo sorts by RFC 6724,
-// which on a machine without IPv6 connectivity puts IPv4 first; Go's
-// resolver gives /etc/hosts entries in file order. So the generator
-// should emit the IPv4 addresses in the order given, then the IPv6
-// addresses in the order given: the same program as libpcap's for names
-// from /etc/hosts with addresses of one family, and the same verdicts in
-// any case (the order of "or"ed alternatives that each check the
-// link-layer type first does not change a verdict).
-//
-// Errors, with libpcap's messages: a name that does not resolve is
-// "unknown host 'NAME'"; one whose addresses are all skipped by the
-// qualifier is "unknown host 'NAME' for specified address family" ("ip6
-// host localhost" here). Host names are case-insensitive in /etc/hosts
-// ("host LOCALHOST" works). "gateway NAME" is always an error in libpcap
-// 1.10 ("'gateway' not supported in this configuration").
+// lookupHost resolves a host name with Go's resolver (/etc/hosts, then
+// DNS), within hostLookupTimeout, after trying it as a numeric address as
+// getaddrinfo does (inet_aton's IPv4 forms, IPv6 with an optional zone).
+// It returns the IPv4 and the IPv6 addresses, each in the order the
+// resolver gives them, without duplicates; an error when the name does not
+// resolve or has no address. The code generator wants hostAddrs, which
+// applies libpcap's rules.
 func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
 		return nil, nil, errUnknownHost
+	}
+	// getaddrinfo takes numeric addresses as they are: IPv4 in any form
+	// inet_aton accepts ("127.1", "0x7f000001"), IPv6 (with a zone, which
+	// libpcap ignores; "::ffff:1.2.3.4" stays IPv6).
+	if v, ok := inetAton(name); ok {
+		return []netip.Addr{netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})}, nil, nil
+	}
+	if a, err := netip.ParseAddr(name); err == nil && a.Is6() {
+		return nil, []netip.Addr{a.WithZone("")}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hostLookupTimeout)
 	defer cancel()
@@ -904,6 +953,7 @@ func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	}
 	seen := make(map[netip.Addr]bool)
 	for _, a := range addrs {
+		// The resolver gives IPv4 addresses in either form.
 		a = a.Unmap().WithZone("")
 		if !a.IsValid() || seen[a] {
 			continue
@@ -919,4 +969,116 @@ func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 		return nil, nil, errUnknownHost
 	}
 	return v4, v6, nil
+}
+
+// inetAton parses an IPv4 address as inet_aton(3) does: one to four
+// parts separated by dots, each decimal, octal (leading 0) or hex (leading
+// 0x), the last filling the bytes the others leave ("127.1" is 127.0.0.1,
+// "2130706433" too). Text after the address must start with white space.
+func inetAton(s string) (uint32, bool) {
+	var parts []uint64
+	for {
+		if s == "" || s[0] < '0' || s[0] > '9' {
+			return 0, false
+		}
+		base, digits := uint64(10), false
+		if s[0] == '0' {
+			s = s[1:]
+			if s != "" && (s[0] == 'x' || s[0] == 'X') {
+				base, s = 16, s[1:]
+			} else {
+				base, digits = 8, true
+			}
+		}
+		var v uint64
+		for s != "" {
+			d := hexVal(s[0])
+			if d < 0 || (base != 16 && d > 9) {
+				break
+			}
+			if base == 8 && d > 7 {
+				return 0, false
+			}
+			v = v*base + uint64(d)
+			if v > 0xffffffff {
+				return 0, false
+			}
+			digits = true
+			s = s[1:]
+		}
+		if !digits {
+			return 0, false
+		}
+		parts = append(parts, v)
+		if s != "" && s[0] == '.' {
+			if len(parts) == 4 || v > 0xff {
+				return 0, false
+			}
+			s = s[1:]
+			continue
+		}
+		break
+	}
+	if s != "" && !isCSpace(rune(s[0])) {
+		return 0, false
+	}
+	last := parts[len(parts)-1]
+	if last > 0xffffffff>>(8*(len(parts)-1)) {
+		return 0, false
+	}
+	var v uint64
+	for _, p := range parts[:len(parts)-1] {
+		v = v<<8 | p
+	}
+	return uint32(v<<(8*(5-len(parts))) | last), true
+}
+
+// hostAddrs resolves the NAME of "[proto] [dir] host NAME" (and of "[proto]
+// [dir] NAME" with no type) as libpcap 1.10 does, for the protocol
+// qualifiers that take an IP host (all but the link ones, for which NAME is
+// an /etc/ethers name, and decnet, which takes no names: "decnet name
+// support not included, 'NAME' cannot be translated", before any lookup).
+// It returns the addresses in the order the generator must test them.
+//
+// What libpcap does (seen in its programs and errors, names_test.go): it
+// takes the addresses getaddrinfo gives, in that order, and compiles each
+// exactly as "[proto] [dir] host ADDR" with the address written out would
+// compile (with that primitive's errors: "'tcp' modifier applied to host",
+// "'arp' modifier applied to ip6 host", "ISO host filtering not
+// implemented", ...), joining them with "or", first address first, except
+// that an ip qualifier skips the IPv6 addresses and ip6 the IPv4 ones
+// instead of failing. So the generator must compile each address of the
+// result as that literal primitive, stopping at the first error, and "or"
+// them in order.
+//
+// getaddrinfo sorts by RFC 6724, which on a machine without IPv6
+// connectivity (this one) puts the IPv4 addresses first; hostAddrs gives
+// the IPv4 addresses first, each family in the resolver's order. That is
+// libpcap's program for names with addresses of one family, and gives the
+// same verdicts in any case (each alternative checks the link-layer type
+// first, so their order only changes which error a name with both families
+// reports under a qualifier that rejects both).
+//
+// Errors, with libpcap's messages: a name that does not resolve is
+// "unknown host 'NAME'"; one whose addresses are all skipped is "unknown
+// host 'NAME' for specified address family" ("ip6 host localhost" here).
+// Host names are case-insensitive in /etc/hosts ("host LOCALHOST" works).
+// "gateway NAME" is always an error in libpcap 1.10 built with IPv6
+// support: "'gateway' not supported in this configuration".
+func hostAddrs(name string, q Proto) ([]netip.Addr, error) {
+	v4, v6, err := lookupHost(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown host '%s'", name)
+	}
+	var addrs []netip.Addr
+	if q != ProtoIP6 {
+		addrs = append(addrs, v4...)
+	}
+	if q != ProtoIP {
+		addrs = append(addrs, v6...)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("unknown host '%s' for specified address family", name)
+	}
+	return addrs, nil
 }

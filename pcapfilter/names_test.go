@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 )
@@ -57,6 +58,23 @@ badport		x/tcp
 		55/tcp
 emptyproto	66/
 neg		-1/tcp
+n1		+5/tcp
+n2		-0/tcp
+n3		4294967295/tcp
+n4		4294967296/tcp
+n5		0x10/tcp
+n6		010/tcp
+n7		65535/tcp
+n8		65536/tcp
+n9		131071/tcp
+n10		 5/tcp
+n11		5/tcp/x
+n12		5/TCP
+n13		5/tcpx
+n14		99999999999999999999999/tcp
+n15		-65535/tcp
+n16		5x/tcp
+n17		08/tcp
 `
 
 func TestLookupService(t *testing.T) {
@@ -81,7 +99,26 @@ func TestLookupService(t *testing.T) {
 		{"noslash", -1, -1, -1},
 		{"badport", -1, -1, -1},
 		{"emptyproto", -1, -1, -1},
-		{"neg", 65535, -1, -1},
+		// Port numbers as glibc reads them (checked with tcpdump and
+		// getent on these lines).
+		{"neg", -1, -1, -1},
+		{"n1", 5, -1, -1},
+		{"n2", 0, -1, -1},
+		{"n3", 65535, -1, -1},
+		{"n4", -1, -1, -1},
+		{"n5", 16, -1, -1},
+		{"n6", 8, -1, -1},
+		{"n7", 65535, -1, -1},
+		{"n8", 0, -1, -1},
+		{"n9", 65535, -1, -1},
+		{"n10", 5, -1, -1},
+		{"n11", -1, -1, -1},
+		{"n12", -1, -1, -1},
+		{"n13", -1, -1, -1},
+		{"n14", -1, -1, -1},
+		{"n15", -1, -1, -1},
+		{"n16", -1, -1, -1},
+		{"n17", -1, -1, -1},
 		{"FTP", -1, -1, -1}, // case-sensitive
 		{"nosuch", -1, -1, -1},
 		{"", -1, -1, -1},
@@ -294,6 +331,16 @@ mptcp	262	MPTCP
 nonum
 bad	x1
 neg	-1
+p1	+5
+p2	0x10
+p3	010
+p4	4294967295
+p5	4294967296
+p7	-0
+p8	5x
+p9	 7	P9ALIAS
+p10	300
+p11	4294967294
 `)
 	tests := []struct {
 		name string
@@ -311,7 +358,20 @@ neg	-1
 		{"lead", 9, true},
 		{"nonum", 0, false},
 		{"bad", 0, false},
-		{"neg", -1, true},
+		// Numbers as glibc reads them, and libpcap's -1 (checked with
+		// tcpdump on these lines).
+		{"neg", 0, false},
+		{"p1", 5, true},
+		{"p2", 0, false},
+		{"p3", 10, true},
+		{"p4", 0, false},
+		{"p5", 0, false},
+		{"p7", 0, true},
+		{"p8", 0, false},
+		{"p9", 7, true},
+		{"P9ALIAS", 7, true},
+		{"p10", 300, true},
+		{"p11", -2, true},
 		{"udp", 0, false},
 		{"", 0, false},
 	}
@@ -593,6 +653,10 @@ func TestLookupHost(t *testing.T) {
 		{"nosuch", "", "", true},
 		{"", "", "", true},
 		{"a\x00b", "", "", true},
+		// Numeric names do not reach the resolver.
+		{"127.1", "[127.0.0.1]", "[]", false},
+		{"::ffff:1.2.3.4", "[]", "[::ffff:1.2.3.4]", false},
+		{"fe80::1%lo", "[]", "[fe80::1]", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -607,6 +671,44 @@ func TestLookupHost(t *testing.T) {
 				t.Fatalf("lookupHost(%q) = %v, %v, %v; want %s, %s", tt.name, v4, v6, err, tt.v4, tt.v6)
 			}
 		})
+	}
+}
+
+func TestInetAton(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint32
+		ok   bool
+	}{
+		{"127.0.0.1", 0x7f000001, true},
+		{"127.1", 0x7f000001, true},
+		{"2130706433", 0x7f000001, true},
+		{"0x7f.1", 0x7f000001, true},
+		{"0X7F.0.0.1", 0x7f000001, true},
+		{"127.0.0.010", 0x7f000008, true},
+		{"1.2.65535", 0x0102ffff, true},
+		{"4294967295", 0xffffffff, true},
+		{"0", 0, true},
+		{"1.2.3.4 junk", 0x01020304, true},
+		{"127.0.0.08", 0, false},
+		{"1.2.3.256", 0, false},
+		{"1.2.65536", 0, false},
+		{"4294967296", 0, false},
+		{"99999999999999999999999", 0, false},
+		{"0x", 0, false},
+		{"127.", 0, false},
+		{".1", 0, false},
+		{"1.2.3.4.5", 0, false},
+		{"1.2.3.4x", 0, false},
+		{"256.1", 0, false},
+		{"localhost", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := inetAton(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("inetAton(%q) = %#x, %v; want %#x, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
 	}
 }
 
@@ -961,10 +1063,11 @@ func TestNetworksVersusLibpcap(t *testing.T) {
 	t.Logf("%d network names compared with libpcap", len(names))
 }
 
-// TestHostsVersusLibpcap compiles "[ip|ip6|arp] host NAME" for names of
-// /etc/hosts with libpcap and checks the program is that of the addresses
-// lookupHost gives, IPv4 then IPv6, joined by "or" (libpcap's order for
-// names with addresses of one family), or libpcap's error.
+// TestHostsVersusLibpcap compiles "[proto] [dir] host NAME" for the names
+// of /etc/hosts, numeric names and unknown names with libpcap, and checks
+// the program is that of "[proto] [dir] host ADDR or ..." with the
+// addresses hostAddrs gives, in its order; or libpcap's error, which for a
+// qualifier that rejects an address is the error of the literal.
 func TestHostsVersusLibpcap(t *testing.T) {
 	requireLibpcap(t)
 	data, err := os.ReadFile("/etc/hosts")
@@ -981,40 +1084,135 @@ func TestHostsVersusLibpcap(t *testing.T) {
 			}
 		}
 	})
+	// Numeric names, which getaddrinfo parses itself, and names that
+	// resolve nowhere.
+	names = append(names, "127.1", "2130706433", "0x7f.1", "127.0.0.010", "127.0.0.08", "1.2.3.256",
+		"1.2.65535", "1.2.65536", "4294967295", "4294967296", "0x", "::1", "::ffff:1.2.3.4",
+		"fe80::1%lo")
+	quals := []struct {
+		text string
+		q    Proto
+	}{
+		{"host", ProtoDefault}, {"src host", ProtoDefault}, {"dst", ProtoDefault}, {"ip host", ProtoIP},
+		{"ip6 host", ProtoIP6}, {"ip6 src", ProtoIP6}, {"arp host", ProtoARP}, {"rarp dst host", ProtoRARP},
+		{"tcp host", ProtoTCP}, {"icmp6 host", ProtoICMP6}, {"iso host", ProtoISO}, {"atalk host", ProtoAtalk},
+	}
 	compared := 0
 	for _, name := range names {
-		v4, v6, err := lookupHost(name)
-		for _, prefix := range []string{"host", "ip host", "ip6 host", "arp host", "src host"} {
-			named := prefix + " \\" + name
-			var addrs []netip.Addr
-			if err == nil {
-				if prefix != "ip6 host" {
-					addrs = append(addrs, v4...)
-				}
-				if prefix == "host" || prefix == "src host" || prefix == "ip6 host" {
-					addrs = append(addrs, v6...)
-				}
+		for i, qual := range quals {
+			named := qual.text + " \\" + name
+			start := time.Now()
+			addrs, err := hostAddrs(name, qual.q)
+			if d := time.Since(start); d > time.Second {
+				t.Logf("looking up %q took %v", name, d)
 			}
-			switch {
-			case err != nil:
-				sameProgram(t, named, "", fmt.Sprintf("unknown host '%s'", name), 1)
-			case len(addrs) == 0:
-				sameProgram(t, named, "", fmt.Sprintf("unknown host '%s' for specified address family", name), 1)
-			default:
-				var alts []string
-				for _, a := range addrs {
-					alts = append(alts, prefix+" "+a.String())
-				}
-				sameProgram(t, named, strings.Join(alts, " or "), "", 1)
+			if err != nil && i > 0 {
+				continue // spare the DNS server: an unknown name is unknown for all
 			}
 			compared++
+			if err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			var alts []string
+			for _, a := range addrs {
+				alts = append(alts, qual.text+" "+a.String())
+			}
+			numeric := strings.Join(alts, " or ")
+			if _, err := compileLibpcap(numeric, 1); err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			sameProgram(t, named, numeric, "", 1)
 		}
 	}
-	t.Logf("%d host expressions compared with libpcap", compared)
+	t.Logf("%d names, %d host expressions compared with libpcap", len(names), compared)
 }
 
 // TestGatewayVersusLibpcap records that libpcap 1.10 rejects gateway.
 func TestGatewayVersusLibpcap(t *testing.T) {
 	requireLibpcap(t)
 	sameProgram(t, "gateway localhost", "", "'gateway' not supported in this configuration", 1)
+}
+
+func TestProtoByName(t *testing.T) {
+	withFile(t, &protocolsPath, "tcp 6 TCP\nneg2 4294967294\nneg1 4294967295\n")
+	tests := []struct {
+		name      string
+		q         Proto
+		want      int
+		wantError string
+	}{
+		{"tcp", ProtoDefault, 6, ""},
+		{"TCP", ProtoIP, 6, ""},
+		{"tcp", ProtoIP6, 6, ""},
+		{"udp", ProtoIP, 0, "unknown ip proto 'udp'"},
+		{"neg1", ProtoIP, 0, "unknown ip proto 'neg1'"},
+		{"neg2", ProtoIP, 0, "unknown protocol: neg2"},
+		{"ip", ProtoLink, 0x800, ""},
+		{"ipx", ProtoLink, 0xe0, ""},
+		{"tcp", ProtoLink, 0, "unknown ether proto 'tcp'"},
+		{"esis", ProtoISO, 0x82, ""},
+		{"ip", ProtoISO, 0, "unknown osi proto 'ip'"},
+		{"tcp", ProtoTCP, 0, "unknown protocol: tcp"},
+		{"ip", ProtoISIS, 0, "unknown protocol: ip"},
+		{"ip", ProtoARP, 0, "unknown protocol: ip"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d", tt.name, tt.q), func(t *testing.T) {
+			v, err := protoByName(tt.name, tt.q)
+			if tt.wantError != "" {
+				if err == nil || err.Error() != tt.wantError {
+					t.Fatalf("protoByName(%q, %d) = %d, %v; want error %q", tt.name, tt.q, v, err, tt.wantError)
+				}
+				return
+			}
+			if err != nil || v != tt.want {
+				t.Fatalf("protoByName(%q, %d) = %d, %v; want %d", tt.name, tt.q, v, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestProtoByNameVersusLibpcap compiles "QUAL proto \NAME" and "QUAL
+// protochain \NAME" with libpcap for many qualifiers and names, and checks
+// the program is that of the number protoByName gives, or the same error
+// (the error of the numeric form where that fails).
+func TestProtoByNameVersusLibpcap(t *testing.T) {
+	requireLibpcap(t)
+	withPath(t, &protocolsPath, "/etc/protocols")
+	quals := []struct {
+		text string
+		q    Proto
+	}{
+		{"", ProtoDefault}, {"ip ", ProtoIP}, {"ip6 ", ProtoIP6}, {"ether ", ProtoLink}, {"link ", ProtoLink},
+		{"ppp ", ProtoLink}, {"slip ", ProtoLink}, {"fddi ", ProtoLink}, {"tr ", ProtoLink}, {"wlan ", ProtoLink},
+		{"iso ", ProtoISO}, {"tcp ", ProtoTCP}, {"udp ", ProtoUDP}, {"sctp ", ProtoSCTP}, {"icmp ", ProtoICMP},
+		{"icmp6 ", ProtoICMP6}, {"arp ", ProtoARP}, {"rarp ", ProtoRARP}, {"isis ", ProtoISIS}, {"clnp ", ProtoCLNP},
+		{"esis ", ProtoESIS}, {"l1 ", ProtoL1}, {"stp ", ProtoSTP}, {"ipx ", ProtoIPX}, {"netbeui ", ProtoNetBEUI},
+		{"atalk ", ProtoAtalk}, {"decnet ", ProtoDECnet}, {"carp ", ProtoCARP}, {"vrrp ", ProtoVRRP}, {"radio ", ProtoRadio},
+	}
+	names := []string{"tcp", "udp", "icmp", "ip", "ipv6-icmp", "ospf", "TCP", "ip6", "arp", "iso", "ipx", "stp",
+		"atalk", "esis", "isis", "clnp", "nosuch"}
+	compared := 0
+	for _, qual := range quals {
+		for _, kind := range []string{"proto", "protochain"} {
+			for _, name := range names {
+				named := qual.text + kind + " \\" + name
+				v, err := protoByName(name, qual.q)
+				compared++
+				if err != nil {
+					sameProgram(t, named, "", err.Error(), 1)
+					continue
+				}
+				numeric := fmt.Sprintf("%s%s %d", qual.text, kind, v)
+				if _, err := compileLibpcap(numeric, 1); err != nil {
+					sameProgram(t, named, "", err.Error(), 1)
+					continue
+				}
+				sameProgram(t, named, numeric, "", 1)
+			}
+		}
+	}
+	t.Logf("%d proto/protochain expressions compared with libpcap", compared)
 }
