@@ -23,7 +23,9 @@ const (
 	sapIPX     = 0xe0
 	sapNetBEUI = 0xf0
 
-	etherTypeIPX    = 0x8137 // AppleTalk's and AARP's are in gen_link.go
+	etherTypeIPX    = 0x8137
+	etherTypeAtalk  = 0x809b // AppleTalk: also in LLC/SNAP frames
+	etherTypeAARP   = 0x80f3 // AppleTalk ARP: also in LLC/SNAP frames
 	etherTypeDECnet = 0x6003
 	etherTypeLAT    = 0x6004
 	etherTypeSCA    = 0x6007

@@ -58,6 +58,9 @@ type layers struct {
 	// they are equal when the frame has no Ethernet header, which Ethernet
 	// addresses then never match. -1 before any geneve.
 	innerHdr, innerNet int
+	// sawGeneve is set by the first geneve: libpcap does not optimise an
+	// expression with one, so never finds that it rejects all packets.
+	sawGeneve bool
 }
 
 // initLayers sets the layers for the link type, or fails for a link type
@@ -108,8 +111,6 @@ func (g *gen) linkName() string {
 const (
 	etherTypeIP     = 0x0800
 	etherTypeIPv6   = 0x86dd
-	etherTypeAtalk  = 0x809b // AppleTalk: also in LLC/SNAP frames
-	etherTypeAARP   = 0x80f3 // AppleTalk ARP: also in LLC/SNAP frames
 	etherTypeVLAN   = 0x8100
 	etherTypeQinQ   = 0x88a8
 	etherTypeQinQ2  = 0x9100
@@ -291,6 +292,7 @@ func (g *gen) geneve(n *Special) cond {
 	if n.HasArg && n.Arg > 0xffffff {
 		g.failAt(n, "Geneve VNI %d greater than maximum 16777215", n.Arg)
 	}
+	g.lay.sawGeneve = true
 	net := g.lay.net
 
 	// IPv4: UDP, not a later fragment, to port 6081, Geneve version 0,
