@@ -35,7 +35,7 @@ import "math/bits"
 
 // relation is "arith relop arith".
 func (g *gen) relation(n *Relation) cond {
-	if need := libpcapRegs(n.X, 1+libpcapRegs(n.Y, 0)); need > g.freeRegs() {
+	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
 		g.failAt(n, "too many registers needed to evaluate expression")
 	}
 	x := g.arithVal(n.X)
