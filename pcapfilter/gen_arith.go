@@ -35,10 +35,12 @@ import "math/bits"
 
 // relation is "arith relop arith".
 func (g *gen) relation(n *Relation) cond {
-	if need := libpcapRegs(n.X, 1+libpcapRegs(n.Y, 0)); need > g.freeRegs() {
+	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
 		g.failAt(n, "too many registers needed to evaluate expression")
 	}
 	x := g.arithVal(n.X)
+	r := g.holdReg(x)
+	defer g.releaseReg(r)
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
 
@@ -63,7 +65,7 @@ func (g *gen) relation(n *Relation) cond {
 		op = op.swap()
 		s, jump, k = y.code, relJump(op), x.val
 	default:
-		s, jump = g.pair(x, y), relJump(op)|opSrcX
+		s, jump = pair(x, y, r), relJump(op)|opSrcX
 	}
 	c := g.test(s, jump, k)
 	switch op {
@@ -183,6 +185,8 @@ func (g *gen) binary(a *ArithBinary) value {
 		g.checkOperand(a.Op, k, a.OpPos, tok)
 	}
 	x := g.arithVal(a.X)
+	r := g.holdReg(x)
+	defer g.releaseReg(r)
 	y := g.arithVal(a.Y)
 	// Its optimiser checks the operands it can fold.
 	if y.opt.known {
@@ -196,7 +200,7 @@ func (g *gen) binary(a *ArithBinary) value {
 	case y.isConst:
 		v.code = append(x.code, stmt(op, y.val))
 	default:
-		v.code = append(g.pair(x, y), stmt(op|opSrcX, 0))
+		v.code = append(pair(x, y, r), stmt(op|opSrcX, 0))
 	}
 	return v
 }
@@ -232,8 +236,26 @@ func foldALU(op ArithOp, x, y folded) folded {
 	return folded{}
 }
 
-// pair returns the code that leaves x in A and y in X.
-func (g *gen) pair(x, y value) []insn {
+// holdReg returns a word of scratch memory to keep x in while the code
+// of the other operand runs, or -1 for a constant x. The word is taken
+// before that code is generated, so that the other operand's own words
+// are different ones.
+func (g *gen) holdReg(x value) int {
+	if x.isConst {
+		return -1
+	}
+	return g.allocReg()
+}
+
+func (g *gen) releaseReg(r int) {
+	if r >= 0 {
+		g.freeReg(r)
+	}
+}
+
+// pair returns the code that leaves x in A and y in X, with r the word
+// held for x.
+func pair(x, y value, r int) []insn {
 	switch {
 	case x.isConst:
 		return append(append(y.code, stmt(opTax, 0)), stmt(opLdImm, x.val))
@@ -242,8 +264,6 @@ func (g *gen) pair(x, y value) []insn {
 	case len(y.code) == 1 && y.code[0].Op == opLdLen:
 		return append(x.code, stmt(opLdxLen, 0))
 	}
-	r := g.allocReg()
-	defer g.freeReg(r)
 	s := append(x.code, stmt(opSt, uint32(r)))
 	s = append(s, y.code...)
 	return append(s, stmt(opTax, 0), stmt(opLdMem, uint32(r)))
