@@ -348,7 +348,9 @@ var lanExprs = []struct {
 		"radio host 1.1", "atalk host foo", "iso port 1", "stp portrange 1-2",
 		"isis protochain 1", "atalk host 1:2::3", "ipx host 00:11:22:33:44:55",
 		"iso gateway foo", "stp net foo", "iso proto 1.1", "isis proto 1.2.3.4", "iso proto 1:2::3",
-		"decnet host $1", "decnet host 0x1.1", "decnet host 1.1.1.1.1",
+		"decnet host $1", "decnet host 0x1.1", "decnet host 1.1.1.1.1", "decnet net 10/8",
+		"iso src proto 1", "isis dst proto 1", "llc 3", `llc \u`, "iso proto -1",
+		"decnet net 1.1 mask 0xffff", "decnet host 0x401", "stp 1", "llc u i",
 	}},
 }
 
