@@ -36,7 +36,7 @@ const (
 	// first OUI byte); the next 4 hold the rest of the OUI and the type.
 	snapHdr      = 0xaaaa0300
 	snapHdrApple = 0xaaaa0308 // OUI 08:00:07
-	snapOUIApple = 0x000700   // the OUI's last two bytes, 00:07, above the type
+	snapOUIApple = 0x0007     // the OUI's last two bytes, 00:07
 
 	// A Linux cooked capture's protocol values for frames without an
 	// Ethernet type: raw 802.3 (Novell IPX without LLC) and 802.2 LLC.
@@ -137,7 +137,7 @@ func (g *gen) snapIs(llc offset, etherType uint32) cond {
 	if etherType == etherTypeAtalk {
 		hdr, oui = snapHdrApple, snapOUIApple
 	}
-	return and(g.eq(llc.at(4), 4, oui<<8|etherType), g.eq(llc, 4, hdr))
+	return and(g.eq(llc.at(4), 4, oui<<16|etherType), g.eq(llc, 4, hdr))
 }
 
 // llcKinds are the LLC frame kinds of "llc KIND": the mask of the
@@ -162,23 +162,10 @@ func (g *gen) llc(n *Special) cond {
 			g.failAt(n, "unknown LLC type name %q", n.Sub)
 		}
 	}
-	switch g.lay.kind {
-	case linkEther:
-	case linkSLL:
-		v := "v1"
-		if g.link == LinkLinuxSLL2 {
-			v = "v2"
-		}
-		g.failAt(n, "'llc' not supported for Linux cooked %s", v)
-	case linkRawIP:
-		g.failAt(n, "'llc' not supported for Raw IP")
-	case linkIPv4:
-		g.failAt(n, "'llc' not supported for Raw IPv4")
-	case linkIPv6:
-		g.failAt(n, "'llc' not supported for Raw IPv6")
-	default:
-		// After pppoes the link layer is PPP's.
-		g.failAt(n, "'llc' not supported for PPP")
+	if g.lay.kind != linkEther {
+		// Ethernet framing only: not cooked captures, raw IP, or PPP
+		// after pppoes.
+		g.failAt(n, "'llc' not supported for %s", g.linkName())
 	}
 	typ := g.lay.linkType
 	llc := typ.at(2)

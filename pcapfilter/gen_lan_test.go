@@ -325,7 +325,7 @@ var lanExprs = []struct {
 		"mpls and llc", "mpls and llc u", "mpls and stp", "mpls and isis", "mpls and decnet host 1.1",
 		"pppoes and isis", "pppoes and l2", "pppoes and llc", "pppoes and ipx", "pppoes and stp",
 		"pppoes and atalk", "pppoes and aarp", "pppoes and netbeui", "pppoes and decnet host 1.1",
-		"pppoes and iso proto 0x83", "pppoes and llc s",
+		"pppoes and iso proto 0x83", "pppoes and llc s", "pppoes and mpls and llc",
 		"geneve and isis", "geneve and stp", "geneve and llc u", "geneve and ipx", "geneve and atalk",
 		"geneve and decnet src 1.1", "geneve and iso proto 0x82",
 	}},
