@@ -259,6 +259,7 @@ var lanProtoNames = map[Proto]string{
 	ProtoSTP: "stp", ProtoIPX: "ipx", ProtoNetBEUI: "netbeui", ProtoRadio: "radio",
 }
 
+// lanProtoName is the keyword of a LAN protocol.
 func lanProtoName(p Proto) string {
 	if s, ok := lanProtoNames[p]; ok {
 		return s
