@@ -1022,7 +1022,9 @@ func TestEtherProtoVersusLibpcap(t *testing.T) {
 		}
 	}
 	unknown := []string{"IP", "Ip", "ipv4", "ipv6", "vlan", "mpls", "pppoed", "pppoes", "lldp", "8021q", "revarp",
-		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch"}
+		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch",
+		// Names older libpcaps had.
+		"atalkarp", "xns", "sprite", "lanbridge", "vexp", "vprod", "decdts", "decdns"}
 	for _, name := range unknown {
 		if _, ok := lookupEtherProto(name); ok {
 			t.Errorf("lookupEtherProto(%q) found it", name)
