@@ -892,7 +892,7 @@ func lookupNet(name string) (uint32, bool) {
 	return v, ok
 }
 
-// netAddrMask resolves the NAME of "[ip|arp|rarp] [dir] net NAME" as
+// netAddrMask resolves the NAME of "[proto] [dir] net NAME" as
 // libpcap 1.10 does: the network of lookupNet, an error "unknown network
 // 'NAME'" when there is none or it is 0 (so "net default", 0.0.0.0, is
 // unknown), then shifted left by whole bytes while its top byte is 0, the
@@ -900,9 +900,10 @@ func lookupNet(name string) (uint32, bool) {
 // to four parts, the mask is nearly always 0xffffffff: "net loopback"
 // (127.0.0.0) is "host 127.0.0.0", not 127/8. Only a network that starts
 // with 0 gets a shorter mask ("0.10" is 10.0.0.0 mask 0xffffff00). The
-// generator then emits what it emits for "net ADDR mask MASK" with those
-// numbers. (With an ip6 qualifier libpcap says "'ip6' modifier applied to
-// ip host", before or after the lookup: see its program.)
+// lookup comes first, whatever the qualifier ("tcp net nosuch" is "unknown
+// network 'nosuch'"); the generator then compiles "[proto] [dir] net ADDR
+// mask MASK" with those numbers, that form's qualifier errors included
+// ("'ip6' modifier applied to ip host", "'tcp' modifier applied to net").
 func netAddrMask(name string) (addr, mask uint32, err error) {
 	v, ok := lookupNet(name)
 	if !ok || v == 0 {

@@ -926,10 +926,19 @@ func TestServicesVersusLibpcap(t *testing.T) {
 			compared++
 		}
 	}
-	// Unknown names.
-	for _, name := range []string{"nosuch", "FTP", "1a"} {
-		sameProgram(t, "port \\"+name, "", fmt.Sprintf("unknown port '%s'", name), 1)
-		compared++
+	// Unknown names, and numbers written as names, which getaddrinfo
+	// reads itself.
+	for _, name := range []string{"nosuch", "FTP", "1a", "21", "020", "65556", "-5", "4294967317", "2147483648", "0x15"} {
+		for _, q := range []Proto{ProtoDefault, ProtoUDP} {
+			named := protoWord[q] + "port \\" + name
+			port, tr, err := servicePort(name, q)
+			if err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+			} else {
+				sameProgram(t, named, fmt.Sprintf("%sport %d", transportWord(tr), port), "", 1)
+			}
+			compared++
+		}
 	}
 	t.Logf("%d names of /etc/services, %d expressions compared with libpcap (%d of them errors)", len(names), compared, errs)
 }
@@ -1044,25 +1053,35 @@ func TestEtherProtoVersusLibpcap(t *testing.T) {
 	t.Logf("%d ether/iso proto expressions compared with libpcap", compared)
 }
 
-// TestNetworksVersusLibpcap compiles "net NAME" for every name of
-// /etc/networks with libpcap and checks it is "net ADDR mask MASK" with
-// netAddrMask's numbers, or the same error.
+// TestNetworksVersusLibpcap compiles "[proto] [dir] net NAME" for every
+// name of /etc/networks with libpcap and checks it is "[proto] [dir] net
+// ADDR mask MASK" with netAddrMask's numbers (or that form's error), or
+// the same lookup error.
 func TestNetworksVersusLibpcap(t *testing.T) {
 	requireLibpcap(t)
-	names := append(systemNames(t, "/etc/networks"), "nosuch", "LOOPBACK")
+	names := append(systemNames(t, "/etc/networks"), "nosuch", "LOOPBACK", "10.0.0.0", "::1")
 	withPath(t, &networksPath, "/etc/networks")
+	compared := 0
 	for _, name := range names {
-		addr, mask, err := netAddrMask(name)
-		named := "net \\" + name
-		if err != nil {
-			sameProgram(t, named, "", err.Error(), 1)
-			continue
+		for _, qual := range []string{"", "src ", "ip ", "arp dst ", "rarp ", "ip6 ", "tcp ", "ether ", "iso "} {
+			compared++
+			addr, mask, err := netAddrMask(name)
+			named := qual + "net \\" + name
+			if err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			a := netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)})
+			m := netip.AddrFrom4([4]byte{byte(mask >> 24), byte(mask >> 16), byte(mask >> 8), byte(mask)})
+			numeric := fmt.Sprintf("%snet %s mask %s", qual, a, m)
+			if _, err := compileLibpcap(numeric, 1); err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			sameProgram(t, named, numeric, "", 1)
 		}
-		a := netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)})
-		m := netip.AddrFrom4([4]byte{byte(mask >> 24), byte(mask >> 16), byte(mask >> 8), byte(mask)})
-		sameProgram(t, named, fmt.Sprintf("net %s mask %s", a, m), "", 1)
 	}
-	t.Logf("%d network names compared with libpcap", len(names))
+	t.Logf("%d network names, %d net expressions compared with libpcap", len(names), compared)
 }
 
 // TestHostsVersusLibpcap compiles "[proto] [dir] host NAME" for the names
