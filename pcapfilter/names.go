@@ -390,7 +390,9 @@ func checkPort(n uint32) error {
 
 // portRange resolves the text of "[proto] [dir] portrange TEXT" when TEXT
 // is a name (IDName), as libpcap 1.10 does; a number (IDNum, "portrange
-// 21") is the range N-N, checked with checkPort. q is as for servicePort.
+// 21") is the range N-N, checked with checkPort. q is as for servicePort
+// (libpcap rejects other qualifiers before it looks at TEXT: "illegal
+// qualifier of 'portrange'").
 // It returns the range with lo <= hi (libpcap swaps "21-20") and the
 // transport the primitive tests.
 //
@@ -795,7 +797,10 @@ var ethersFile = parsedFile[map[string][6]byte]{parse: parseEthers}
 // name, for "ether host NAME" (and "ether src/dst NAME"). A name not found
 // is libpcap's "unknown ether host 'NAME'". ("gateway NAME", which would
 // need one too, is always an error in libpcap 1.10 built with IPv6:
-// "'gateway' not supported in this configuration".)
+// "'gateway' not supported in this configuration".) On link types other
+// than Ethernet (raw IP, Linux cooked) libpcap fails before any lookup,
+// name known or not: "only ethernet/FDDI/token ring/802.11/ATM LANE/Fibre
+// Channel supports link-level host name".
 func lookupEthers(name string) ([6]byte, bool) {
 	m, _ := ethersFile.get(ethersPath)
 	mac, ok := m[asciiLower(name)]
