@@ -390,7 +390,9 @@ func checkPort(n uint32) error {
 
 // portRange resolves the text of "[proto] [dir] portrange TEXT" when TEXT
 // is a name (IDName), as libpcap 1.10 does; a number (IDNum, "portrange
-// 21") is the range N-N, checked with checkPort. q is as for servicePort.
+// 21") is the range N-N, checked with checkPort. q is as for servicePort
+// (libpcap rejects other qualifiers before it looks at TEXT: "illegal
+// qualifier of 'portrange'").
 // It returns the range with lo <= hi (libpcap swaps "21-20") and the
 // transport the primitive tests.
 //
@@ -688,7 +690,8 @@ func protoByName(name string, q Proto) (int, error) {
 // IEEE 802.2's assignments) for iso, stp, ipx and netbeui, which the
 // link-type test then matches in 802.2 LLC frames (and for ipx also in
 // Ethernet II type 0x8137, SNAP and raw 802.3 frames). Checked against
-// libpcap's programs in names_test.go.
+// libpcap's programs in names_test.go, which also checks that names older
+// libpcaps had (pup, xns, atalkarp, sprite, vexp, ...) are unknown.
 var etherProtoNames = map[string]uint16{
 	"ip":       0x0800, // IPv4
 	"ip6":      0x86dd, // IPv6
@@ -794,7 +797,10 @@ var ethersFile = parsedFile[map[string][6]byte]{parse: parseEthers}
 // name, for "ether host NAME" (and "ether src/dst NAME"). A name not found
 // is libpcap's "unknown ether host 'NAME'". ("gateway NAME", which would
 // need one too, is always an error in libpcap 1.10 built with IPv6:
-// "'gateway' not supported in this configuration".)
+// "'gateway' not supported in this configuration".) On link types other
+// than Ethernet (raw IP, Linux cooked) libpcap fails before any lookup,
+// name known or not: "only ethernet/FDDI/token ring/802.11/ATM LANE/Fibre
+// Channel supports link-level host name".
 func lookupEthers(name string) ([6]byte, bool) {
 	m, _ := ethersFile.get(ethersPath)
 	mac, ok := m[asciiLower(name)]
@@ -891,7 +897,7 @@ func lookupNet(name string) (uint32, bool) {
 	return v, ok
 }
 
-// netAddrMask resolves the NAME of "[ip|arp|rarp] [dir] net NAME" as
+// netAddrMask resolves the NAME of "[proto] [dir] net NAME" as
 // libpcap 1.10 does: the network of lookupNet, an error "unknown network
 // 'NAME'" when there is none or it is 0 (so "net default", 0.0.0.0, is
 // unknown), then shifted left by whole bytes while its top byte is 0, the
@@ -899,9 +905,10 @@ func lookupNet(name string) (uint32, bool) {
 // to four parts, the mask is nearly always 0xffffffff: "net loopback"
 // (127.0.0.0) is "host 127.0.0.0", not 127/8. Only a network that starts
 // with 0 gets a shorter mask ("0.10" is 10.0.0.0 mask 0xffffff00). The
-// generator then emits what it emits for "net ADDR mask MASK" with those
-// numbers. (With an ip6 qualifier libpcap says "'ip6' modifier applied to
-// ip host", before or after the lookup: see its program.)
+// lookup comes first, whatever the qualifier ("tcp net nosuch" is "unknown
+// network 'nosuch'"); the generator then compiles "[proto] [dir] net ADDR
+// mask MASK" with those numbers, that form's qualifier errors included
+// ("'ip6' modifier applied to ip host", "'tcp' modifier applied to net").
 func netAddrMask(name string) (addr, mask uint32, err error) {
 	v, ok := lookupNet(name)
 	if !ok || v == 0 {
@@ -932,6 +939,11 @@ var errUnknownHost = errors.New("no addresses")
 // resolver gives them, without duplicates; an error when the name does not
 // resolve or has no address. The code generator wants hostAddrs, which
 // applies libpcap's rules.
+//
+// Where Go's resolver and glibc's getaddrinfo differ, so does this: Go
+// finds "localhost." in /etc/hosts where glibc does not, takes an
+// /etc/hosts entry "::ffff:1.2.3.4" as IPv4 where glibc keeps it IPv6,
+// and does not consult NSS modules other than files and dns.
 func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
 		return nil, nil, errUnknownHost

@@ -926,10 +926,19 @@ func TestServicesVersusLibpcap(t *testing.T) {
 			compared++
 		}
 	}
-	// Unknown names.
-	for _, name := range []string{"nosuch", "FTP", "1a"} {
-		sameProgram(t, "port \\"+name, "", fmt.Sprintf("unknown port '%s'", name), 1)
-		compared++
+	// Unknown names, and numbers written as names, which getaddrinfo
+	// reads itself.
+	for _, name := range []string{"nosuch", "FTP", "1a", "21", "020", "65556", "-5", "4294967317", "2147483648", "0x15"} {
+		for _, q := range []Proto{ProtoDefault, ProtoUDP} {
+			named := protoWord[q] + "port \\" + name
+			port, tr, err := servicePort(name, q)
+			if err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+			} else {
+				sameProgram(t, named, fmt.Sprintf("%sport %d", transportWord(tr), port), "", 1)
+			}
+			compared++
+		}
 	}
 	t.Logf("%d names of /etc/services, %d expressions compared with libpcap (%d of them errors)", len(names), compared, errs)
 }
@@ -1022,7 +1031,9 @@ func TestEtherProtoVersusLibpcap(t *testing.T) {
 		}
 	}
 	unknown := []string{"IP", "Ip", "ipv4", "ipv6", "vlan", "mpls", "pppoed", "pppoes", "lldp", "8021q", "revarp",
-		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch"}
+		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch",
+		// Names older libpcaps had.
+		"atalkarp", "xns", "sprite", "lanbridge", "vexp", "vprod", "decdts", "decdns"}
 	for _, name := range unknown {
 		if _, ok := lookupEtherProto(name); ok {
 			t.Errorf("lookupEtherProto(%q) found it", name)
@@ -1042,25 +1053,35 @@ func TestEtherProtoVersusLibpcap(t *testing.T) {
 	t.Logf("%d ether/iso proto expressions compared with libpcap", compared)
 }
 
-// TestNetworksVersusLibpcap compiles "net NAME" for every name of
-// /etc/networks with libpcap and checks it is "net ADDR mask MASK" with
-// netAddrMask's numbers, or the same error.
+// TestNetworksVersusLibpcap compiles "[proto] [dir] net NAME" for every
+// name of /etc/networks with libpcap and checks it is "[proto] [dir] net
+// ADDR mask MASK" with netAddrMask's numbers (or that form's error), or
+// the same lookup error.
 func TestNetworksVersusLibpcap(t *testing.T) {
 	requireLibpcap(t)
-	names := append(systemNames(t, "/etc/networks"), "nosuch", "LOOPBACK")
+	names := append(systemNames(t, "/etc/networks"), "nosuch", "LOOPBACK", "10.0.0.0", "::1")
 	withPath(t, &networksPath, "/etc/networks")
+	compared := 0
 	for _, name := range names {
-		addr, mask, err := netAddrMask(name)
-		named := "net \\" + name
-		if err != nil {
-			sameProgram(t, named, "", err.Error(), 1)
-			continue
+		for _, qual := range []string{"", "src ", "ip ", "arp dst ", "rarp ", "ip6 ", "tcp ", "ether ", "iso "} {
+			compared++
+			addr, mask, err := netAddrMask(name)
+			named := qual + "net \\" + name
+			if err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			a := netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)})
+			m := netip.AddrFrom4([4]byte{byte(mask >> 24), byte(mask >> 16), byte(mask >> 8), byte(mask)})
+			numeric := fmt.Sprintf("%snet %s mask %s", qual, a, m)
+			if _, err := compileLibpcap(numeric, 1); err != nil {
+				sameProgram(t, named, "", err.Error(), 1)
+				continue
+			}
+			sameProgram(t, named, numeric, "", 1)
 		}
-		a := netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)})
-		m := netip.AddrFrom4([4]byte{byte(mask >> 24), byte(mask >> 16), byte(mask >> 8), byte(mask)})
-		sameProgram(t, named, fmt.Sprintf("net %s mask %s", a, m), "", 1)
 	}
-	t.Logf("%d network names compared with libpcap", len(names))
+	t.Logf("%d network names, %d net expressions compared with libpcap", len(names), compared)
 }
 
 // TestHostsVersusLibpcap compiles "[proto] [dir] host NAME" for the names
@@ -1215,4 +1236,62 @@ func TestProtoByNameVersusLibpcap(t *testing.T) {
 		}
 	}
 	t.Logf("%d proto/protochain expressions compared with libpcap", compared)
+}
+
+// FuzzNameParsers runs the file parsers and the text lookups on arbitrary
+// input: none may panic, and what they return must be in range.
+func FuzzNameParsers(f *testing.F) {
+	for _, seed := range []string{testServices, testEthers, testNetworks, portRangeServices,
+		"ftp 0x/tcp", "a 1.2.3.4.5", "0:0:0:0:0:0", "20--21", "1-2-3", "0x-0x", "\x00\xff#\n\n"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, p := range parseServices([]byte(s)) {
+			for _, port := range []int{p.tcp, p.udp, p.sctp} {
+				if port < -1 || port > 65535 {
+					t.Fatalf("service %q: port %d", name, port)
+				}
+			}
+		}
+		parseProtocols([]byte(s))
+		parseEthers([]byte(s))
+		parseNetworks([]byte(s))
+		inetNetwork(s)
+		inetAton(s)
+		if p, ok := numericService(s); ok && (p < 0 || p > 65535) {
+			t.Fatalf("numericService(%q) = %d", s, p)
+		}
+		for _, q := range []Proto{ProtoDefault, ProtoTCP, ProtoUDP, ProtoSCTP} {
+			lo, hi, _, err := portRange(s, q)
+			if err == nil && (lo < 0 || hi > 65535 || lo > hi) {
+				t.Fatalf("portRange(%q) = %d, %d", s, lo, hi)
+			}
+		}
+	})
+}
+
+// TestLookupsConcurrent runs the lookups from several goroutines (for the
+// race detector).
+func TestLookupsConcurrent(t *testing.T) {
+	withFile(t, &servicesPath, testServices)
+	withFile(t, &ethersPath, testEthers)
+	withFile(t, &networksPath, testNetworks)
+	done := make(chan [3]int)
+	for i := 0; i < 8; i++ {
+		go func() {
+			tcp, _, _ := lookupService("ftp")
+			_, ok := lookupEthers("eth1")
+			net, _ := lookupNet("ten")
+			b := 0
+			if ok {
+				b = 1
+			}
+			done <- [3]int{tcp, b, int(net >> 24)}
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != [3]int{21, 1, 10} {
+			t.Errorf("concurrent lookups gave %v; want [21 1 10]", got)
+		}
+	}
 }
