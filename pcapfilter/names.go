@@ -688,7 +688,8 @@ func protoByName(name string, q Proto) (int, error) {
 // IEEE 802.2's assignments) for iso, stp, ipx and netbeui, which the
 // link-type test then matches in 802.2 LLC frames (and for ipx also in
 // Ethernet II type 0x8137, SNAP and raw 802.3 frames). Checked against
-// libpcap's programs in names_test.go.
+// libpcap's programs in names_test.go, which also checks that names older
+// libpcaps had (pup, xns, atalkarp, sprite, vexp, ...) are unknown.
 var etherProtoNames = map[string]uint16{
 	"ip":       0x0800, // IPv4
 	"ip6":      0x86dd, // IPv6
@@ -932,6 +933,11 @@ var errUnknownHost = errors.New("no addresses")
 // resolver gives them, without duplicates; an error when the name does not
 // resolve or has no address. The code generator wants hostAddrs, which
 // applies libpcap's rules.
+//
+// Where Go's resolver and glibc's getaddrinfo differ, so does this: Go
+// finds "localhost." in /etc/hosts where glibc does not, takes an
+// /etc/hosts entry "::ffff:1.2.3.4" as IPv4 where glibc keeps it IPv6,
+// and does not consult NSS modules other than files and dns.
 func lookupHost(name string) (v4, v6 []netip.Addr, err error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
 		return nil, nil, errUnknownHost

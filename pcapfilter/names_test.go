@@ -1022,7 +1022,9 @@ func TestEtherProtoVersusLibpcap(t *testing.T) {
 		}
 	}
 	unknown := []string{"IP", "Ip", "ipv4", "ipv6", "vlan", "mpls", "pppoed", "pppoes", "lldp", "8021q", "revarp",
-		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch"}
+		"appletalk", "x25", "sna", "clnp", "esis", "isis", "tcp", "udp", "icmp", "pup", "ether", "eapol", "nosuch",
+		// Names older libpcaps had.
+		"atalkarp", "xns", "sprite", "lanbridge", "vexp", "vprod", "decdts", "decdns"}
 	for _, name := range unknown {
 		if _, ok := lookupEtherProto(name); ok {
 			t.Errorf("lookupEtherProto(%q) found it", name)
@@ -1215,4 +1217,62 @@ func TestProtoByNameVersusLibpcap(t *testing.T) {
 		}
 	}
 	t.Logf("%d proto/protochain expressions compared with libpcap", compared)
+}
+
+// FuzzNameParsers runs the file parsers and the text lookups on arbitrary
+// input: none may panic, and what they return must be in range.
+func FuzzNameParsers(f *testing.F) {
+	for _, seed := range []string{testServices, testEthers, testNetworks, portRangeServices,
+		"ftp 0x/tcp", "a 1.2.3.4.5", "0:0:0:0:0:0", "20--21", "1-2-3", "0x-0x", "\x00\xff#\n\n"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, p := range parseServices([]byte(s)) {
+			for _, port := range []int{p.tcp, p.udp, p.sctp} {
+				if port < -1 || port > 65535 {
+					t.Fatalf("service %q: port %d", name, port)
+				}
+			}
+		}
+		parseProtocols([]byte(s))
+		parseEthers([]byte(s))
+		parseNetworks([]byte(s))
+		inetNetwork(s)
+		inetAton(s)
+		if p, ok := numericService(s); ok && (p < 0 || p > 65535) {
+			t.Fatalf("numericService(%q) = %d", s, p)
+		}
+		for _, q := range []Proto{ProtoDefault, ProtoTCP, ProtoUDP, ProtoSCTP} {
+			lo, hi, _, err := portRange(s, q)
+			if err == nil && (lo < 0 || hi > 65535 || lo > hi) {
+				t.Fatalf("portRange(%q) = %d, %d", s, lo, hi)
+			}
+		}
+	})
+}
+
+// TestLookupsConcurrent runs the lookups from several goroutines (for the
+// race detector).
+func TestLookupsConcurrent(t *testing.T) {
+	withFile(t, &servicesPath, testServices)
+	withFile(t, &ethersPath, testEthers)
+	withFile(t, &networksPath, testNetworks)
+	done := make(chan [3]int)
+	for i := 0; i < 8; i++ {
+		go func() {
+			tcp, _, _ := lookupService("ftp")
+			_, ok := lookupEthers("eth1")
+			net, _ := lookupNet("ten")
+			b := 0
+			if ok {
+				b = 1
+			}
+			done <- [3]int{tcp, b, int(net >> 24)}
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != [3]int{21, 1, 10} {
+			t.Errorf("concurrent lookups gave %v; want [21 1 10]", got)
+		}
+	}
 }

@@ -271,8 +271,8 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	t := p.tok
 	switch t.kind {
 	case tNot:
-		p.advance()
 		p.enter()
+		p.advance()
 		r := p.element(p.parseUnit(m, q), m)
 		p.leave()
 		return result{kind: r.kind, node: &Not{NotPos: t.pos, X: r.node}, q: r.q}
@@ -448,8 +448,8 @@ func (p *parser) parseNID(q qual) result {
 // what came before the parenthesis, as in libpcap.
 func (p *parser) parseParen(m mode, q qual) result {
 	open := p.tok
-	p.advance()
 	p.open()
+	p.advance()
 	first := p.parseUnit(m, q)
 	if first.parenIDs {
 		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
@@ -579,8 +579,8 @@ func (p *parser) climb(x Arith, minPrec int) Arith {
 func (p *parser) parseOperand() Arith {
 	if p.tok.kind == tMinus {
 		t := p.tok
-		p.advance()
 		p.enter()
+		p.advance()
 		x := p.parseOperand()
 		p.leave()
 		return &Neg{MinusPos: t.pos, X: x}
@@ -598,8 +598,8 @@ func (p *parser) steal(x Arith) Arith {
 		op = ArithMod
 	}
 	opPos := p.tok.pos
-	p.advance()
 	p.enter()
+	p.advance()
 	y := p.parseArith()
 	p.leave()
 	return &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
@@ -617,8 +617,8 @@ func (p *parser) parsePrimary() Arith {
 		p.advance()
 		return &Len{LenPos: t.pos}
 	case tLParen:
-		p.advance()
 		p.open()
+		p.advance()
 		x := p.parseArith()
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
@@ -632,8 +632,11 @@ func (p *parser) parsePrimary() Arith {
 	case tProto:
 		p.advance()
 		open := p.tok
-		p.expect(tLBracket, "'[' after '"+t.text+"' in arithmetic")
+		if p.tok.kind != tLBracket {
+			p.unexpected("'[' after '" + t.text + "' in arithmetic")
+		}
 		p.enter()
+		p.advance()
 		idx := p.parseArith()
 		size := 1
 		if p.tok.kind == tColon {
@@ -662,8 +665,8 @@ func (p *parser) parsePrimary() Arith {
 func (p *parser) parsePnum(what string) token {
 	if p.tok.kind == tLParen {
 		open := p.tok
-		p.advance()
 		p.open()
+		p.advance()
 		t := p.parsePnum(what)
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
