@@ -91,9 +91,10 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 	g.initLayers()
 	c := g.node(root)
 	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
-		if g.lay.sawGeneve {
-			// libpcap does not optimise an expression with geneve, and
-			// only its optimiser finds that one rejects all packets.
+		if g.lay.sawGeneve || g.inet.protochain {
+			// libpcap does not optimise an expression with geneve or
+			// protochain, and only its optimiser finds that one rejects
+			// all packets.
 			return []bpf.RawInstruction{{Op: opRetK, K: 0}}, nil
 		}
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}

@@ -25,7 +25,8 @@ import "math/bits"
 //     operand is the number 0, "len / ip[0]" included) is "division by
 //     zero", and a shift count whose leftmost operand is a number over 31
 //     is "shift by more than 31 bits". libpcap's optimiser adds the same
-//     errors for divisors and counts it can fold to constants.
+//     errors for divisors it can fold to 0, and for counts it can fold
+//     when it cannot fold what they shift.
 //   - The optimiser folds a relation between constants when nothing guards
 //     it; a relation that is then always false makes the expression reject
 //     all packets.
@@ -188,8 +189,10 @@ func (g *gen) binary(a *ArithBinary) value {
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
 	y := g.arithVal(a.Y)
-	// Its optimiser checks the operands it can fold.
-	if y.opt.known {
+	// Its optimiser checks the divisors it can fold, and the shift counts
+	// it can fold when it cannot fold what they shift (it folds a shift
+	// of a constant by 32 or more to 0).
+	if y.opt.known && (!x.opt.known || (a.Op != ArithLsh && a.Op != ArithRsh)) {
 		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only

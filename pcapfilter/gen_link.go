@@ -469,9 +469,15 @@ func dirOnly80211(d Dir) string {
 
 // etherQualified is a qualified primitive of a link-layer protocol (ether,
 // link, ppp, slip, fddi, tr, wlan: "ether host 01:02:03:04:05:06", "ether
-// proto \ip") or with a MAC address as its id.
+// proto \ip"), or with a MAC address or an ARCnet address ($12) as its id
+// whatever its protocol: those fail unless ether host.
 func (g *gen) etherQualified(n *Qualified) cond {
 	id := &n.ID
+	if id.Kind == IDARCnet {
+		// None of the supported link types is ARCnet, whatever the
+		// qualifiers.
+		g.failAt(n, "aid supported only on ARCnet")
+	}
 	if id.Kind == IDMAC && (n.Q.Proto != ProtoLink || (n.Q.Type != TypeDefault && n.Q.Type != TypeHost)) {
 		g.failAt(n, "ethernet address used in non-ether expression")
 	}

@@ -99,6 +99,18 @@ var linkExprs = []string{
 	"ether protochain \\ip", "ether proto nosuchproto", "ether proto \\tcp", "ether proto 10.0.0.1",
 	"ether proto ::1",
 	"not ether dst 01:80:c2:00:00:0e", "ether host 01:02:03:04:05:06 and ip",
+	"ether host $12", "ether src $1", "ether proto $12", "ether net $12",
+
+	// The IP family's primitives after vlan, mpls, pppoes and geneve.
+	"vlan 100 and tcp port 80", "tcp or vlan and udp", "vlan and host 10.0.0.1", "vlan and vlan and udp port 53",
+	"vlan and net 10.0.0.0/8", "vlan and ip6 and tcp", "vlan and arp host 10.0.0.1", "vlan and icmp",
+	"mpls and tcp", "mpls and mpls 5 and udp port 53", "mpls and host 10.0.0.2", "mpls and ip6 and udp",
+	"pppoes 0x27 and ip and tcp port 22", "pppoes and udp", "pppoes and host 10.0.0.1", "pppoes and ip6 host ::2",
+	"geneve and tcp port 80", "geneve and udp port 53", "geneve and host 10.0.0.1", "geneve and ip6 and tcp",
+	"geneve and geneve and udp", "geneve and vlan and tcp", "geneve and mpls and tcp", "geneve and pppoes and tcp",
+	"geneve and net 10.0.0.0/8", "geneve and icmp", "geneve and ip broadcast", "geneve and ip multicast",
+	"vlan and ip multicast", "pppoes and ip6 multicast", "geneve and tcp[13] & 2 != 0",
+	"geneve and ip protochain 6", "geneve or protochain 6",
 
 	// Byte accessors after vlan, mpls, pppoes and geneve.
 	"ether[12:2] = 0x800", "link[0] & 1 = 1", "vlan and ether[12:2] = 0x8100", "vlan and ether[16:2] = 0x800",
@@ -124,6 +136,35 @@ var linkExprs = []string{
 var linkExprsUninit = []string{
 	"geneve or ip", "not geneve and ip", "geneve or ether host 01:02:03:04:05:06",
 	"geneve 5 or vlan", "(geneve or ip) and mpls",
+}
+
+// linkExprsLAN are expressions where the link layer routes to the LLC
+// tests of gen_lan.go, after vlan and geneve (whose encapsulated frame
+// may have no Ethernet header: then libpcap reads the 2-byte SAP pairs,
+// IPX's and SNAP's headers at lay.net, and a 1-byte DSAP at
+// lay.linkType+2).
+var linkExprsLAN = []string{
+	"ether proto 6", "ether proto 0xf0", "ether proto 0xfe", "ether proto 0x42", "ether proto 0xe0",
+	"ether proto 0x809b", "ether proto 0x80f3", "vlan and ether proto 6", "vlan and ether proto 0xfe",
+	"vlan 5 and iso", "vlan and stp", "vlan and ipx", "vlan and atalk",
+	"geneve and ether proto 0xfe", "geneve and ether proto 0x42", "geneve and iso", "geneve and stp",
+	"geneve and ether proto 0xf0", "geneve and ether proto 6", "geneve and ether proto 0x809b", "geneve and ipx",
+	"mpls and iso", "pppoes and iso", "pppoes and ipx", "pppoes and atalk", "pppoes and stp",
+}
+
+// TestLinkLANInterplay compares pcapfilter with libpcap where the link
+// layer's part hands over to the LAN protocols' part.
+func TestLinkLANInterplay(t *testing.T) {
+	libpcapOrSkip(t)
+	n := 0
+	for _, link := range allLinks {
+		pkts := linkPackets(link)
+		for _, expr := range linkExprsLAN {
+			n += compareWithLibpcap(t, expr, link)
+			n += compareOnPackets(t, expr, link, pkts)
+		}
+	}
+	t.Logf("%d verdicts compared with libpcap", n)
 }
 
 // TestLinkLayer compares pcapfilter with libpcap on the link layer's
@@ -363,6 +404,9 @@ func linkFrames() map[string][]byte {
 		"ipv6 udp":               eth(macA, 0x86dd, v6udp),
 		"arp broadcast":          eth(macF, 0x0806, arp),
 		"802.3 llc":              eth(macA, 38, cat([]byte{0x42, 0x42, 0x03}, make([]byte, 35))),
+		"802.3 llc dsap 6":       eth(macA, 38, cat([]byte{0x06, 0x00, 0x03}, make([]byte, 35))),
+		"802.3 llc iso":          eth(macA, 38, cat([]byte{0xfe, 0xfe, 0x03, 0x81}, make([]byte, 34))),
+		"vlan 802.3 llc 6 6":     eth(macA, 38, cat([]byte{0x06, 0x06, 0x03}, make([]byte, 35)), 0x8100, 3),
 		"vlan 100 ipv4":          eth(macA, 0x0800, v4tcp, 0x8100, 100),
 		"qinq 10 20 ipv4":        eth(macB, 0x0800, v4udp, 0x88a8, 10, 0x8100, 20),
 		"vlan 9100 5 ipv6":       eth(macA, 0x86dd, v6tcp, 0x9100, 0x2005),
@@ -390,6 +434,8 @@ func linkFrames() map[string][]byte {
 		"mpls geneve ipv4":    eth(macB, 0x8847, mplsStack(ipv4(17, 0, 5, gv(0, 0, 0x6558, 3, inner)), 4)),
 		"geneve pppoes ipv4":  eth(macB, 0x0800, ipv4(17, 0, 5, gv(0, 0, 0x6558, 3, eth(macA, 0x8864, pppoeSession(3, 0x21, v4tcp))))),
 		"multicast ipv4":      eth([]byte{0x01, 0x00, 0x5e, 0, 0, 1}, 0x0800, v4udp),
+		"geneve llc 0xfefe":   eth(macB, 0x0800, ipv4(17, 0, 5, gv(0, 1, 0x0026, 5, cat([]byte{0xfe, 0xfe, 0x03, 0x81}, v4tcp)))),
+		"geneve llc 0x4242":   eth(macB, 0x0800, ipv4(17, 0, 5, gv(0, 0, 0x0026, 5, cat([]byte{0x42, 0x42, 0x03}, v4tcp)))),
 		"geneve to port 6082": eth(macB, 0x0800, ipv4(17, 0, 5, udp(999, 6082, geneveHdr(0, 0, 0x6558, 5, inner)))),
 		"geneve over tcp":     eth(macB, 0x0800, ipv4(6, 0, 5, udp(999, 6081, geneveHdr(0, 0, 0x6558, 5, inner)))),
 	}
