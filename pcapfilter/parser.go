@@ -280,7 +280,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	case tLParen:
 		r := p.parseParen(m, q)
 		if (r.kind == rNum || r.kind == rArith) && m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(r.arith, true)
+			return p.relationFrom(r.arith)
 		}
 		return r
 
@@ -288,7 +288,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 		p.advance()
 		n := &Num{NumPos: t.pos, Val: t.num}
 		if m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(n, true)
+			return p.relationFrom(n)
 		}
 		return result{kind: rNum, arith: n, q: q}
 
@@ -303,10 +303,10 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	}
 	switch t.kind {
 	case tMinus, tLen:
-		return p.relationFrom(p.parseOperand(), true)
+		return p.relationFrom(p.parseOperand())
 	case tProto:
 		if p.lx.peek().kind == tLBracket {
-			return p.relationFrom(p.parseOperand(), true)
+			return p.relationFrom(p.parseOperand())
 		}
 		p.advance()
 		return p.afterProto(t)
@@ -485,7 +485,7 @@ func (p *parser) parseParen(m mode, q qual) result {
 // relationFrom parses the rest of a relation whose first operand begins
 // with x, a complete operand. Without a comparison operator it returns
 // the arithmetic as rArith (or rNum) when allowed.
-func (p *parser) relationFrom(x Arith, rawOK bool) result {
+func (p *parser) relationFrom(x Arith) result {
 	x = p.climb(p.steal(x), 1)
 	var op RelOp
 	switch p.tok.kind {
@@ -502,13 +502,10 @@ func (p *parser) relationFrom(x Arith, rawOK bool) result {
 	case tGe:
 		op = RelGe
 	default:
-		if rawOK {
-			if _, ok := x.(*Num); ok {
-				return result{kind: rNum, arith: x}
-			}
-			return result{kind: rArith, arith: x}
+		if _, ok := x.(*Num); ok {
+			return result{kind: rNum, arith: x}
 		}
-		p.unexpected("a comparison operator")
+		return result{kind: rArith, arith: x}
 	}
 	opPos := p.tok.pos
 	p.advance()

@@ -166,7 +166,7 @@ func spaceOut(s string) string {
 	return out
 }
 
-var generatedN = flag.Int("generated", 30000, "how many generated expressions TestParseVersusLibpcapGenerated compares")
+var generatedN = flag.Int("generated", 20000, "how many generated expressions TestParseVersusLibpcapGenerated compares")
 
 func TestParseVersusLibpcapGenerated(t *testing.T) {
 	if !libpcap.Available {
@@ -308,4 +308,33 @@ func TestArithVersusLibpcap(t *testing.T) {
 		checked++
 	}
 	t.Logf("arithmetic: %d constant expressions evaluate as libpcap folds them", checked)
+}
+
+// FuzzParseVersusLibpcap compares Parse with libpcap on fuzzed
+// expressions (go test -tags libpcap -fuzz FuzzParseVersusLibpcap). It
+// skips expressions with names other than "localhost", which libpcap
+// would look up in DNS.
+func FuzzParseVersusLibpcap(f *testing.F) {
+	if !libpcap.Available {
+		f.Skip("libpcap is not linked: run with -tags libpcap (and cgo) to compare with it")
+	}
+	for _, s := range append(templates, vocabulary...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		if strings.IndexByte(expr, 0) >= 0 || len(expr) > 200 {
+			return
+		}
+		lx := lexer{src: expr}
+		for {
+			tk := lx.next()
+			if tk.kind == tEOF || tk.kind == tError {
+				break
+			}
+			if tk.kind == tID && tk.text != "localhost" {
+				return
+			}
+		}
+		diffOutcome(t, expr)
+	})
 }

@@ -2,7 +2,6 @@ package pcapfilter
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -120,22 +119,6 @@ func dumpTo(b *strings.Builder, n any) {
 		fmt.Fprintf(b, "?%T", n)
 	}
 }
-
-func TestParseDump(t *testing.T) {
-	for _, e := range strings.Split(*dumpExprs, ";;") {
-		if e == "" {
-			continue
-		}
-		n, err := Parse(e)
-		var pe *Error
-		if err != nil && !errors.As(err, &pe) {
-			t.Errorf("%q: error of type %T", e, err)
-		}
-		t.Logf("%q => %s %v", e, dump(n), err)
-	}
-}
-
-var dumpExprs = flag.String("dump", "", "expressions separated by ';;' for TestParseDump to print")
 
 // hostile returns expressions meant to exhaust a careless parser's stack,
 // time or memory.
