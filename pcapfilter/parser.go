@@ -29,11 +29,12 @@ const (
 // qualifier combination such as "tcp host", an unknown host name) are
 // left to Compile.
 //
-// An expression longer than MaxExprLen bytes, or nested deeper than
-// MaxDepth, is an error. Errors are *Error values.
+// An expression longer than MaxExprLen bytes (an *Error with Offset -1),
+// or nested deeper than MaxDepth, is an error. Errors are *Error values
+// giving the offset and text of the offending token.
 func Parse(expr string) (root Node, err error) {
 	if len(expr) > MaxExprLen {
-		return nil, &Error{Expr: expr, Offset: 0, Token: "", Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
+		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
 	}
 	p := &parser{src: expr, lx: lexer{src: expr}}
 	defer func() {
@@ -142,9 +143,9 @@ func describe(t token) string {
 		if t.kind >= tLParen {
 			return tokNames[t.kind]
 		}
-		return tokNames[t.kind] + " '" + t.text + "'"
+		return tokNames[t.kind] + " '" + clip(t.text) + "'"
 	}
-	return "'" + t.text + "'"
+	return "'" + clip(t.text) + "'"
 }
 
 // unexpected fails at the current token, saying what was expected.
@@ -294,7 +295,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
-			p.unexpected("a primitive such as 'host " + t.text + "'")
+			p.unexpected("a primitive such as 'host " + clip(t.text) + "'")
 		}
 		return p.parseNID(q)
 	}
@@ -745,7 +746,7 @@ func (p *parser) parseOther(m mode) result {
 				found = found || n == sub
 			}
 			if !found {
-				p.failf(p.tok, "unknown LLC type name %q", p.tok.text)
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
 			}
 			s.Sub = sub
 			p.advance()
@@ -754,7 +755,7 @@ func (p *parser) parseOther(m mode) result {
 				s.Sub = "rnr"
 				p.advance()
 			} else {
-				p.failf(p.tok, "unknown LLC type name %q", p.tok.text)
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
 			}
 		}
 		return result{kind: rBool, node: s}
