@@ -389,7 +389,7 @@ func (g *gen) direction(n *Special) cond {
 		skfAdOff      = 0xfffff000
 		skfAdPktType  = skfAdOff + 4
 		skfAdIfindex  = skfAdOff + 8
-		packetOutgoin = 4 // PACKET_OUTGOING
+		packetOutgoing = 4 // PACKET_OUTGOING
 	)
 	cooked := g.lay.kind == linkSLL
 	if n.Kind == SpecialIfindex {
@@ -401,11 +401,11 @@ func (g *gen) direction(n *Special) cond {
 	var out cond
 	switch {
 	case cooked && g.link == LinkLinuxSLL2:
-		out = g.eq(g.lay.linkHdr.at(10), 1, packetOutgoin)
+		out = g.eq(g.lay.linkHdr.at(10), 1, packetOutgoing)
 	case cooked:
-		out = g.eq(g.lay.linkHdr, 2, packetOutgoin)
+		out = g.eq(g.lay.linkHdr, 2, packetOutgoing)
 	default:
-		out = g.eq(g.lay.linkHdr.at(skfAdPktType), 2, packetOutgoin)
+		out = g.eq(g.lay.linkHdr.at(skfAdPktType), 2, packetOutgoing)
 	}
 	if n.Kind == SpecialInbound {
 		return not(out)
