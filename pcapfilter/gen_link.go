@@ -386,9 +386,9 @@ func (g *gen) ipv4Transport(net offset) []insn {
 // fails and the program rejects the packet, whatever surrounds it.
 func (g *gen) direction(n *Special) cond {
 	const (
-		skfAdOff      = 0xfffff000
-		skfAdPktType  = skfAdOff + 4
-		skfAdIfindex  = skfAdOff + 8
+		skfAdOff       = 0xfffff000
+		skfAdPktType   = skfAdOff + 4
+		skfAdIfindex   = skfAdOff + 8
 		packetOutgoing = 4 // PACKET_OUTGOING
 	)
 	cooked := g.lay.kind == linkSLL
