@@ -150,6 +150,7 @@ var linkExprsLAN = []string{
 	"geneve and ether proto 0xfe", "geneve and ether proto 0x42", "geneve and iso", "geneve and stp",
 	"geneve and ether proto 0xf0", "geneve and ether proto 6", "geneve and ether proto 0x809b", "geneve and ipx",
 	"mpls and iso", "pppoes and iso", "pppoes and ipx", "pppoes and atalk", "pppoes and stp",
+	"geneve and llc", "geneve and llc u", "vlan and llc", "mpls and llc", "pppoes and llc",
 }
 
 // TestLinkLANInterplay compares pcapfilter with libpcap where the link
