@@ -44,12 +44,15 @@ type layers struct {
 	// field; after geneve, the encapsulated frame.
 	linkHdr offset
 	// linkType is the link layer's protocol field (linkEther, linkSLL,
-	// linkPPP). On Ethernet the LLC header, when the field is a length,
-	// starts 2 bytes after it.
+	// linkPPP).
 	linkType offset
 	// net is the network-layer header: what ip[], arp[] and the like read.
-	// On Ethernet and Linux cooked v1, it is also where the LLC header is
-	// when there is one.
+	// On Ethernet and Linux cooked v1 it is also where the LLC header is
+	// when there is one. The two differ after a geneve whose frame has no
+	// Ethernet header (linkType is then Geneve's protocol type field), and
+	// libpcap reads the LLC header at net for llc, IPX, SNAP and the
+	// two-byte SAP tests (0x0606, 0xf0f0, 0xfefe), but a lone DSAP at
+	// linkType+2.
 	net offset
 	// mpls is the number of MPLS labels the expression has gone past.
 	mpls int
