@@ -44,12 +44,15 @@ type layers struct {
 	// field; after geneve, the encapsulated frame.
 	linkHdr offset
 	// linkType is the link layer's protocol field (linkEther, linkSLL,
-	// linkPPP). On Ethernet the LLC header, when the field is a length,
-	// starts 2 bytes after it.
+	// linkPPP).
 	linkType offset
 	// net is the network-layer header: what ip[], arp[] and the like read.
-	// On Ethernet and Linux cooked v1, it is also where the LLC header is
-	// when there is one.
+	// On Ethernet and Linux cooked v1 it is also where the LLC header is
+	// when there is one. The two differ after a geneve whose frame has no
+	// Ethernet header (linkType is then Geneve's protocol type field), and
+	// libpcap reads the LLC header at net for llc, IPX, SNAP and the
+	// two-byte SAP tests (0x0606, 0xf0f0, 0xfefe), but a lone DSAP at
+	// linkType+2.
 	net offset
 	// mpls is the number of MPLS labels the expression has gone past.
 	mpls int
@@ -386,10 +389,10 @@ func (g *gen) ipv4Transport(net offset) []insn {
 // fails and the program rejects the packet, whatever surrounds it.
 func (g *gen) direction(n *Special) cond {
 	const (
-		skfAdOff      = 0xfffff000
-		skfAdPktType  = skfAdOff + 4
-		skfAdIfindex  = skfAdOff + 8
-		packetOutgoin = 4 // PACKET_OUTGOING
+		skfAdOff       = 0xfffff000
+		skfAdPktType   = skfAdOff + 4
+		skfAdIfindex   = skfAdOff + 8
+		packetOutgoing = 4 // PACKET_OUTGOING
 	)
 	cooked := g.lay.kind == linkSLL
 	if n.Kind == SpecialIfindex {
@@ -401,11 +404,11 @@ func (g *gen) direction(n *Special) cond {
 	var out cond
 	switch {
 	case cooked && g.link == LinkLinuxSLL2:
-		out = g.eq(g.lay.linkHdr.at(10), 1, packetOutgoin)
+		out = g.eq(g.lay.linkHdr.at(10), 1, packetOutgoing)
 	case cooked:
-		out = g.eq(g.lay.linkHdr, 2, packetOutgoin)
+		out = g.eq(g.lay.linkHdr, 2, packetOutgoing)
 	default:
-		out = g.eq(g.lay.linkHdr.at(skfAdPktType), 2, packetOutgoin)
+		out = g.eq(g.lay.linkHdr.at(skfAdPktType), 2, packetOutgoing)
 	}
 	if n.Kind == SpecialInbound {
 		return not(out)
