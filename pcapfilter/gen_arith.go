@@ -26,7 +26,7 @@ import "math/bits"
 //     zero", and a shift count whose leftmost operand is a number over 31
 //     is "shift by more than 31 bits". libpcap's optimiser adds the same
 //     errors for divisors it can fold to 0, and for counts it can fold
-//     when it cannot fold what they shift.
+//     unless what they shift is made of numbers only.
 //   - The optimiser folds a relation between constants when nothing guards
 //     it; a relation that is then always false makes the expression reject
 //     all packets.
@@ -190,9 +190,9 @@ func (g *gen) binary(a *ArithBinary) value {
 	defer g.releaseReg(r)
 	y := g.arithVal(a.Y)
 	// Its optimiser checks the divisors it can fold, and the shift counts
-	// it can fold when it cannot fold what they shift (it folds a shift
-	// of a constant by 32 or more to 0).
-	if y.opt.known && (!x.opt.known || (a.Op != ArithLsh && a.Op != ArithRsh)) {
+	// it can fold unless what they shift is made of numbers only (it folds
+	// such a shift by 32 or more to 0).
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) {
 		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
