@@ -19,8 +19,9 @@ import "math/bits"
 //   - A relation ANDs the guards of its left side, then of its right side.
 //   - "p[i]" for a network-layer p guards with i's guards, then p's
 //     protocol test; for a transport-layer p with the IPv4 test, then i's
-//     guards, then p's protocol test, then "not a fragment". tcp[], udp[]
-//     and the others read past an IPv4 header only: never IPv6.
+//     guards, then p's protocol test (as "tcp" alone, IPv6 included), then
+//     "not a fragment". tcp[], udp[] and the others read past an IPv4
+//     header only: never IPv6.
 //   - A divisor whose first instruction would be "ld #0" (its leftmost
 //     operand is the number 0, "len / ip[0]" included) is "division by
 //     zero", and a shift count whose leftmost operand is a number over 31
@@ -373,6 +374,10 @@ var accessors = [numProtos]accessorKind{
 	ProtoICMP6: accICMP6,
 }
 
+// ipProtos are the IP protocol numbers of the transport-layer accessors.
+var ipProtos = [numProtos]uint32{ProtoTCP: 6, ProtoUDP: 17, ProtoSCTP: 132, ProtoICMP: 1, ProtoIGMP: 2,
+	ProtoIGRP: 9, ProtoPIM: 103, ProtoVRRP: 112, ProtoCARP: 112}
+
 // load compiles "proto[index:size]".
 func (g *gen) load(n *Load) value {
 	size := n.Size
@@ -406,7 +411,10 @@ func (g *gen) load(n *Load) value {
 	case accTransport:
 		ip := g.protoAbbrev(ProtoIP, n)
 		idx = g.arithVal(n.Index)
-		p := g.protoAbbrev(n.Proto, n)
+		// libpcap tests the protocol as "tcp" alone does, IPv6 included;
+		// after its IPv4 test only the IPv4 protocol field decides that,
+		// with the same loads.
+		p := g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto])
 		v.guard = and(and(ip, idx.guard), and(p, not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff))))
 	}
 
