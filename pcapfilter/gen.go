@@ -90,14 +90,17 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 	}()
 	g.initLayers()
 	c := g.node(root)
-	if c.isConst() {
-		if !c.val {
-			return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
+	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
+		if g.lay.sawGeneve || g.inet.protochain {
+			// libpcap does not optimise an expression with geneve or
+			// protochain, and only its optimiser finds that one rejects
+			// all packets.
+			return []bpf.RawInstruction{{Op: opRetK, K: 0}}, nil
 		}
-		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
-	}
-	if len(c.t) == 0 {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
+	}
+	if c.isConst() {
+		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
 	}
 	accept := g.newBlock(blockRet, nil)
 	accept.k = g.snap

@@ -96,13 +96,18 @@ type result struct {
 	node  Node  // rBool, rID
 	arith Arith // rNum, rArith
 	q     qual  // the qualifiers a following bare id takes
+	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
+	// parenthesized list of ids begin with an id, a number or "not", but
+	// not with another parenthesized list ("host ((a or b))" is an error).
+	parenIDs bool
 }
 
 type parser struct {
-	src   string
-	lx    lexer
-	tok   token
-	depth int
+	src    string
+	lx     lexer
+	tok    token
+	depth  int // nesting of parentheses, brackets, "not", unary minus, '^', '%'
+	parens int // open parentheses
 }
 
 func (p *parser) advance() {
@@ -144,8 +149,8 @@ func describe(t token) string {
 
 // unexpected fails at the current token, saying what was expected.
 func (p *parser) unexpected(expected string) {
-	if p.tok.kind == tRParen && !strings.Contains(expected, "')'") {
-		p.failf(p.tok, "unbalanced parenthesis: expected %s", expected)
+	if p.tok.kind == tRParen && p.parens == 0 {
+		p.failf(p.tok, "unbalanced parenthesis: no '(' opens this ')'")
 	}
 	if p.tok.kind == tEOF {
 		p.failf(p.tok, "unexpected end of expression: expected %s", expected)
@@ -161,6 +166,17 @@ func (p *parser) enter() {
 }
 
 func (p *parser) leave() { p.depth-- }
+
+// open and close track a parenthesis as nesting.
+func (p *parser) open() {
+	p.parens++
+	p.enter()
+}
+
+func (p *parser) close() {
+	p.parens--
+	p.leave()
+}
 
 // expect consumes a token of kind k or fails.
 func (p *parser) expect(k tokKind, what string) token {
@@ -255,8 +271,8 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	t := p.tok
 	switch t.kind {
 	case tNot:
-		p.advance()
 		p.enter()
+		p.advance()
 		r := p.element(p.parseUnit(m, q), m)
 		p.leave()
 		return result{kind: r.kind, node: &Not{NotPos: t.pos, X: r.node}, q: r.q}
@@ -432,13 +448,17 @@ func (p *parser) parseNID(q qual) result {
 // what came before the parenthesis, as in libpcap.
 func (p *parser) parseParen(m mode, q qual) result {
 	open := p.tok
+	p.open()
 	p.advance()
-	p.enter()
 	first := p.parseUnit(m, q)
+	if first.parenIDs {
+		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
+	}
 	if p.tok.kind == tRParen {
 		p.advance()
-		p.leave()
+		p.close()
 		first.q = q
+		first.parenIDs = first.kind == rID
 		return first
 	}
 	if p.tok.kind != tAnd && p.tok.kind != tOr {
@@ -456,8 +476,9 @@ func (p *parser) parseParen(m mode, q qual) result {
 		p.unexpected("'and', 'or' or ')'")
 	}
 	p.advance()
-	p.leave()
+	p.close()
 	r.q = q
+	r.parenIDs = r.kind == rID
 	return r
 }
 
@@ -558,8 +579,8 @@ func (p *parser) climb(x Arith, minPrec int) Arith {
 func (p *parser) parseOperand() Arith {
 	if p.tok.kind == tMinus {
 		t := p.tok
-		p.advance()
 		p.enter()
+		p.advance()
 		x := p.parseOperand()
 		p.leave()
 		return &Neg{MinusPos: t.pos, X: x}
@@ -577,8 +598,8 @@ func (p *parser) steal(x Arith) Arith {
 		op = ArithMod
 	}
 	opPos := p.tok.pos
-	p.advance()
 	p.enter()
+	p.advance()
 	y := p.parseArith()
 	p.leave()
 	return &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
@@ -596,8 +617,8 @@ func (p *parser) parsePrimary() Arith {
 		p.advance()
 		return &Len{LenPos: t.pos}
 	case tLParen:
+		p.open()
 		p.advance()
-		p.enter()
 		x := p.parseArith()
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
@@ -606,13 +627,16 @@ func (p *parser) parsePrimary() Arith {
 			p.unexpected("an arithmetic operator or ')'")
 		}
 		p.advance()
-		p.leave()
+		p.close()
 		return x
 	case tProto:
 		p.advance()
 		open := p.tok
-		p.expect(tLBracket, "'[' after '"+t.text+"' in arithmetic")
+		if p.tok.kind != tLBracket {
+			p.unexpected("'[' after '" + t.text + "' in arithmetic")
+		}
 		p.enter()
+		p.advance()
 		idx := p.parseArith()
 		size := 1
 		if p.tok.kind == tColon {
@@ -641,8 +665,8 @@ func (p *parser) parsePrimary() Arith {
 func (p *parser) parsePnum(what string) token {
 	if p.tok.kind == tLParen {
 		open := p.tok
+		p.open()
 		p.advance()
-		p.enter()
 		t := p.parsePnum(what)
 		if p.tok.kind != tRParen {
 			if p.tok.kind == tEOF {
@@ -651,7 +675,7 @@ func (p *parser) parsePnum(what string) token {
 			p.unexpected("')'")
 		}
 		p.advance()
-		p.leave()
+		p.close()
 		return t
 	}
 	return p.expect(tNum, what)
@@ -800,6 +824,7 @@ func (p *parser) parseFieldValue(kw token) {
 	case tLParen:
 		open := p.tok
 		p.advance()
+		p.parens++
 		p.expect(tNum, "a number")
 		for p.tok.kind == tOr {
 			p.advance()
@@ -812,6 +837,7 @@ func (p *parser) parseFieldValue(kw token) {
 			p.unexpected("'or' or ')'")
 		}
 		p.advance()
+		p.parens--
 	default:
 		p.unexpected("a number, a comparison or a parenthesized list after '" + kw.text + "'")
 	}
