@@ -19,14 +19,15 @@ import "math/bits"
 //   - A relation ANDs the guards of its left side, then of its right side.
 //   - "p[i]" for a network-layer p guards with i's guards, then p's
 //     protocol test; for a transport-layer p with the IPv4 test, then i's
-//     guards, then p's protocol test, then "not a fragment". tcp[], udp[]
-//     and the others read past an IPv4 header only: never IPv6.
+//     guards, then p's protocol test (as "tcp" alone, IPv6 included), then
+//     "not a fragment". tcp[], udp[] and the others read past an IPv4
+//     header only: never IPv6.
 //   - A divisor whose first instruction would be "ld #0" (its leftmost
 //     operand is the number 0, "len / ip[0]" included) is "division by
 //     zero", and a shift count whose leftmost operand is a number over 31
 //     is "shift by more than 31 bits". libpcap's optimiser adds the same
 //     errors for divisors it can fold to 0, and for counts it can fold
-//     when it cannot fold what they shift.
+//     unless what they shift is made of numbers only.
 //   - The optimiser folds a relation between constants when nothing guards
 //     it; a relation that is then always false makes the expression reject
 //     all packets.
@@ -190,9 +191,9 @@ func (g *gen) binary(a *ArithBinary) value {
 	defer g.releaseReg(r)
 	y := g.arithVal(a.Y)
 	// Its optimiser checks the divisors it can fold, and the shift counts
-	// it can fold when it cannot fold what they shift (it folds a shift
-	// of a constant by 32 or more to 0).
-	if y.opt.known && (!x.opt.known || (a.Op != ArithLsh && a.Op != ArithRsh)) {
+	// it can fold unless what they shift is made of numbers only (it folds
+	// such a shift by 32 or more to 0).
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) {
 		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
@@ -373,6 +374,10 @@ var accessors = [numProtos]accessorKind{
 	ProtoICMP6: accICMP6,
 }
 
+// ipProtos are the IP protocol numbers of the transport-layer accessors.
+var ipProtos = [numProtos]uint32{ProtoTCP: 6, ProtoUDP: 17, ProtoSCTP: 132, ProtoICMP: 1, ProtoIGMP: 2,
+	ProtoIGRP: 9, ProtoPIM: 103, ProtoVRRP: 112, ProtoCARP: 112}
+
 // load compiles "proto[index:size]".
 func (g *gen) load(n *Load) value {
 	size := n.Size
@@ -406,7 +411,10 @@ func (g *gen) load(n *Load) value {
 	case accTransport:
 		ip := g.protoAbbrev(ProtoIP, n)
 		idx = g.arithVal(n.Index)
-		p := g.protoAbbrev(n.Proto, n)
+		// libpcap tests the protocol as "tcp" alone does, IPv6 included;
+		// after its IPv4 test only the IPv4 protocol field decides that,
+		// with the same loads.
+		p := g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto])
 		v.guard = and(and(ip, idx.guard), and(p, not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff))))
 	}
 

@@ -83,6 +83,10 @@ var arithCases = []struct{ name, expr string }{
 	{"load times zero guarded", "ip[0] * 0 = 1"},
 	{"load minus itself", "ip[0] - ip[0] = 0"},
 	{"mod one", "len % 1 = 0"},
+	{"const lsh minus one", "1 << -1 = 0"},
+	{"const lsh folded 32", "1 << (16 + 16) = 0"},
+	{"zero lsh folded 32", "0 << (16 + 16) = 0"},
+	{"const rsh folded big", "(1 >> (3 ^ (0x800 + 0x800))) >= (0 | (len & tcp[3:2]))"},
 
 	// Accessors of each protocol, constant and variable indexes.
 	{"ether byte", "ether[0] & 1 = 0"},
@@ -206,6 +210,10 @@ var arithErrors = []struct{ name, expr, want string }{
 	{"lsh minus one", "len << -1 = 1", "shift by more than 31 bits"},
 	{"lsh zero plus 32", "len << (0 + 32) = 1", "shift by more than 31 bits"},
 	{"const lsh 32", "1 << 32 = 1", "shift by more than 31 bits"},
+	{"folded zero lsh 32", "(len * 0) << (16 + 16) = 0", "shift by more than 31 bits"},
+	{"load lsh folded 32", "ip[0] << (16 + 16) = 0", "shift by more than 31 bits"},
+	{"rsh all ones", "len >> 4294967295 = 0", "shift by more than 31 bits"},
+	{"const div folded zero", "1 / (1 - 1) = 0", "division by zero"},
 	{"size 3", "ip[0:3] = 1", "size"},
 	{"size 0", "ip[0:0] = 1", "size"},
 	{"size 8", "ip[0:8] = 1", "size"},
