@@ -50,6 +50,15 @@ func (g *gen) relation(n *Relation) cond {
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
 
+	// The optimiser's errors, for code it does not remove first: a
+	// relation whose guards are false is gone before it looks.
+	if e := g.arith.pending; e != nil {
+		g.arith.pending = nil
+		if !(guard.isConst() && !guard.val) && g.optimised() {
+			panic(compileError{e})
+		}
+	}
+
 	// A comparison of two numbers is decided. libpcap's optimiser decides
 	// one of values it computes, but only where it is the first test of
 	// the program: "ip and 1 = 2 + 0" compiles, "1 = 2 + 0 and ip" does
@@ -143,6 +152,10 @@ func (g *gen) lenCmp(n *Special) cond {
 
 // arithState is what this part of the generator keeps between primitives.
 type arithState struct {
+	// pending is the first error libpcap's optimiser would find in the
+	// relation being compiled, if its code is not dead.
+	pending *Error
+
 	// unoptimised is whether libpcap would leave the expression
 	// unoptimised (it has geneve or protochain somewhere), once known.
 	unoptimised, known bool
@@ -246,8 +259,10 @@ func (g *gen) binary(a *ArithBinary) value {
 	// Its optimiser checks the divisors it can fold, and the shift counts
 	// it can fold unless what they shift is made of numbers only (it folds
 	// such a shift by 32 or more to 0).
-	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.optimised() {
-		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.arith.pending == nil {
+		if msg := operandError(a.Op, y.opt.val); msg != "" {
+			g.arith.pending = &Error{Expr: g.expr, Offset: a.OpPos, Token: tok, Msg: msg}
+		}
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
 	op := opALU | aluOps[a.Op]
@@ -262,6 +277,11 @@ func (g *gen) binary(a *ArithBinary) value {
 		v.code = append(x.code, stmt(opLdxImm, 0), stmt(op|opSrcX, 0))
 	case x.isConst && y.isConst:
 		v.isConst, v.val = true, alu(a.Op, x.val, y.val)
+	case y.isConst && y.val > 31 && (a.Op == ArithLsh || a.Op == ArithRsh):
+		// Unoptimised, libpcap shifts by X, which gives 0 from 32 on; its
+		// interpreter is not to be trusted with a constant count that
+		// large.
+		v.code = append(x.code, stmt(opLdxImm, y.val), stmt(op|opSrcX, 0))
 	case y.isConst:
 		v.code = append(x.code, stmt(op, y.val))
 	default:
@@ -273,14 +293,22 @@ func (g *gen) binary(a *ArithBinary) value {
 // checkOperand fails as libpcap does for a division by 0 or a shift by
 // more than 31 bits.
 func (g *gen) checkOperand(op ArithOp, k uint32, pos int, tok string) {
+	if msg := operandError(op, k); msg != "" {
+		g.fail(pos, tok, "%s", msg)
+	}
+}
+
+// operandError is libpcap's error for "x op k", or "".
+func operandError(op ArithOp, k uint32) string {
 	switch {
 	case op == ArithDiv && k == 0:
-		g.fail(pos, tok, "division by zero")
+		return "division by zero"
 	case op == ArithMod && k == 0:
-		g.fail(pos, tok, "modulus by zero")
+		return "modulus by zero"
 	case (op == ArithLsh || op == ArithRsh) && k > 31:
-		g.fail(pos, tok, "shift by more than 31 bits")
+		return "shift by more than 31 bits"
 	}
+	return ""
 }
 
 // foldALU is what libpcap's optimiser knows of "x op y": constants fold
