@@ -22,6 +22,7 @@ const (
 	sap8021D   = 0x42 // spanning tree
 	sapIPX     = 0xe0
 	sapNetBEUI = 0xf0
+	sapIP      = 0x06 // IP over LLC
 
 	etherTypeIPX    = 0x8137
 	etherTypeAtalk  = 0x809b // AppleTalk: also in LLC/SNAP frames
@@ -77,11 +78,11 @@ func (g *gen) llcLinktype(proto uint32) cond {
 	return cond{}
 }
 
-// etherLLCLinktype is llcLinktype on Ethernet framing, the type field at
-// g.lay.linkType and the 802.2 header right after it.
+// etherLLCLinktype is llcLinktype on Ethernet framing: the type field at
+// g.lay.linkType, the 802.2 header at llcHeader.
 func (g *gen) etherLLCLinktype(proto uint32) cond {
 	typ := g.lay.linkType
-	llc := typ.at(2)
+	llc := g.llcHeader()
 	// is8023 is a new test that the type field is an 802.3 length.
 	is8023 := func() cond { return not(g.cmp(typ, 2, opJgt, etherMTU)) }
 	switch proto {
@@ -98,12 +99,26 @@ func (g *gen) etherLLCLinktype(proto uint32) cond {
 			and(is8023(),
 				or(g.snapIs(llc, etherTypeIPX),
 					or(g.eq(llc, 1, sapIPX), g.eq(llc, 2, 0xffff)))))
-	case sapISONS, sapNetBEUI:
+	case sapISONS, sapNetBEUI, sapIP:
 		// Both SAPs, DSAP and SSAP.
 		return and(is8023(), g.eq(llc, 2, proto<<8|proto))
 	}
-	// Any other SAP: the DSAP.
-	return and(is8023(), g.eq(llc, 1, proto))
+	// Any other SAP: the DSAP, which libpcap finds 2 bytes after the type
+	// field, not at the payload: they differ after geneve with options.
+	return and(is8023(), g.eq(typ.at(2), 1, proto))
+}
+
+// llcHeader is where the 802.2 LLC header is when the link layer's type
+// field says there is one: the link layer's payload. That is the network
+// layer's start, except after mpls, which moves only the network layer
+// ("mpls and llc" tests the frame's own LLC header, right after its type
+// field). After geneve it is the encapsulated payload, which need not
+// follow the type field: Geneve options come between.
+func (g *gen) llcHeader() offset {
+	if g.lay.mpls > 0 {
+		return g.lay.linkType.at(2)
+	}
+	return g.lay.net
 }
 
 // sllLLCLinktype is llcLinktype on a Linux cooked (v1) capture: the
@@ -111,7 +126,7 @@ func (g *gen) etherLLCLinktype(proto uint32) cond {
 // or raw 802.3, else it is an Ethernet type.
 func (g *gen) sllLLCLinktype(proto uint32) cond {
 	typ := g.lay.linkType
-	llc := typ.at(2)
+	llc := g.llcHeader()
 	switch proto {
 	case etherTypeIPX:
 		return g.eq(typ, 2, proto)
@@ -122,10 +137,10 @@ func (g *gen) sllLLCLinktype(proto uint32) cond {
 			or(g.eq(typ, 2, sllP8023),
 				and(g.eq(typ, 2, sllP8022),
 					or(g.eq(llc, 1, sapIPX), g.snapIs(llc, etherTypeIPX)))))
-	case sapISONS, sapNetBEUI:
+	case sapISONS, sapNetBEUI, sapIP:
 		return and(g.eq(typ, 2, sllP8022), g.eq(llc, 2, proto<<8|proto))
 	}
-	return and(g.eq(typ, 2, sllP8022), g.eq(llc, 1, proto))
+	return and(g.eq(typ, 2, sllP8022), g.eq(typ.at(2), 1, proto))
 }
 
 // snapIs is the test that the LLC header at llc is SNAP with the Ethernet
@@ -168,7 +183,7 @@ func (g *gen) llc(n *Special) cond {
 		g.failAt(n, "'llc' not supported for %s", g.linkName())
 	}
 	typ := g.lay.linkType
-	llc := typ.at(2)
+	llc := g.llcHeader()
 	ctl := llc.at(2)
 	c := and(not(g.cmp(typ, 2, opJgt, etherMTU)), not(g.eq(llc, 2, 0xffff)))
 	switch sub {

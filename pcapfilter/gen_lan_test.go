@@ -72,7 +72,7 @@ func lanPayloads() []lanPayload {
 	for _, ctl := range []byte{0x00, 0x02, 0xfe, 0x01, 0x05, 0x09, 0x0d, 0x11, 0x03, 0x13, 0x63, 0x73, 0x43, 0x0f, 0x1f, 0x6f, 0x7f, 0xe3, 0xf3, 0xaf, 0xbf, 0x87, 0x97, 0x33, 0xff} {
 		llc(fmt.Sprintf("llc control %#x", ctl), 0x06, 0x06, ctl, 0x00)
 	}
-	for _, sap := range []byte{0x00, 0x01, 0x04, 0x64, 0xaa, 0xfe, 0xe0, 0x42, 0xf0, 0xdc} {
+	for _, sap := range []byte{0x00, 0x01, 0x04, 0x06, 0x07, 0x64, 0xaa, 0xfe, 0xe0, 0x42, 0xf0, 0xdc} {
 		llc(fmt.Sprintf("dsap %#x", sap), sap, 0x00, 0x03, 0x00)
 	}
 	// Ethernet II frames of the LAN protocols, and others.
@@ -116,6 +116,26 @@ func lanPayloads() []lanPayload {
 	return out
 }
 
+// geneveIPv4 returns an IPv4 UDP packet to Geneve's port carrying inner
+// with the Geneve protocol proto and options bytes of options.
+func geneveIPv4(proto uint16, options int, inner []byte) []byte {
+	n := 20 + 8 + 8 + options + len(inner)
+	b := make([]byte, 20+8+8+options, n)
+	b[0], b[8], b[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(b[2:], uint16(n))
+	copy(b[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(b[20:], 999)
+	binary.BigEndian.PutUint16(b[22:], 6081)
+	binary.BigEndian.PutUint16(b[24:], uint16(n-20))
+	b[28] = byte(options / 4)
+	binary.BigEndian.PutUint16(b[30:], proto)
+	b[34] = 5 // VNI
+	for i := range options {
+		b[36+i] = byte(i + 1)
+	}
+	return append(b, inner...)
+}
+
 // pppProtoOf returns the PPP protocol number of a LAN frame's body: ISO
 // (0x23) for IS-IS without LLC, DECnet (0x27) for DECnet, and IPX,
 // spanning tree or AppleTalk for the others in turn.
@@ -135,8 +155,8 @@ var (
 )
 
 // lanPackets returns the LAN frames for a link type, whole and cut at
-// every length past the link header (Ethernet, Linux cooked v1 and v2);
-// raw IP link types get none.
+// every length past the link header (Ethernet, Linux cooked v1 and v2),
+// plain, in a VLAN tag, in PPPoE and in Geneve (on every link type).
 func lanPackets(link pcapfilter.LinkType) []testPacket {
 	lanPacketsOnce.Do(func() {
 		lanPacketsBy = map[pcapfilter.LinkType][]testPacket{}
@@ -182,6 +202,23 @@ func lanPackets(link pcapfilter.LinkType) []testPacket {
 			add(pcapfilter.LinkEthernet, reframe(p, pppoeEth), 14)
 			add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(0x8864)), 16)
 			add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(0x8864)), 20)
+			// In Geneve: the whole frame (Ethernet payload, protocol
+			// 0x6558), or the body alone with the frame's type field as
+			// Geneve's protocol, after 0 or 4 bytes of options.
+			for i, g := range []struct {
+				proto   uint16
+				options int
+				inner   []byte
+			}{{0x6558, 0, eth}, {typ, 0, pl.body}, {typ, 4, pl.body}} {
+				ip := geneveIPv4(g.proto, g.options, g.inner)
+				p := testPacket{name: fmt.Sprintf("geneve#%d %s", i, pl.name), data: ip, wire: len(ip)}
+				from := 28 + 8 + g.options // the inner frame
+				add(pcapfilter.LinkRaw, p, from)
+				add(pcapfilter.LinkIPv4, p, from)
+				add(pcapfilter.LinkEthernet, reframe(p, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}), 14+from)
+				add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(0x0800)), 16+from)
+				add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(0x0800)), 20+from)
+			}
 		}
 		// Random frames of bytes these protocols care about, the same
 		// every run.
@@ -291,7 +328,8 @@ var lanExprs = []struct {
 	{"saps", []string{
 		"ether proto 0x42", "ether proto 0xfe", "ether proto 0xf0", "ether proto 0xe0",
 		"ether proto 0x8137", "ether proto 0x809b", "ether proto 0x80f3", "ether proto 100",
-		"ether proto 0", "ether proto 1", "ether proto 4", "ether proto 0xaa",
+		"ether proto 0", "ether proto 1", "ether proto 4", "ether proto 0xaa", "ether proto 6",
+		"ether proto 7", "link proto 6",
 		"ether proto 1500", "ether proto 1501", "link proto 0x42", "not ether proto 0xe0",
 	}},
 	{"osi protocols", []string{

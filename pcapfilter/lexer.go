@@ -359,7 +359,7 @@ func lexAt(s string, i int) token {
 	case v6n:
 		return lexV6(s, i, best)
 	case bogusn:
-		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + word}
+		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
 	}
 	if v, ok := namedNums[word]; ok {
 		return token{kind: tNum, pos: i, end: i + best, text: word, num: v}
@@ -368,6 +368,14 @@ func lexAt(s string, i int) token {
 }
 
 func quoteTok(s string) string { return "'" + s + "'" }
+
+// clip shortens the text of a token for a message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
 
 // lexNum makes the number s[i:i+n]: decimal, 0x hex, or octal with a
 // leading 0, of at most 32 bits.
@@ -394,11 +402,11 @@ func lexNum(s string, i, n int) token {
 			dv = uint64(d-'A') + 10
 		}
 		if dv >= base {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + word + " contains non-octal digit"}
+			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
 		}
 		v = v*base + dv
 		if v > 0xffffffff {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + word + " overflows 32 bits"}
+			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
 		}
 	}
 	t.num = uint32(v)

@@ -29,11 +29,12 @@ const (
 // qualifier combination such as "tcp host", an unknown host name) are
 // left to Compile.
 //
-// An expression longer than MaxExprLen bytes, or nested deeper than
-// MaxDepth, is an error. Errors are *Error values.
+// An expression longer than MaxExprLen bytes (an *Error with Offset -1),
+// or nested deeper than MaxDepth, is an error. Errors are *Error values
+// giving the offset and text of the offending token.
 func Parse(expr string) (root Node, err error) {
 	if len(expr) > MaxExprLen {
-		return nil, &Error{Expr: expr, Offset: 0, Token: "", Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
+		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
 	}
 	p := &parser{src: expr, lx: lexer{src: expr}}
 	defer func() {
@@ -142,9 +143,9 @@ func describe(t token) string {
 		if t.kind >= tLParen {
 			return tokNames[t.kind]
 		}
-		return tokNames[t.kind] + " '" + t.text + "'"
+		return tokNames[t.kind] + " '" + clip(t.text) + "'"
 	}
-	return "'" + t.text + "'"
+	return "'" + clip(t.text) + "'"
 }
 
 // unexpected fails at the current token, saying what was expected.
@@ -280,7 +281,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	case tLParen:
 		r := p.parseParen(m, q)
 		if (r.kind == rNum || r.kind == rArith) && m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(r.arith, true)
+			return p.relationFrom(r.arith)
 		}
 		return r
 
@@ -288,13 +289,13 @@ func (p *parser) parseUnit(m mode, q qual) result {
 		p.advance()
 		n := &Num{NumPos: t.pos, Val: t.num}
 		if m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(n, true)
+			return p.relationFrom(n)
 		}
 		return result{kind: rNum, arith: n, q: q}
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
-			p.unexpected("a primitive such as 'host " + t.text + "'")
+			p.unexpected("a primitive such as 'host " + clip(t.text) + "'")
 		}
 		return p.parseNID(q)
 	}
@@ -303,10 +304,10 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	}
 	switch t.kind {
 	case tMinus, tLen:
-		return p.relationFrom(p.parseOperand(), true)
+		return p.relationFrom(p.parseOperand())
 	case tProto:
 		if p.lx.peek().kind == tLBracket {
-			return p.relationFrom(p.parseOperand(), true)
+			return p.relationFrom(p.parseOperand())
 		}
 		p.advance()
 		return p.afterProto(t)
@@ -485,7 +486,7 @@ func (p *parser) parseParen(m mode, q qual) result {
 // relationFrom parses the rest of a relation whose first operand begins
 // with x, a complete operand. Without a comparison operator it returns
 // the arithmetic as rArith (or rNum) when allowed.
-func (p *parser) relationFrom(x Arith, rawOK bool) result {
+func (p *parser) relationFrom(x Arith) result {
 	x = p.climb(p.steal(x), 1)
 	var op RelOp
 	switch p.tok.kind {
@@ -502,13 +503,10 @@ func (p *parser) relationFrom(x Arith, rawOK bool) result {
 	case tGe:
 		op = RelGe
 	default:
-		if rawOK {
-			if _, ok := x.(*Num); ok {
-				return result{kind: rNum, arith: x}
-			}
-			return result{kind: rArith, arith: x}
+		if _, ok := x.(*Num); ok {
+			return result{kind: rNum, arith: x}
 		}
-		p.unexpected("a comparison operator")
+		return result{kind: rArith, arith: x}
 	}
 	opPos := p.tok.pos
 	p.advance()
@@ -748,7 +746,7 @@ func (p *parser) parseOther(m mode) result {
 				found = found || n == sub
 			}
 			if !found {
-				p.failf(p.tok, "unknown LLC type name %q", p.tok.text)
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
 			}
 			s.Sub = sub
 			p.advance()
@@ -757,7 +755,7 @@ func (p *parser) parseOther(m mode) result {
 				s.Sub = "rnr"
 				p.advance()
 			} else {
-				p.failf(p.tok, "unknown LLC type name %q", p.tok.text)
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
 			}
 		}
 		return result{kind: rBool, node: s}

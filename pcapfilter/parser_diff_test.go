@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,7 +167,7 @@ func spaceOut(s string) string {
 	return out
 }
 
-var generatedN = flag.Int("generated", 30000, "how many generated expressions TestParseVersusLibpcapGenerated compares")
+var generatedN = flag.Int("generated", 20000, "how many generated expressions TestParseVersusLibpcapGenerated compares")
 
 func TestParseVersusLibpcapGenerated(t *testing.T) {
 	if !libpcap.Available {
@@ -308,4 +309,175 @@ func TestArithVersusLibpcap(t *testing.T) {
 		checked++
 	}
 	t.Logf("arithmetic: %d constant expressions evaluate as libpcap folds them", checked)
+}
+
+// FuzzParseVersusLibpcap compares Parse with libpcap on fuzzed
+// expressions (go test -tags libpcap -fuzz FuzzParseVersusLibpcap). It
+// skips expressions with names other than "localhost", which libpcap
+// would look up in DNS.
+func FuzzParseVersusLibpcap(f *testing.F) {
+	if !libpcap.Available {
+		f.Skip("libpcap is not linked: run with -tags libpcap (and cgo) to compare with it")
+	}
+	for _, s := range append(templates, vocabulary...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		if strings.IndexByte(expr, 0) >= 0 || len(expr) > 200 {
+			return
+		}
+		lx := lexer{src: expr}
+		for {
+			tk := lx.next()
+			if tk.kind == tEOF || tk.kind == tError {
+				break
+			}
+			if tk.kind == tID && tk.text != "localhost" {
+				return
+			}
+		}
+		diffOutcome(t, expr)
+	})
+}
+
+// printExpr writes a tree back as an expression libpcap reads the same
+// way, with every qualifier written out and every operation in
+// parentheses. ok is false for trees it cannot write (Unsupported).
+func printExpr(n any) (s string, ok bool) {
+	var b strings.Builder
+	ok = true
+	var pr func(n any)
+	pr = func(n any) {
+		switch n := n.(type) {
+		case *Binary:
+			op := " and "
+			if n.Op == Or {
+				op = " or "
+			}
+			b.WriteString("(")
+			pr(n.X)
+			b.WriteString(")" + op + "(")
+			pr(n.Y)
+			b.WriteString(")")
+		case *Not:
+			b.WriteString("not (")
+			pr(n.X)
+			b.WriteString(")")
+		case *Qualified:
+			if n.Q.Proto != ProtoDefault {
+				b.WriteString(protoText[n.Q.Proto] + " ")
+			}
+			switch n.Q.Dir {
+			case DirDefault:
+			case DirSrcOrDst:
+				b.WriteString("src or dst ")
+			case DirSrcAndDst:
+				b.WriteString("src and dst ")
+			default:
+				b.WriteString(dirText[n.Q.Dir] + " ")
+			}
+			if n.Q.Type != TypeDefault {
+				b.WriteString(typeText[n.Q.Type] + " ")
+			}
+			switch n.ID.Kind {
+			case IDName:
+				b.WriteString("\\" + n.ID.Text)
+			case IDARCnet:
+				b.WriteString("$" + n.ID.Text)
+			default:
+				b.WriteString(n.ID.Text)
+			}
+			if n.MaskLen >= 0 {
+				fmt.Fprintf(&b, "/%d", n.MaskLen)
+			}
+			if n.Mask != nil {
+				b.WriteString(" mask " + n.Mask.Text)
+			}
+		case *ProtoAbbrev:
+			b.WriteString(protoText[n.Proto])
+		case *Special:
+			if n.Proto != ProtoDefault {
+				b.WriteString(protoText[n.Proto] + " ")
+			}
+			b.WriteString(specialText[n.Kind])
+			switch {
+			case n.Kind == SpecialByte:
+				fmt.Fprintf(&b, " %d %c %d", n.Arg, n.ByteOp, n.ByteVal)
+			case n.HasArg:
+				fmt.Fprintf(&b, " %d", n.Arg)
+			case n.Sub != "":
+				b.WriteString(" " + n.Sub)
+			}
+		case *Relation:
+			b.WriteString("(")
+			pr(n.X)
+			b.WriteString(") " + relText[n.Op] + " (")
+			pr(n.Y)
+			b.WriteString(")")
+		case *Num:
+			fmt.Fprint(&b, n.Val)
+		case *Len:
+			b.WriteString("len")
+		case *Load:
+			b.WriteString(protoText[n.Proto] + "[")
+			pr(n.Index)
+			fmt.Fprintf(&b, " : %d]", n.Size)
+		case *ArithBinary:
+			b.WriteString("(")
+			pr(n.X)
+			b.WriteString(") " + arithText[n.Op] + " (")
+			pr(n.Y)
+			b.WriteString(")")
+		case *Neg:
+			b.WriteString("-(")
+			pr(n.X)
+			b.WriteString(")")
+		default:
+			ok = false
+		}
+	}
+	pr(n)
+	return b.String(), ok
+}
+
+// TestTreeVersusLibpcap checks the trees Parse builds, qualifiers,
+// inheritance and grouping included: written back with every qualifier
+// explicit and every operation parenthesized, an expression must compile
+// in libpcap to the program the original compiles to.
+func TestTreeVersusLibpcap(t *testing.T) {
+	if !libpcap.Available {
+		t.Skip("libpcap is not linked: run with -tags libpcap (and cgo) to compare with it")
+	}
+	exprs := generated(*generatedN)
+	if files, _ := filepath.Glob("../../shared/corpus/filters/*.txt"); len(files) > 0 {
+		exprs = append(corpusFilters(t), exprs...)
+	} else {
+		t.Log("the shared corpus is absent: comparing generated expressions only")
+	}
+	compared := 0
+	for _, e := range exprs {
+		want, err := libpcap.Compile(e, int(LinkEthernet), DefaultSnapLen, false, 0)
+		if err != nil {
+			continue
+		}
+		n, err := Parse(e)
+		if err != nil {
+			t.Errorf("libpcap compiles %q; Parse: %v", e, err)
+			continue
+		}
+		printed, ok := printExpr(n)
+		if !ok || n == nil {
+			continue
+		}
+		got, err := libpcap.Compile(printed, int(LinkEthernet), DefaultSnapLen, false, 0)
+		if err != nil {
+			t.Errorf("%q is written back as %q, which libpcap rejects: %v", e, printed, err)
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q is written back as %q, which libpcap compiles differently", e, printed)
+		}
+		compared++
+	}
+	t.Logf("trees: %d expressions written back compile as the originals", compared)
 }
