@@ -28,9 +28,10 @@ import "math/bits"
 //     is "shift by more than 31 bits". libpcap's optimiser adds the same
 //     errors for divisors it can fold to 0, and for counts it can fold
 //     unless what they shift is made of numbers only.
-//   - The optimiser folds a relation between constants when nothing guards
-//     it; a relation that is then always false makes the expression reject
-//     all packets.
+//   - A relation between two numbers is decided. The optimiser also folds
+//     a relation between values it computes, when it is the first test of
+//     the program; a relation that is then always false makes the
+//     expression reject all packets.
 //   - libpcap does not optimise an expression with geneve or protochain
 //     anywhere in it: then only the code generator's checks apply.
 //   - Scratch memory: libpcap keeps every intermediate value in one of 16
@@ -42,18 +43,23 @@ func (g *gen) relation(n *Relation) cond {
 	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
 		g.failAt(n, "too many registers needed to evaluate expression")
 	}
+	first := g.nblocks == 0 // nothing runs before this relation
 	x := g.arithVal(n.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
 
-	// A comparison of numbers is decided; libpcap's optimiser also decides
-	// one of values it knows, when no guard stands before it.
-	if x.isConst && y.isConst {
-		return konst(compare(n.Op, x.val, y.val))
+	// A comparison of two numbers is decided. libpcap's optimiser decides
+	// one of values it computes, but only where it is the first test of
+	// the program: "ip and 1 = 2 + 0" compiles, "1 = 2 + 0 and ip" does
+	// not.
+	if _, ok := n.X.(*Num); ok {
+		if _, ok := n.Y.(*Num); ok {
+			return konst(compare(n.Op, x.val, y.val))
+		}
 	}
-	if x.opt.known && y.opt.known && guard.isConst() && g.optimised() {
+	if x.opt.known && y.opt.known && first && guard.isConst() && g.optimised() {
 		if !guard.val {
 			return guard
 		}
@@ -65,6 +71,8 @@ func (g *gen) relation(n *Relation) cond {
 	var jump uint16
 	var k uint32
 	switch {
+	case x.isConst && y.isConst:
+		s, jump, k = []insn{stmt(opLdImm, x.val)}, relJump(op), y.val
 	case y.isConst:
 		s, jump, k = x.code, relJump(op), y.val
 	case x.isConst:
