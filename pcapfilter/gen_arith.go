@@ -31,6 +31,8 @@ import "math/bits"
 //   - The optimiser folds a relation between constants when nothing guards
 //     it; a relation that is then always false makes the expression reject
 //     all packets.
+//   - libpcap does not optimise an expression with geneve or protochain
+//     anywhere in it: then only the code generator's checks apply.
 //   - Scratch memory: libpcap keeps every intermediate value in one of 16
 //     words (see libpcapRegs), and fails with "too many registers" when an
 //     expression would need more than are free.
@@ -46,9 +48,12 @@ func (g *gen) relation(n *Relation) cond {
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
 
-	// libpcap's optimiser decides a comparison of values it knows, when no
-	// guard stands before it.
-	if x.opt.known && y.opt.known && guard.isConst() {
+	// A comparison of numbers is decided; libpcap's optimiser also decides
+	// one of values it knows, when no guard stands before it.
+	if x.isConst && y.isConst {
+		return konst(compare(n.Op, x.val, y.val))
+	}
+	if x.opt.known && y.opt.known && guard.isConst() && g.optimised() {
 		if !guard.val {
 			return guard
 		}
@@ -129,7 +134,47 @@ func (g *gen) lenCmp(n *Special) cond {
 }
 
 // arithState is what this part of the generator keeps between primitives.
-type arithState struct{}
+type arithState struct {
+	// unoptimised is whether libpcap would leave the expression
+	// unoptimised (it has geneve or protochain somewhere), once known.
+	unoptimised, known bool
+}
+
+// optimised returns whether libpcap runs its optimiser on the expression,
+// whose folding decides some errors and constants: not when geneve or
+// protochain appear anywhere in it, before or after this point.
+func (g *gen) optimised() bool {
+	if !g.arith.known {
+		g.arith.known = true
+		root, err := Parse(g.expr)
+		g.arith.unoptimised = err == nil && hasUnoptimised(root)
+	}
+	return !g.arith.unoptimised
+}
+
+// hasUnoptimised returns whether the tree has a geneve or a protochain.
+func hasUnoptimised(root Node) bool {
+	stack := []Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch n := n.(type) {
+		case *Binary:
+			stack = append(stack, n.X, n.Y)
+		case *Not:
+			stack = append(stack, n.X)
+		case *Special:
+			if n.Kind == SpecialGeneve {
+				return true
+			}
+		case *Qualified:
+			if n.Q.Type == TypeProtochain {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // value is an arithmetic expression compiled: the code that leaves it in A
 // (it may change X, and uses scratch memory only while it runs), or a
@@ -193,12 +238,20 @@ func (g *gen) binary(a *ArithBinary) value {
 	// Its optimiser checks the divisors it can fold, and the shift counts
 	// it can fold unless what they shift is made of numbers only (it folds
 	// such a shift by 32 or more to 0).
-	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) {
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.optimised() {
 		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
 	op := opALU | aluOps[a.Op]
+	divByZero := y.isConst && y.val == 0 && (a.Op == ArithDiv || a.Op == ArithMod)
 	switch {
+	case divByZero:
+		// Unoptimised, libpcap divides by a 0 in X, which rejects the
+		// packet; a constant 0 divisor would make the program invalid.
+		if x.isConst {
+			x.code = []insn{stmt(opLdImm, x.val)}
+		}
+		v.code = append(x.code, stmt(opLdxImm, 0), stmt(op|opSrcX, 0))
 	case x.isConst && y.isConst:
 		v.isConst, v.val = true, alu(a.Op, x.val, y.val)
 	case y.isConst:

@@ -88,6 +88,19 @@ var arithCases = []struct{ name, expr string }{
 	{"zero lsh folded 32", "0 << (16 + 16) = 0"},
 	{"const rsh folded big", "(1 >> (3 ^ (0x800 + 0x800))) >= (0 | (len & tcp[3:2]))"},
 
+	// libpcap does not optimise expressions with geneve or protochain:
+	// nothing folds, and only the code generator's checks fail.
+	{"unoptimised folded false", "len * 0 = 1 or geneve"},
+	{"unoptimised folded false after", "geneve or len * 0 = 1"},
+	{"unoptimised folded true", "len * 0 = 0 or ip protochain 6"},
+	{"unoptimised folded loads", "ether[100] * 0 = 0 or geneve"},
+	{"unoptimised folded divisor", "len / (2 - 2) = 1 or geneve"},
+	{"unoptimised folded shift", "len << (16 + 16) = 1 or ip6 protochain 17"},
+	{"unoptimised false", "1 = 2 or geneve"},
+	{"unoptimised constant division by zero", "1 / (1 - 1) = 0 or geneve"},
+	{"unoptimised constant modulus by zero", "ether[0] = 1 or 7 % (3 - 3) = 0 or ip protochain 6"},
+	{"unoptimised and false", "len * 0 = 1 and geneve"},
+
 	// Accessors of each protocol, constant and variable indexes.
 	{"ether byte", "ether[0] & 1 = 0"},
 	{"ether half", "ether[12:2] = 0x800"},
@@ -202,6 +215,8 @@ var arithErrors = []struct{ name, expr, want string }{
 	{"div by tcp index zero", "len / tcp[0] = 1", "division by zero"},
 	{"mod by index zero", "ip[2] % ether[0:2] = 1", "modulus by zero"},
 	{"const div by zero", "1 / 0 = 1", "division by zero"},
+	{"div by zero with geneve", "len / 0 = 1 or geneve", "division by zero"},
+	{"lsh 32 with protochain", "ip protochain 6 and len << 32 = 1", "shift by more than 31 bits"},
 	{"div by zero in index", "ip[len / 0] = 1", "division by zero"},
 	{"div by zero after or", "len = 1 or len / (2 - 2) = 1", "division by zero"},
 	{"lsh 32", "len << 32 = 0", "shift by more than 31 bits"},
