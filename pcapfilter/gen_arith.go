@@ -557,29 +557,22 @@ func sumOrFar(a, b uint32) uint32 {
 func (g *gen) transportLoad(idx value, size int) []insn {
 	net := g.lay.net
 	ind := loadOps[size][1]
-	if net.reg < 0 {
-		hdr := stmt(opLdxMSH, net.k)
-		if idx.isConst {
-			// X is at most 60: the index joins the constant part unless a
-			// sum could wrap.
-			if k, carry := bits.Add32(idx.val, net.k, 0); carry == 0 && idx.val < 0xffffff00 {
-				return []insn{hdr, stmt(ind, k)}
-			}
-			return []insn{hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k)}
-		}
-		return append(idx.code, hdr, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
-	}
-	// A variable network header: its length computed in the ALU.
-	hdrLen := []insn{stmt(opLdxMem, uint32(net.reg)), stmt(opLdBInd, net.k), stmt(opALU|aluAnd, 0xf),
-		stmt(opALU|aluLsh, 2), stmt(opALU|aluAdd|opSrcX, 0)} // A = header length + M[net]
-	if idx.isConst {
-		s := append(hdrLen, stmt(opALU|aluAdd, idx.val), stmt(opTax, 0))
-		return append(s, stmt(ind, net.k))
+	hdr := g.ipv4Transport(net) // X: the transport header's offset, less net.k
+	switch {
+	case idx.isConst && net.reg < 0 && idx.val < 0xffffff00 && net.k <= 0xffff:
+		// X is at most 60: the index joins the constant part, where no sum
+		// can wrap.
+		return append(hdr, stmt(ind, net.k+idx.val))
+	case idx.isConst:
+		return append(hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
+	case net.reg < 0:
+		// ldxb leaves A, the index, alone.
+		s := append(idx.code, hdr...)
+		return append(s, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 	}
 	r := g.allocReg()
 	defer g.freeReg(r)
 	s := append(idx.code, stmt(opSt, uint32(r)))
-	s = append(s, hdrLen...)
-	s = append(s, stmt(opTax, 0), stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0))
-	return append(s, stmt(ind, net.k))
+	s = append(s, hdr...)
+	return append(s, stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 }
