@@ -41,7 +41,7 @@ import "math/bits"
 // relation is "arith relop arith".
 func (g *gen) relation(n *Relation) cond {
 	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
-		g.failAt(n, "too many registers needed to evaluate expression")
+		g.failAt(n, "too many registers needed to evaluate expression (libpcap keeps its values in scratch memory: this relation needs %d words, %d of %d are free)", need, g.freeRegs(), memWords)
 	}
 	first := g.nblocks == 0 // nothing runs before this relation
 	x := g.arithVal(n.X)
@@ -484,7 +484,7 @@ func (g *gen) load(n *Load) value {
 		if n.Proto == ProtoRadio {
 			g.failAt(n, "radio information not present in capture")
 		}
-		g.failAt(n, "unsupported index operation")
+		g.failAt(n, "unsupported index operation: this protocol has no byte accessor")
 	}
 
 	// The guards, in the order libpcap runs them.
