@@ -271,14 +271,14 @@ var arithErrors = []struct{ name, expr, want string }{
 	{"netbeui", "netbeui[0] = 0", "unsupported index"},
 	{"l1", "l1[0] = 0", "unsupported index"},
 	{"radio", "radio[0] = 0", "radio"},
-	{"registers", "len = " + rightNested(15, "1"), "too many registers"},
-	{"registers on the left", rightNested(16, "1") + " = len", "too many registers"},
-	{"registers with a load", "len = " + rightNested(14, "ip[0]"), "too many registers"},
+	{"registers", "len = " + arithRightNested(15, "1"), "too many registers"},
+	{"registers on the left", arithRightNested(16, "1") + " = len", "too many registers"},
+	{"registers with a load", "len = " + arithRightNested(14, "ip[0]"), "too many registers"},
 	{"number too big", "len = 4294967296", ""},
 }
 
-// rightNested returns "1+(1+(...(inner)))" with depth additions.
-func rightNested(depth int, inner string) string {
+// arithRightNested returns "1+(1+(...(inner)))" with depth additions.
+func arithRightNested(depth int, inner string) string {
 	s := inner
 	for range depth {
 		s = "1+(" + s + ")"
@@ -318,14 +318,14 @@ func TestArithRegisterLimit(t *testing.T) {
 		name string
 		expr func(depth int) string
 	}{
-		{"right nested", func(d int) string { return "len = " + rightNested(d, "1") }},
-		{"right nested lhs", func(d int) string { return rightNested(d, "1") + " = len" }},
-		{"right nested load", func(d int) string { return "len = " + rightNested(d, "ip[0]") }},
-		{"right nested tcp", func(d int) string { return "len = " + rightNested(d, "tcp[1]") }},
-		{"right nested neg", func(d int) string { return "len = " + rightNested(d, "-len") }},
-		{"nested loads", func(d int) string { return rightNested(d, "ip[ip[ip[ip[1]]]]") + " > 1" }},
-		{"index", func(d int) string { return "ip[" + rightNested(d, "1") + "] = 1" }},
-		{"and", func(d int) string { return "len = 1 and " + rightNested(d, "len") + " = 1" }},
+		{"right nested", func(d int) string { return "len = " + arithRightNested(d, "1") }},
+		{"right nested lhs", func(d int) string { return arithRightNested(d, "1") + " = len" }},
+		{"right nested load", func(d int) string { return "len = " + arithRightNested(d, "ip[0]") }},
+		{"right nested tcp", func(d int) string { return "len = " + arithRightNested(d, "tcp[1]") }},
+		{"right nested neg", func(d int) string { return "len = " + arithRightNested(d, "-len") }},
+		{"nested loads", func(d int) string { return arithRightNested(d, "ip[ip[ip[ip[1]]]]") + " > 1" }},
+		{"index", func(d int) string { return "ip[" + arithRightNested(d, "1") + "] = 1" }},
+		{"and", func(d int) string { return "len = 1 and " + arithRightNested(d, "len") + " = 1" }},
 	}
 	for _, s := range shapes {
 		t.Run(s.name, func(t *testing.T) {
@@ -382,7 +382,7 @@ func TestArithShortPackets(t *testing.T) {
 			continue
 		}
 		for _, expr := range exprs {
-			n += comparePrefixes(t, expr, link, whole)
+			n += arithComparePrefixes(t, expr, link, whole)
 		}
 	}
 	if n == 0 {
@@ -391,10 +391,10 @@ func TestArithShortPackets(t *testing.T) {
 	t.Logf("%d comparisons with libpcap", n)
 }
 
-// comparePrefixes compares pcapfilter's and libpcap's verdicts for expr on
+// arithComparePrefixes compares pcapfilter's and libpcap's verdicts for expr on
 // every prefix of each packet, allowing the verdicts of libpcap's
 // unoptimised program where its optimiser changed them.
-func comparePrefixes(t *testing.T, expr string, link pcapfilter.LinkType, pkts []testPacket) int {
+func arithComparePrefixes(t *testing.T, expr string, link pcapfilter.LinkType, pkts []testPacket) int {
 	t.Helper()
 	want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
 	got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
@@ -431,9 +431,9 @@ func comparePrefixes(t *testing.T, expr string, link pcapfilter.LinkType, pkts [
 	return n
 }
 
-// relationLine picks the corpus expressions with relations, accessors,
+// arithRelationLine picks the corpus expressions with relations, accessors,
 // len, less or greater.
-var relationLine = regexp.MustCompile(`\[|[<>=]|\blen\b|\blength\b|\bless\b|\bgreater\b`)
+var arithRelationLine = regexp.MustCompile(`\[|[<>=]|\blen\b|\blength\b|\bless\b|\bgreater\b`)
 
 // TestArithCorpus compares the corpus expressions of this domain with
 // libpcap: the Ethernet and real-world lists on Ethernet and Linux cooked
@@ -454,13 +454,13 @@ func TestArithCorpus(t *testing.T) {
 	}
 	exprs, n := 0, 0
 	for _, l := range lists {
-		lines, err := readLines(filepath.Join(corpusDir, "filters", l.file))
+		lines, err := arithFilterLines(filepath.Join(corpusDir, "filters", l.file))
 		if err != nil {
 			t.Errorf("%s: %v", l.file, err)
 			continue
 		}
 		for i, expr := range lines {
-			if !relationLine.MatchString(expr) {
+			if !arithRelationLine.MatchString(expr) {
 				continue
 			}
 			exprs++
@@ -477,9 +477,9 @@ func TestArithCorpus(t *testing.T) {
 	t.Logf("%d expressions, %d comparisons with libpcap", exprs, n)
 }
 
-// readLines returns the expressions of a filter list: its lines, without
+// arithFilterLines returns the expressions of a filter list: its lines, without
 // comments and blank lines (numbered by their index in the result).
-func readLines(path string) ([]string, error) {
+func arithFilterLines(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -552,7 +552,7 @@ func TestArithAfterEncapsulation(t *testing.T) {
 		"arp[7] = 1",
 		"len - ip[2:2] = 14",
 		"1 + ip[0] = 70",
-		"len + " + rightNested(9, "len") + " > 1",
+		"len + " + arithRightNested(9, "len") + " > 1",
 	}
 	n := 0
 	for _, p := range prefixes {
