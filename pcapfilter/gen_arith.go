@@ -28,9 +28,10 @@ import "math/bits"
 //     is "shift by more than 31 bits". libpcap's optimiser adds the same
 //     errors for divisors it can fold to 0, and for counts it can fold
 //     unless what they shift is made of numbers only.
-//   - The optimiser folds a relation between constants when nothing guards
-//     it; a relation that is then always false makes the expression reject
-//     all packets.
+//   - A relation between two numbers is decided. The optimiser also folds
+//     a relation between values it computes, when it is the first test of
+//     the program; a relation that is then always false makes the
+//     expression reject all packets.
 //   - libpcap does not optimise an expression with geneve or protochain
 //     anywhere in it: then only the code generator's checks apply.
 //   - Scratch memory: libpcap keeps every intermediate value in one of 16
@@ -40,20 +41,34 @@ import "math/bits"
 // relation is "arith relop arith".
 func (g *gen) relation(n *Relation) cond {
 	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
-		g.failAt(n, "too many registers needed to evaluate expression")
+		g.failAt(n, "too many registers needed to evaluate expression (libpcap keeps its values in scratch memory: this relation needs %d words, %d of %d are free)", need, g.freeRegs(), memWords)
 	}
+	first := g.nblocks == 0 // nothing runs before this relation
 	x := g.arithVal(n.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
 
-	// A comparison of numbers is decided; libpcap's optimiser also decides
-	// one of values it knows, when no guard stands before it.
-	if x.isConst && y.isConst {
-		return konst(compare(n.Op, x.val, y.val))
+	// The optimiser's errors, for code it does not remove first: a
+	// relation whose guards are false is gone before it looks.
+	if e := g.arith.pending; e != nil {
+		g.arith.pending = nil
+		if !(guard.isConst() && !guard.val) && g.optimised() {
+			panic(compileError{e})
+		}
 	}
-	if x.opt.known && y.opt.known && guard.isConst() && g.optimised() {
+
+	// A comparison of two numbers is decided. libpcap's optimiser decides
+	// one of values it computes, but only where it is the first test of
+	// the program: "ip and 1 = 2 + 0" compiles, "1 = 2 + 0 and ip" does
+	// not.
+	if _, ok := n.X.(*Num); ok {
+		if _, ok := n.Y.(*Num); ok {
+			return konst(compare(n.Op, x.val, y.val))
+		}
+	}
+	if x.opt.known && y.opt.known && first && guard.isConst() && g.optimised() {
 		if !guard.val {
 			return guard
 		}
@@ -65,6 +80,8 @@ func (g *gen) relation(n *Relation) cond {
 	var jump uint16
 	var k uint32
 	switch {
+	case x.isConst && y.isConst:
+		s, jump, k = []insn{stmt(opLdImm, x.val)}, relJump(op), y.val
 	case y.isConst:
 		s, jump, k = x.code, relJump(op), y.val
 	case x.isConst:
@@ -135,6 +152,10 @@ func (g *gen) lenCmp(n *Special) cond {
 
 // arithState is what this part of the generator keeps between primitives.
 type arithState struct {
+	// pending is the first error libpcap's optimiser would find in the
+	// relation being compiled, if its code is not dead.
+	pending *Error
+
 	// unoptimised is whether libpcap would leave the expression
 	// unoptimised (it has geneve or protochain somewhere), once known.
 	unoptimised, known bool
@@ -238,8 +259,10 @@ func (g *gen) binary(a *ArithBinary) value {
 	// Its optimiser checks the divisors it can fold, and the shift counts
 	// it can fold unless what they shift is made of numbers only (it folds
 	// such a shift by 32 or more to 0).
-	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.optimised() {
-		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.arith.pending == nil {
+		if msg := operandError(a.Op, y.opt.val); msg != "" {
+			g.arith.pending = &Error{Expr: g.expr, Offset: a.OpPos, Token: tok, Msg: msg}
+		}
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
 	op := opALU | aluOps[a.Op]
@@ -254,6 +277,11 @@ func (g *gen) binary(a *ArithBinary) value {
 		v.code = append(x.code, stmt(opLdxImm, 0), stmt(op|opSrcX, 0))
 	case x.isConst && y.isConst:
 		v.isConst, v.val = true, alu(a.Op, x.val, y.val)
+	case y.isConst && y.val > 31 && (a.Op == ArithLsh || a.Op == ArithRsh):
+		// Unoptimised, libpcap shifts by X, which gives 0 from 32 on; its
+		// interpreter is not to be trusted with a constant count that
+		// large.
+		v.code = append(x.code, stmt(opLdxImm, y.val), stmt(op|opSrcX, 0))
 	case y.isConst:
 		v.code = append(x.code, stmt(op, y.val))
 	default:
@@ -265,14 +293,22 @@ func (g *gen) binary(a *ArithBinary) value {
 // checkOperand fails as libpcap does for a division by 0 or a shift by
 // more than 31 bits.
 func (g *gen) checkOperand(op ArithOp, k uint32, pos int, tok string) {
+	if msg := operandError(op, k); msg != "" {
+		g.fail(pos, tok, "%s", msg)
+	}
+}
+
+// operandError is libpcap's error for "x op k", or "".
+func operandError(op ArithOp, k uint32) string {
 	switch {
 	case op == ArithDiv && k == 0:
-		g.fail(pos, tok, "division by zero")
+		return "division by zero"
 	case op == ArithMod && k == 0:
-		g.fail(pos, tok, "modulus by zero")
+		return "modulus by zero"
 	case (op == ArithLsh || op == ArithRsh) && k > 31:
-		g.fail(pos, tok, "shift by more than 31 bits")
+		return "shift by more than 31 bits"
 	}
+	return ""
 }
 
 // foldALU is what libpcap's optimiser knows of "x op y": constants fold
@@ -448,7 +484,7 @@ func (g *gen) load(n *Load) value {
 		if n.Proto == ProtoRadio {
 			g.failAt(n, "radio information not present in capture")
 		}
-		g.failAt(n, "unsupported index operation")
+		g.failAt(n, "unsupported index operation: this protocol has no byte accessor")
 	}
 
 	// The guards, in the order libpcap runs them.
@@ -521,29 +557,22 @@ func sumOrFar(a, b uint32) uint32 {
 func (g *gen) transportLoad(idx value, size int) []insn {
 	net := g.lay.net
 	ind := loadOps[size][1]
-	if net.reg < 0 {
-		hdr := stmt(opLdxMSH, net.k)
-		if idx.isConst {
-			// X is at most 60: the index joins the constant part unless a
-			// sum could wrap.
-			if k, carry := bits.Add32(idx.val, net.k, 0); carry == 0 && idx.val < 0xffffff00 {
-				return []insn{hdr, stmt(ind, k)}
-			}
-			return []insn{hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k)}
-		}
-		return append(idx.code, hdr, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
-	}
-	// A variable network header: its length computed in the ALU.
-	hdrLen := []insn{stmt(opLdxMem, uint32(net.reg)), stmt(opLdBInd, net.k), stmt(opALU|aluAnd, 0xf),
-		stmt(opALU|aluLsh, 2), stmt(opALU|aluAdd|opSrcX, 0)} // A = header length + M[net]
-	if idx.isConst {
-		s := append(hdrLen, stmt(opALU|aluAdd, idx.val), stmt(opTax, 0))
-		return append(s, stmt(ind, net.k))
+	hdr := g.ipv4Transport(net) // X: the transport header's offset, less net.k
+	switch {
+	case idx.isConst && net.reg < 0 && idx.val < 0xffffff00 && net.k <= 0xffff:
+		// X is at most 60: the index joins the constant part, where no sum
+		// can wrap.
+		return append(hdr, stmt(ind, net.k+idx.val))
+	case idx.isConst:
+		return append(hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
+	case net.reg < 0:
+		// ldxb leaves A, the index, alone.
+		s := append(idx.code, hdr...)
+		return append(s, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 	}
 	r := g.allocReg()
 	defer g.freeReg(r)
 	s := append(idx.code, stmt(opSt, uint32(r)))
-	s = append(s, hdrLen...)
-	s = append(s, stmt(opTax, 0), stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0))
-	return append(s, stmt(ind, net.k))
+	s = append(s, hdr...)
+	return append(s, stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 }

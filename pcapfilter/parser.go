@@ -5,6 +5,29 @@ import (
 	"strings"
 )
 
+// The grammar, as libpcap 1.10's parser has it (each rule checked against
+// libpcap by the differential tests):
+//
+//	expr    = term { ("and" | "or") (term | id) } ; same precedence, left to right
+//	term    = "not" term | "(" expr ")" | head id | proto-name
+//	        | arith relop arith | special
+//	head    = [proto-name] (dir [type] | type | "proto" | "protochain" | "gateway")
+//	dir     = "src" | "dst" | "src or dst" | "dst or src" | "src and dst"
+//	        | "dst and src" | "addr1".."addr4" | "ra" | "ta"
+//	id      = "not" id | pnum | "(" pid ")" | name | HID ["/" NUM | "mask" HID]
+//	        | HID6 ["/" NUM] | MAC | "$" hex
+//	pid     = (nid | pnum) { ("and" | "or") id }   ; nid: an id not in parentheses
+//	pnum    = NUM | "(" pnum ")"
+//	arith   = pnum | proto-name "[" arith [":" NUM] "]" | "len" | "-" arith
+//	        | "(" arith ")" | arith op arith
+//
+// A bare id (the id of "expr and id") takes the qualifiers of what is
+// before it: the head of the last primitive, or, for a parenthesized
+// expression, what was before the parenthesis; after a protocol alone, a
+// relation or a special primitive there are none and the id is an error.
+// Among the arithmetic operators, | & << >> + - * / have the usual
+// precedences; '^' and '%' have none in libpcap's grammar (see steal).
+
 // Limits on the expressions Parse accepts, so that hostile input costs
 // bounded time, memory and stack.
 const (

@@ -312,7 +312,7 @@ func TestArithVersusLibpcap(t *testing.T) {
 }
 
 // FuzzParseVersusLibpcap compares Parse with libpcap on fuzzed
-// expressions (go test -tags libpcap -fuzz FuzzParseVersusLibpcap). It
+// expressions, and the trees of those libpcap compiles (go test -tags libpcap -fuzz FuzzParseVersusLibpcap). It
 // skips expressions with names other than "localhost", which libpcap
 // would look up in DNS.
 func FuzzParseVersusLibpcap(f *testing.F) {
@@ -336,7 +336,10 @@ func FuzzParseVersusLibpcap(f *testing.F) {
 				return
 			}
 		}
-		diffOutcome(t, expr)
+		if diffOutcome(t, expr) == "ok" {
+			want, _ := libpcap.Compile(expr, int(LinkEthernet), DefaultSnapLen, false, 0)
+			checkTree(t, expr, want)
+		}
 	})
 }
 
@@ -440,6 +443,31 @@ func printExpr(n any) (s string, ok bool) {
 	return b.String(), ok
 }
 
+// checkTree checks that expr, which libpcap compiles to want, parses,
+// and that its tree written back compiles to want too. It reports
+// whether it could compare.
+func checkTree(t *testing.T, expr string, want []bpf.RawInstruction) bool {
+	t.Helper()
+	n, err := Parse(expr)
+	if err != nil {
+		t.Errorf("libpcap compiles %q; Parse: %v", expr, err)
+		return false
+	}
+	printed, ok := printExpr(n)
+	if !ok || n == nil {
+		return false
+	}
+	got, err := libpcap.Compile(printed, int(LinkEthernet), DefaultSnapLen, false, 0)
+	if err != nil {
+		t.Errorf("%q is written back as %q, which libpcap rejects: %v", expr, printed, err)
+		return false
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%q is written back as %q, which libpcap compiles differently", expr, printed)
+	}
+	return true
+}
+
 // TestTreeVersusLibpcap checks the trees Parse builds, qualifiers,
 // inheritance and grouping included: written back with every qualifier
 // explicit and every operation parenthesized, an expression must compile
@@ -460,24 +488,9 @@ func TestTreeVersusLibpcap(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		n, err := Parse(e)
-		if err != nil {
-			t.Errorf("libpcap compiles %q; Parse: %v", e, err)
-			continue
+		if checkTree(t, e, want) {
+			compared++
 		}
-		printed, ok := printExpr(n)
-		if !ok || n == nil {
-			continue
-		}
-		got, err := libpcap.Compile(printed, int(LinkEthernet), DefaultSnapLen, false, 0)
-		if err != nil {
-			t.Errorf("%q is written back as %q, which libpcap rejects: %v", e, printed, err)
-			continue
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%q is written back as %q, which libpcap compiles differently", e, printed)
-		}
-		compared++
 	}
 	t.Logf("trees: %d expressions written back compile as the originals", compared)
 }
