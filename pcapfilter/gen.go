@@ -107,6 +107,10 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 	reject := g.newBlock(blockRet, nil)
 	patch(c.t, accept)
 	patch(c.f, reject)
+	if !g.lay.sawGeneve && !g.inet.protochain && !acceptReachable(c.entry, accept, g.inet.relTests) {
+		// libpcap's optimiser proves the same (gen_reach.go).
+		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
+	}
 	prog, err = layout(c.entry)
 	if err != nil {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: err.Error()}
@@ -151,7 +155,10 @@ func (g *gen) node(n Node) cond {
 	case *Unsupported:
 		g.failAt(n, "'%s' applies only to link types the Go compiler does not support (it supports %s); WithLibpcap() compiles for them", n.Keyword, supportedLinks)
 	case *Relation:
-		return g.relation(n)
+		before := g.nblocks
+		c := g.relation(n)
+		g.inet.markRelation(before+1, g.nblocks)
+		return c
 	}
 	g.fail(-1, "", "internal error: unknown syntax node %T", n)
 	return cond{}

@@ -57,6 +57,23 @@ type inetState struct {
 	// then turns its optimiser off for the whole expression, so that an
 	// expression it would otherwise find rejecting every packet compiles.
 	protochain bool
+	// relTests are the ids of the blocks of relations, whose code is not
+	// libpcap's: acceptReachable neither decides them nor learns from
+	// them.
+	relTests map[int]bool
+}
+
+// markRelation records the blocks first..last as a relation's.
+func (s *inetState) markRelation(first, last int) {
+	if first > last {
+		return
+	}
+	if s.relTests == nil {
+		s.relTests = map[int]bool{}
+	}
+	for id := first; id <= last; id++ {
+		s.relTests[id] = true
+	}
 }
 
 // inetProtoNames are the keywords of the protocols this file compiles,

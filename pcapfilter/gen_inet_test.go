@@ -6,6 +6,7 @@ package pcapfilter_test
 
 import (
 	"bufio"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,6 +158,15 @@ var inetVerdictExprs = []string{
 	"geneve and host 10.0.0.1", "geneve and port 80", "geneve and ip6 src host ::1",
 	"geneve and tcp", "geneve and ip broadcast", "geneve and ip multicast",
 	"vlan and protochain 6", "pppoes and protochain 17",
+	// Contradictions libpcap's optimiser finds (it rejects the expression),
+	// and near ones it does not.
+	"tcp and udp", "ip and ip6", "ip and not ip", "tcp and not tcp", "port 80 and not port 80",
+	"tcp port 80 and udp port 80", "(ip or ip6) and arp", "ip and (arp or ip6)",
+	"host 10.0.0.1 and ip6", "ip and ip6 host ::1", "not ip and not ip6 and tcp",
+	"(tcp or udp) and icmp", "tcp and host 10.0.0.1 and port 80", "ip broadcast and ip6",
+	"mpls and ip and mpls", "ipx and not ipx", "vlan and ip and vlan",
+	"icmp and port 80 or host 10.0.0.1 or ether[12:2] = 0x800 and port 80",
+	"ip multicast and not ip multicast", "ether broadcast and not ether broadcast",
 	// Unoptimised in libpcap: protochain turns its optimiser off.
 	"ip6 protochain 6 and ip6", "ip protochain 6 and arp", "protochain 6 and host ::1",
 }
@@ -350,4 +360,78 @@ func TestInetCorpus(t *testing.T) {
 			t.Logf("%s: %d of %d expressions are of this domain; %d verdicts compared", tc.file, mine, len(exprs), n)
 		})
 	}
+}
+
+// rejectsAllPool are primitives of every part of the language, for
+// TestInetRejectsAll's random expressions: several test the same fields,
+// so that combinations contradict each other.
+var rejectsAllPool = []string{
+	"ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp",
+	"host 10.0.0.1", "src host 10.0.0.1", "dst host 8.8.8.8", "net 10.0.0.0/8", "arp host 10.0.0.1",
+	"host ::1", "ip6 net fe80::/10", "port 80", "tcp port 80", "udp port 53", "src port 80",
+	"portrange 1-100", "tcp dst portrange 80-90", "ip proto 6", "ip6 proto 17", "proto 1",
+	"ip broadcast", "ip multicast", "ip6 multicast", "protochain 6",
+	"vlan", "vlan 100", "mpls", "pppoes", "ether host 1:2:3:4:5:6", "ether src 1:2:3:4:5:6",
+	"ether broadcast", "ether multicast", "ether proto 0x800", "ether proto 0x86dd", "llc", "ipx", "stp", "iso",
+	"len > 100", "greater 64", "ip[0] & 0xf0 = 0x40", "ip[9] = 6", "tcp[13] & 2 != 0",
+	"ether[12:2] = 0x800", "udp[0:2] = 53", "ip[0] = 1", "ip[0] = 2",
+	"decnet host 1.2", "atalk", "aarp", "netbeui", "l1", "isis", "clnp", "esis", "llc i", "llc u",
+	"pppoed", "mpls 100", "vlan and vlan", "inbound", "ether dst 1:2:3:4:5:6", "ip6 protochain 17",
+	"geneve", "less 100", "ip6 broadcast", "src net 192.168.0.0/16", "ip host 127.0.0.1",
+}
+
+// TestInetRejectsAll compiles random and/or/not mixes of primitives that
+// often contradict each other on every link type. pcapfilter must never
+// find that an expression rejects all packets when libpcap compiles it;
+// where libpcap finds so and pcapfilter compiles it (libpcap's optimiser
+// proves more than acceptReachable), pcapfilter's program must match no
+// test packet.
+func TestInetRejectsAll(t *testing.T) {
+	libpcapOrSkip(t)
+	r := rand.New(rand.NewPCG(11, 17))
+	term := func() string {
+		s := rejectsAllPool[r.IntN(len(rejectsAllPool))]
+		if r.IntN(4) == 0 {
+			s = "not " + s
+		}
+		return s
+	}
+	var both, missed int
+	for i := 0; i < 3000; i++ {
+		expr := term()
+		for j := r.IntN(4); j >= 0; j-- {
+			op := " and "
+			if r.IntN(3) == 0 {
+				op = " or "
+			}
+			if r.IntN(3) == 0 {
+				expr = "(" + expr + ")"
+			}
+			expr += op + term()
+		}
+		for _, link := range allLinks {
+			_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
+			wAll := werr != nil && strings.Contains(werr.Error(), "rejects all packets")
+			gAll := gerr != nil && strings.Contains(gerr.Error(), "rejects all packets")
+			switch {
+			case wAll && gAll:
+				both++
+			case gAll && werr == nil:
+				t.Errorf("%v: %q: pcapfilter says %v, libpcap compiles it", link, expr, gerr)
+			case wAll && gerr == nil:
+				missed++
+				m := loadProgram(t, got, link)
+				for _, p := range packetsFor(t, link) {
+					if ok, _ := m.MatchFrame(p.data, p.wire); ok {
+						t.Errorf("%v: %q: libpcap finds it rejects all packets, pcapfilter's program matches %v\n%s", link, expr, p, image(got))
+						break
+					}
+				}
+			case (werr == nil) != (gerr == nil):
+				t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
+			}
+		}
+	}
+	t.Logf("rejects all packets: both say so %d times; libpcap alone %d times (pcapfilter's program then matched no test packet)", both, missed)
 }
