@@ -29,7 +29,6 @@ type gen struct {
 
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state
-	lan   lanState   // gen_lan.go's own state
 	arith arithState // gen_arith.go's own state
 }
 
