@@ -180,6 +180,8 @@ func (g *gen) special(n *Special) cond {
 		return g.geneve(n)
 	case SpecialLLC:
 		return g.llc(n)
+	case SpecialByte:
+		return g.byteOp(n)
 	}
 	g.fail(-1, "", "internal error: unknown special primitive %d", n.Kind)
 	return cond{}

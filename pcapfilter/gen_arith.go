@@ -618,3 +618,27 @@ func (g *gen) transportLoad(idx value, size int) []insn {
 	s = append(s, hdr...)
 	return append(s, stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 }
+
+// byteOp is "byte N op M": a test of the byte at offset N of the packet,
+// whatever the link layer. For & and |, libpcap applies the operation
+// to whatever A holds, without loading the byte; so does this, for the
+// same verdicts.
+func (g *gen) byteOp(n *Special) cond {
+	switch n.ByteOp {
+	case '=':
+		return g.eq(abs(n.Arg), 1, n.ByteVal)
+	case '>':
+		return g.cmp(abs(n.Arg), 1, opJgt, n.ByteVal)
+	case '<':
+		return not(g.cmp(abs(n.Arg), 1, opJge, n.ByteVal))
+	case '&':
+		if n.ByteVal == 0 {
+			return konst(false) // A & 0 is 0, as libpcap's optimiser finds
+		}
+		return not(g.test([]insn{stmt(opALU|aluAnd, n.ByteVal)}, opJeq, 0))
+	case '|':
+		return not(g.test([]insn{stmt(opALU|aluOr, n.ByteVal)}, opJeq, 0))
+	}
+	g.failAt(n, "unknown operator %q in 'byte'", n.ByteOp)
+	return cond{}
+}
