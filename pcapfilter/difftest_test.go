@@ -1,0 +1,604 @@
+package pcapfilter_test
+
+// What the differential tests share: the corpus (expressions and
+// captures), fake packets for every link type, and the comparison of the
+// Go compiler's programs with libpcap's on packets.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/net/bpf"
+
+	"github.com/headlessbpf/bpfmatch"
+	"github.com/headlessbpf/bpfmatch/internal/libpcap"
+	"github.com/headlessbpf/bpfmatch/pcapfilter"
+)
+
+// corpusDir is the shared corpus of real filters and captures, beside the
+// project (from the package's directory); tests that need it skip where it
+// is absent.
+var corpusDir = filepath.Join("..", "..", "shared", "corpus")
+
+// snapLen and netmask are what bpfmatch compiles with, as tcpdump -r does.
+const (
+	snapLen = pcapfilter.DefaultSnapLen
+	netmask = 0
+)
+
+// linkTypes are the link types the Go compiler generates code for.
+var linkTypes = []pcapfilter.LinkType{
+	pcapfilter.LinkEthernet, pcapfilter.LinkRaw, pcapfilter.LinkIPv4,
+	pcapfilter.LinkIPv6, pcapfilter.LinkLinuxSLL, pcapfilter.LinkLinuxSLL2,
+}
+
+// The filter lists of the corpus.
+const (
+	listEthernet = "libpcap-ethernet.txt"
+	listRaw      = "libpcap-raw.txt"
+	listReal     = "realworld.txt"
+	listInvalid  = "libpcap-invalid-ethernet.txt"
+)
+
+// listsFor returns the corpus lists whose expressions the tests try on a
+// link type: the lists libpcap's own tests use for it first, then the
+// others, since many of their expressions compile for every link type.
+func listsFor(link pcapfilter.LinkType) []string {
+	switch link {
+	case pcapfilter.LinkEthernet, pcapfilter.LinkLinuxSLL, pcapfilter.LinkLinuxSLL2:
+		return []string{listEthernet, listReal, listRaw, listInvalid}
+	}
+	return []string{listRaw, listEthernet, listReal, listInvalid}
+}
+
+func corpusOrSkip(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat(corpusDir); err != nil {
+		t.Skipf("the shared corpus is not at %s (%v): skipping the test against it", corpusDir, err)
+	}
+	return corpusDir
+}
+
+func libpcapOrSkip(t testing.TB) {
+	t.Helper()
+	if !libpcap.Available {
+		t.Skip("built without libpcap, the oracle (needs cgo and -tags libpcap): skipping the comparison with it")
+	}
+}
+
+// corpusExpr is one expression of a corpus list.
+type corpusExpr struct {
+	expr string
+	list string
+	line int
+}
+
+func (e corpusExpr) where() string { return fmt.Sprintf("%s:%d", e.list, e.line) }
+
+var (
+	filtersMu    sync.Mutex
+	filtersCache = map[string][]corpusExpr{}
+)
+
+// corpusFilters returns the expressions of the named lists, each once
+// (the first time it appears), in order.
+func corpusFilters(t testing.TB, names ...string) []corpusExpr {
+	dir := corpusOrSkip(t)
+	var out []corpusExpr
+	seen := map[string]bool{}
+	for _, name := range names {
+		list, err := readFilterList(filepath.Join(dir, "filters", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range list {
+			if !seen[e.expr] {
+				seen[e.expr] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func readFilterList(path string) ([]corpusExpr, error) {
+	filtersMu.Lock()
+	defer filtersMu.Unlock()
+	if l, ok := filtersCache[path]; ok {
+		return l, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []corpusExpr
+	s := bufio.NewScanner(f)
+	n := 0
+	for s.Scan() {
+		n++
+		line := strings.TrimSpace(s.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, corpusExpr{expr: line, list: filepath.Base(path), line: n})
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	filtersCache[path] = out
+	return out, nil
+}
+
+// packet is one packet a program is run on.
+type packet struct {
+	name string // capture and index, or how it was made
+	data []byte // the captured bytes
+	wire uint32 // the length on the wire
+}
+
+func (p packet) String() string {
+	return fmt.Sprintf("%s (%d bytes captured of %d): %s", p.name, len(p.data), p.wire, hex.EncodeToString(p.data))
+}
+
+// capture is one capture file of the corpus.
+type capture struct {
+	name  string
+	link  pcapfilter.LinkType // as a DLT
+	data  [][]byte
+	wires []uint32
+}
+
+var (
+	capturesOnce sync.Once
+	capturesList []capture
+	capturesErr  error
+)
+
+// corpusCaptures reads every capture of the corpus, once.
+func corpusCaptures(t testing.TB) []capture {
+	dir := filepath.Join(corpusOrSkip(t), "pcaps")
+	capturesOnce.Do(func() { capturesList, capturesErr = readCaptures(dir) })
+	if capturesErr != nil {
+		t.Fatal(capturesErr)
+	}
+	if len(capturesList) == 0 {
+		t.Fatalf("no captures in %s", dir)
+	}
+	return capturesList
+}
+
+func readCaptures(dir string) ([]capture, error) {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.pcap*"))
+	var out []capture
+	for _, path := range names {
+		c, err := readCapture(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func readCapture(path string) (capture, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return capture{}, err
+	}
+	defer f.Close()
+	c := capture{name: filepath.Base(path)}
+	var read func() ([]byte, gopacket.CaptureInfo, error)
+	if strings.HasSuffix(path, ".pcapng") {
+		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return c, err
+		}
+		c.link = pcapfilter.LinkType(bpfmatch.LinkTypeFromPcap(uint32(r.LinkType())))
+		read = r.ReadPacketData
+	} else {
+		r, err := pcapgo.NewReader(f)
+		if err != nil {
+			return c, err
+		}
+		c.link = pcapfilter.LinkType(bpfmatch.LinkTypeFromPcap(uint32(r.LinkType())))
+		read = r.ReadPacketData
+	}
+	for {
+		data, ci, err := read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return c, err
+		}
+		c.data = append(c.data, data)
+		c.wires = append(c.wires, uint32(max(ci.Length, len(data))))
+	}
+	return c, nil
+}
+
+// packetSet is the packets of one link type, each distinct (bytes and
+// wire length) once.
+type packetSet struct {
+	link     pcapfilter.LinkType
+	packets  []packet
+	captured int // corpus packets read, before cutting and removing repeats
+	fake     int // fake packets among packets
+	seen     map[string]bool
+}
+
+func (s *packetSet) add(p packet) {
+	key := fmt.Sprintf("%d/%s", p.wire, p.data)
+	if s.seen[key] {
+		return
+	}
+	s.seen[key] = true
+	s.packets = append(s.packets, p)
+}
+
+// cutLengths are the lengths corpus packets are also cut to, keeping
+// their wire length, as a capture with a small snap length would have
+// them: loads past the captured bytes must abort the same way.
+var cutLengths = []int{96, 64}
+
+// packetsFor returns the corpus packets of link, whole and cut, and
+// nFake fake packets framed for it.
+func packetsFor(t testing.TB, link pcapfilter.LinkType, nFake int) *packetSet {
+	s := &packetSet{link: link, seen: map[string]bool{}}
+	for _, c := range corpusCaptures(t) {
+		if c.link != link {
+			continue
+		}
+		for i, data := range c.data {
+			s.captured++
+			name := fmt.Sprintf("%s#%d", c.name, i)
+			s.add(packet{name: name, data: data, wire: c.wires[i]})
+			for _, n := range cutLengths {
+				if n < len(data) {
+					s.add(packet{name: fmt.Sprintf("%s cut to %d", name, n), data: data[:n], wire: c.wires[i]})
+				}
+			}
+		}
+	}
+	before := len(s.packets)
+	for _, p := range fakePackets(link, nFake) {
+		s.add(p)
+	}
+	s.fake = len(s.packets) - before
+	return s
+}
+
+// fakePackets returns n varied fake packets framed for link, the same
+// every run: bpfmatch's FakePackets (IPv4 and IPv6, TCP and UDP, VLAN
+// tags, broadcast and multicast addresses, payloads), some of them cut
+// short, in Ethernet or raw IP frames, or behind a Linux cooked header.
+func fakePackets(link pcapfilter.LinkType, n int) []packet {
+	r := rand.New(rand.NewPCG(7, uint64(link)))
+	v4 := []string{"10.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.5.4", "192.0.2.1", "192.0.2.21",
+		"127.0.0.1", "224.0.0.251", "255.255.255.255", "0.0.0.0", "8.8.8.8", "198.51.100.7",
+		"10.255.255.255", "128.3.0.1", "239.255.255.250"}
+	v6 := []string{"2001:db8::1", "2001:db8::443", "::1", "fe80::1", "ff02::1", "ff02::fb", "::",
+		"2001:db8:85a3::8a2e:370:7334", "ff05::1:3", "2001:db8:0:1::2"}
+	ports := []uint16{0, 20, 21, 22, 23, 25, 53, 67, 68, 80, 110, 123, 137, 143, 161, 179, 443, 445,
+		514, 993, 1024, 1080, 1900, 3128, 3306, 3389, 4789, 5060, 5353, 6000, 6081, 6667, 8080, 40000, 65535}
+	payloads := [][]byte{nil, {0}, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), []byte("POST /a HTTP/1.0\r\n"),
+		{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}, []byte("SSH-2.0-OpenSSH_9.2\r\n"), []byte("USER anonymous\r\n"),
+		[]byte("220 ftp ready\r\n"), {0x12, 0x34, 0x01, 0x00, 0x00, 0x01}, bytes.Repeat([]byte{0xff}, 40),
+		bytes.Repeat([]byte("abcd"), 128), bytes.Repeat([]byte{0x45}, 600),
+		{0x08, 0, 0, 0, 0, 0, 0x2a, 0}, {0, 0x40, 0x65, 0x58, 0, 0, 0x2a, 0}}
+	flags := []bpfmatch.TCPFlags{0, bpfmatch.SYN, bpfmatch.SYN | bpfmatch.ACK, bpfmatch.ACK,
+		bpfmatch.FIN | bpfmatch.ACK, bpfmatch.RST, bpfmatch.RST | bpfmatch.ACK, bpfmatch.PSH | bpfmatch.ACK,
+		bpfmatch.NoFlags, 0xff, bpfmatch.URG | bpfmatch.ACK | bpfmatch.PSH, bpfmatch.ECE | bpfmatch.CWR | bpfmatch.SYN}
+	pick := func(s []string) netip.Addr { return netip.MustParseAddr(s[r.IntN(len(s))]) }
+	var out []packet
+	for len(out) < n {
+		var src, dst netip.Addr
+		if link == pcapfilter.LinkIPv6 || (link != pcapfilter.LinkIPv4 && r.IntN(3) == 0) {
+			src, dst = pick(v6), pick(v6)
+		} else {
+			src, dst = pick(v4), pick(v4)
+		}
+		p := bpfmatch.FakePacket{
+			Src:      netip.AddrPortFrom(src, ports[r.IntN(len(ports))]),
+			Dst:      netip.AddrPortFrom(dst, ports[r.IntN(len(ports))]),
+			Protocol: []bpfmatch.Protocol{bpfmatch.TCP, bpfmatch.UDP}[r.IntN(2)],
+			Payload:  payloads[r.IntN(len(payloads))],
+			Flags:    flags[r.IntN(len(flags))],
+			TTL:      uint8(r.IntN(4) * 64),
+			Seq:      r.Uint32(),
+			Ack:      r.Uint32(),
+			Window:   uint16(r.IntN(3) * 1000),
+		}
+		if r.IntN(2) == 0 {
+			p.Payload = p.Payload[:r.IntN(len(p.Payload)+1)]
+		}
+		frameLink := bpfmatch.LinkRaw
+		if link == pcapfilter.LinkEthernet {
+			frameLink = bpfmatch.LinkEthernet
+			if r.IntN(4) == 0 {
+				p.VLAN = &bpfmatch.VLAN{ID: uint16(r.IntN(4096)), Priority: uint8(r.IntN(8)), DropEligible: r.IntN(2) == 0}
+			}
+			switch r.IntN(5) {
+			case 0:
+				p.DstMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+			case 1:
+				p.DstMAC = net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}
+			case 2:
+				p.SrcMAC = net.HardwareAddr{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
+			}
+		}
+		data, err := p.AppendFrame(nil, frameLink)
+		if err != nil {
+			panic(fmt.Sprintf("fake packet %v: %v", p, err))
+		}
+		switch link {
+		case pcapfilter.LinkLinuxSLL:
+			data = append(sllHeader(r, src.Is4() || src.Is4In6()), data...)
+		case pcapfilter.LinkLinuxSLL2:
+			data = append(sll2Header(r, src.Is4() || src.Is4In6()), data...)
+		}
+		name := fmt.Sprintf("fake#%d %v", len(out), p)
+		out = append(out, packet{name: name, data: data, wire: uint32(len(data))})
+		if r.IntN(3) == 0 && len(out) < n {
+			cut := r.IntN(len(data))
+			out = append(out, packet{name: fmt.Sprintf("%s cut to %d", name, cut), data: data[:cut], wire: uint32(len(data))})
+		}
+	}
+	return out
+}
+
+// sllHeader returns a Linux cooked capture header (DLT_LINUX_SLL) for an
+// IPv4 or IPv6 packet, with a random packet type.
+func sllHeader(r *rand.Rand, v4 bool) []byte {
+	h := make([]byte, 16)
+	h[1] = byte(r.IntN(5))     // packet type: to us, broadcast, multicast, to another host, outgoing
+	h[3] = 1                   // ARPHRD_ETHER
+	h[5] = 6                   // address length
+	fill(r, h[6:12])
+	h[14], h[15] = 0x86, 0xdd // protocol
+	if v4 {
+		h[14], h[15] = 0x08, 0x00
+	}
+	return h
+}
+
+// sll2Header returns a Linux cooked capture v2 header (DLT_LINUX_SLL2).
+func sll2Header(r *rand.Rand, v4 bool) []byte {
+	h := make([]byte, 20)
+	h[0], h[1] = 0x86, 0xdd // protocol
+	if v4 {
+		h[0], h[1] = 0x08, 0x00
+	}
+	h[7] = byte(1 + r.IntN(4)) // interface index
+	h[9] = 1                   // ARPHRD_ETHER
+	h[10] = byte(r.IntN(5))    // packet type
+	h[11] = 6                  // address length
+	fill(r, h[12:18])
+	return h
+}
+
+func fill(r *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+}
+
+// goProgram runs a program of the Go compiler in bpfmatch's executor.
+func goMatcher(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkType) (*bpfmatch.Matcher, error) {
+	return bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
+}
+
+// rejectsAll is libpcap's message for an expression its optimiser proves
+// false for every packet, which it then refuses.
+const rejectsAll = "expression rejects all packets"
+
+// pair is one expression compiled by both compilers for one link type.
+type pair struct {
+	expr  string
+	where string // the list and line, or how it was made
+	link  pcapfilter.LinkType
+
+	lib, libUnopt []bpf.RawInstruction // libpcap's optimised and unoptimised programs
+	libErr        error
+	goProg        []bpf.RawInstruction
+	goErr         error
+	goM           *bpfmatch.Matcher
+	hasLoop       bool // the Go program jumps backwards (protochain)
+}
+
+// compilePair compiles e with both compilers. It returns an error when
+// the Go compiler's program is not one bpfmatch can run (invalid).
+func compilePair(expr, where string, link pcapfilter.LinkType) (*pair, error) {
+	p := &pair{expr: expr, where: where, link: link}
+	p.lib, p.libErr = libpcap.Compile(expr, int(link), snapLen, true, netmask)
+	if p.libErr == nil {
+		var err error
+		p.libUnopt, err = libpcap.Compile(expr, int(link), snapLen, false, netmask)
+		if err != nil {
+			return p, fmt.Errorf("libpcap compiles %q for %v optimised but not unoptimised: %v", expr, link, err)
+		}
+	}
+	p.goProg, p.goErr = compileGo(expr, link)
+	if p.goErr != nil {
+		return p, nil
+	}
+	m, err := bpfmatch.Load(p.goProg, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
+	if err != nil {
+		return p, fmt.Errorf("the Go compiler's program for %q (%v) does not validate: %v\n%s", expr, link, err, listing(p.goProg))
+	}
+	if libpcap.Available && !libpcap.Validate(p.goProg) {
+		return p, fmt.Errorf("libpcap's bpf_validate refuses the Go compiler's program for %q (%v)\n%s", expr, link, listing(p.goProg))
+	}
+	p.goM = m
+	p.hasLoop = jumpsBack(p.goProg)
+	return p, nil
+}
+
+// compileGo compiles with the Go compiler, turning a panic into a test
+// failure's error rather than a crash.
+func compileGo(expr string, link pcapfilter.LinkType) (prog []bpf.RawInstruction, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			prog, err = nil, fmt.Errorf("PANIC in pcapfilter.Compile: %v", r)
+		}
+	}()
+	prog, err = pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link, SnapLen: snapLen, Netmask: netmask})
+	if err == nil && len(prog) == 0 {
+		err = fmt.Errorf("pcapfilter.Compile returned an empty program and no error")
+	}
+	return prog, err
+}
+
+func isPanic(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "PANIC") }
+
+// jumpsBack reports whether prog has a jump that goes backwards (a BPF_JA
+// whose offset wraps), which libpcap emits for protochain's loop.
+func jumpsBack(prog []bpf.RawInstruction) bool {
+	for i, in := range prog {
+		if in.Op == 0x05 && uint64(i)+1+uint64(in.K) > uint64(len(prog)) {
+			return true
+		}
+	}
+	return false
+}
+
+// listing returns a program as tcpdump -d prints it (bpf_image), with the
+// raw instruction after each line.
+func listing(prog []bpf.RawInstruction) string {
+	var b strings.Builder
+	for i, in := range prog {
+		fmt.Fprintf(&b, "%-44s { 0x%02x, %d, %d, 0x%08x }\n", image(in, i), in.Op, in.Jt, in.Jf, in.K)
+	}
+	return b.String()
+}
+
+// verdictStats counts what a comparison of verdicts saw.
+type verdictStats struct {
+	comparisons   int // packets run through both compilers' programs
+	matched       int // of which libpcap's program accepted
+	crossChecks   int // Go programs also run in libpcap's interpreter
+	optDisagree   int // libpcap's optimised and unoptimised programs disagree
+	sidedUnopt    int // ... and the Go program gives the unoptimised verdict
+	optCases      []string
+	rejectsAllRun int // runs of Go programs for expressions libpcap refuses as rejecting all packets
+	failures      int
+	failReports   []string
+}
+
+const maxReports = 8
+
+func (s *verdictStats) fail(msg string) {
+	s.failures++
+	if len(s.failReports) < maxReports {
+		s.failReports = append(s.failReports, msg)
+	}
+}
+
+func (s *verdictStats) report(t testing.TB) {
+	t.Helper()
+	for _, m := range s.failReports {
+		t.Error(m)
+	}
+	if s.failures > len(s.failReports) {
+		t.Errorf("... and %d more disagreements", s.failures-len(s.failReports))
+	}
+	for i, c := range s.optCases {
+		if i == 20 {
+			t.Logf("... and %d more such cases", len(s.optCases)-i)
+			break
+		}
+		t.Logf("libpcap's optimiser changes the verdict, the Go compiler gives the unoptimised one: %s", c)
+	}
+}
+
+// crossCheckEvery makes one run in that many of a Go program go through
+// libpcap's interpreter as well as bpfmatch's executor.
+const crossCheckEvery = 5
+
+// loopBudget bounds the instructions the counting interpreter runs a
+// looping Go program for before libpcap's interpreter, which has no
+// bound, may run it.
+const loopBudget = 1 << 20
+
+// compareVerdicts runs p's programs on pkts and records the comparisons
+// in s. stride > 1 runs every stride-th packet only.
+func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
+	if p.goM == nil {
+		return
+	}
+	if p.libErr != nil {
+		// libpcap refused the expression; the tests call this only when
+		// it said that it rejects every packet: so must the Go program.
+		for i := 0; i < len(pkts); i += stride {
+			pk := pkts[i]
+			s.rejectsAllRun++
+			ok, err := p.goM.MatchFrame(pk.data, int(pk.wire))
+			if err != nil || ok {
+				s.fail(fmt.Sprintf("%q for %v (%s): libpcap says %q, but the Go program accepts packet %v (err %v)\nGo program:\n%s",
+					p.expr, p.link, p.where, p.libErr, pk, err, listing(p.goProg)))
+			}
+		}
+		return
+	}
+	for i := 0; i < len(pkts); i += stride {
+		pk := pkts[i]
+		s.comparisons++
+		caplen := uint32(len(pk.data))
+		libRet := libpcap.Filter(p.lib, pk.data, caplen, pk.wire)
+		lib := libRet != 0
+		if lib {
+			s.matched++
+		}
+		goOK, err := p.goM.MatchFrame(pk.data, int(pk.wire))
+		if err != nil {
+			s.fail(fmt.Sprintf("%q for %v: MatchFrame on %v: %v", p.expr, p.link, pk, err))
+			continue
+		}
+		if s.comparisons%crossCheckEvery == 0 || goOK != lib {
+			s.crossChecks++
+			if p.hasLoop {
+				if _, _, ok := countRun(p.goProg, pk.data, caplen, pk.wire, loopBudget); !ok {
+					s.fail(fmt.Sprintf("%q for %v (%s): the Go program loops for more than %d instructions on %v\nGo program:\n%s",
+						p.expr, p.link, p.where, loopBudget, pk, listing(p.goProg)))
+					continue
+				}
+			}
+			goRet := libpcap.Filter(p.goProg, pk.data, caplen, pk.wire)
+			if (goRet != 0) != goOK {
+				s.fail(fmt.Sprintf("%q for %v: bpfmatch's executor says %v and libpcap's interpreter %v for the Go program on %v\n%s",
+					p.expr, p.link, goOK, goRet, pk, listing(p.goProg)))
+				continue
+			}
+			if goOK == lib && goRet != libRet {
+				s.fail(fmt.Sprintf("%q for %v (%s): the Go program returns %d, libpcap's %d, on %v\nGo program:\n%s\nlibpcap's:\n%s",
+					p.expr, p.link, p.where, goRet, libRet, pk, listing(p.goProg), listing(p.lib)))
+				continue
+			}
+		}
+		unopt := libpcap.Filter(p.libUnopt, pk.data, caplen, pk.wire) != 0
+		if unopt != lib {
+			s.optDisagree++
+			if goOK == unopt {
+				s.sidedUnopt++
+				s.optCases = append(s.optCases, fmt.Sprintf("%q for %v on %s", p.expr, p.link, pk.name))
+			}
+		}
+		if goOK != lib && goOK != unopt {
+			s.fail(fmt.Sprintf("%q for %v (%s): the Go program says %v, libpcap's %v, on %v\nGo program:\n%s\nlibpcap's optimised program:\n%s\nlibpcap's unoptimised program:\n%s",
+				p.expr, p.link, p.where, goOK, lib, pk, listing(p.goProg), listing(p.lib), listing(p.libUnopt)))
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package pcapfilter_test
+
+// How many instructions the Go compiler's programs execute, against
+// libpcap's optimised ones, counted by an interpreter of the test's own
+// that is checked against libpcap's on every run.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"testing"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/headlessbpf/bpfmatch/internal/libpcap"
+)
+
+// countRun runs prog on the first caplen bytes of data, with wire length
+// wire, as libpcap's pcap_offline_filter does, and returns what it
+// returns and how many instructions it executed. ok is false when it
+// stopped after budget instructions without returning.
+func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok bool) {
+	var a, x uint32
+	var mem [16]uint32
+	p := data[:caplen]
+	load := func(off uint64, n uint64) (uint32, bool) {
+		if off+n > uint64(len(p)) {
+			return 0, false
+		}
+		switch n {
+		case 1:
+			return uint32(p[off]), true
+		case 2:
+			return uint32(binary.BigEndian.Uint16(p[off:])), true
+		}
+		return binary.BigEndian.Uint32(p[off:]), true
+	}
+	sizes := map[uint16]uint64{0x00: 4, 0x08: 2, 0x10: 1}
+	pc := 0
+	for steps < budget {
+		if pc < 0 || pc >= len(prog) {
+			return 0, steps, true
+		}
+		in := prog[pc]
+		steps++
+		pc++
+		k := in.K
+		switch in.Op & 0x07 {
+		case 0x00: // BPF_LD
+			switch in.Op & 0xe0 {
+			case 0x00:
+				a = k
+			case 0x20: // BPF_ABS
+				v, in := load(uint64(k), sizes[in.Op&0x18])
+				if !in {
+					return 0, steps, true
+				}
+				a = v
+			case 0x40: // BPF_IND
+				v, in := load(uint64(x)+uint64(k), sizes[in.Op&0x18])
+				if !in {
+					return 0, steps, true
+				}
+				a = v
+			case 0x60:
+				a = mem[k&15]
+			case 0x80:
+				a = wire
+			default:
+				return 0, steps, true
+			}
+		case 0x01: // BPF_LDX
+			switch in.Op & 0xe0 {
+			case 0x00:
+				x = k
+			case 0x60:
+				x = mem[k&15]
+			case 0x80:
+				x = wire
+			case 0xa0: // BPF_MSH
+				v, in := load(uint64(k), 1)
+				if !in {
+					return 0, steps, true
+				}
+				x = (v & 0xf) << 2
+			default:
+				return 0, steps, true
+			}
+		case 0x02:
+			mem[k&15] = a
+		case 0x03:
+			mem[k&15] = x
+		case 0x04: // BPF_ALU
+			v := k
+			if in.Op&0x08 != 0 {
+				v = x
+			}
+			switch in.Op & 0xf0 {
+			case 0x00:
+				a += v
+			case 0x10:
+				a -= v
+			case 0x20:
+				a *= v
+			case 0x30:
+				if v == 0 {
+					return 0, steps, true
+				}
+				a /= v
+			case 0x90:
+				if v == 0 {
+					return 0, steps, true
+				}
+				a %= v
+			case 0x40:
+				a |= v
+			case 0x50:
+				a &= v
+			case 0xa0:
+				a ^= v
+			case 0x60:
+				a <<= v
+			case 0x70:
+				a >>= v
+			case 0x80:
+				a = -a
+			default:
+				return 0, steps, true
+			}
+		case 0x05: // BPF_JMP
+			v := k
+			if in.Op&0x08 != 0 {
+				v = x
+			}
+			var cond bool
+			switch in.Op & 0xf0 {
+			case 0x00: // BPF_JA, whose offset may wrap to go back
+				pc = int(uint32(pc) + k)
+				continue
+			case 0x10:
+				cond = a == v
+			case 0x20:
+				cond = a > v
+			case 0x30:
+				cond = a >= v
+			case 0x40:
+				cond = a&v != 0
+			default:
+				return 0, steps, true
+			}
+			if cond {
+				pc += int(in.Jt)
+			} else {
+				pc += int(in.Jf)
+			}
+		case 0x06: // BPF_RET
+			if in.Op&0x18 == 0x10 {
+				return a, steps, true
+			}
+			return k, steps, true
+		case 0x07: // BPF_MISC
+			if in.Op&0xf8 == 0 {
+				x = a
+			} else {
+				a = x
+			}
+		}
+	}
+	return 0, steps, false
+}
+
+// percentile returns the p-th percentile (0 to 100) of sorted values.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+// TestInstructionsExecutedDifferential counts, over every corpus
+// expression and packet of its link type, the instructions the Go
+// compiler's program and libpcap's optimised one execute, and reports the
+// ratios. The counting interpreter must give libpcap's verdict on every
+// run, for both programs.
+func TestInstructionsExecutedDifferential(t *testing.T) {
+	libpcapOrSkip(t)
+	stride := 1
+	if raceEnabled || testing.Short() {
+		stride = 7
+		t.Logf("short or race mode: counting on one packet in %d", stride)
+	}
+	var runs, libRuns, mismatches, goSteps, libSteps int
+	var ratios, lenRatios []float64
+	var goLen, libLen int
+	fail := func(msg string) {
+		mismatches++
+		if mismatches <= maxReports {
+			t.Error(msg)
+		}
+	}
+	for _, link := range linkTypes {
+		pkts := packetsFor(t, link, 0).packets
+		if len(pkts) == 0 {
+			continue
+		}
+		for _, e := range corpusFilters(t, listsFor(link)...) {
+			p, err := compilePair(e.expr, e.where(), link)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			if p.libErr != nil {
+				continue
+			}
+			if p.goM != nil {
+				lenRatios = append(lenRatios, float64(len(p.goProg))/float64(len(p.lib)))
+				goLen += len(p.goProg)
+				libLen += len(p.lib)
+			}
+			for i := 0; i < len(pkts); i += stride {
+				pk := pkts[i]
+				caplen := uint32(len(pk.data))
+				counts := [2]int{-1, -1}
+				progs := [][]bpf.RawInstruction{p.lib, p.goProg}
+				if p.goM == nil {
+					progs = progs[:1]
+				}
+				for j, prog := range progs {
+					ret, n, ok := countRun(prog, pk.data, caplen, pk.wire, loopBudget)
+					if !ok {
+						fail(fmt.Sprintf("%q for %v: program %d runs more than %d instructions on %v", p.expr, link, j, loopBudget, pk))
+						continue
+					}
+					libRuns++
+					if want := libpcap.Filter(prog, pk.data, caplen, pk.wire); ret != want {
+						fail(fmt.Sprintf("%q for %v: the counting interpreter returns %d, libpcap %d, on %v for\n%s",
+							p.expr, link, ret, want, pk, listing(prog)))
+					}
+					counts[j] = n
+				}
+				if counts[0] <= 0 || counts[1] < 0 {
+					continue
+				}
+				runs++
+				libSteps += counts[0]
+				goSteps += counts[1]
+				ratios = append(ratios, float64(counts[1])/float64(counts[0]))
+			}
+		}
+	}
+	t.Logf("instructions executed: the counting interpreter compared with libpcap's on %d runs, %d differ", libRuns, mismatches)
+	if runs == 0 {
+		t.Fatal("no corpus expression compiled with both compilers: no instructions counted for the Go compiler")
+	}
+	slices.Sort(ratios)
+	slices.Sort(lenRatios)
+	t.Logf("instructions executed: compared %d runs (expression x packet) of both compilers' programs", runs)
+	t.Logf("instructions executed, Go/libpcap optimised: median %.2f, 90th percentile %.2f, total %d/%d = %.2f",
+		percentile(ratios, 50), percentile(ratios, 90), goSteps, libSteps, float64(goSteps)/float64(libSteps))
+	t.Logf("program length, Go/libpcap optimised, over %d programs: median %.2f, 90th percentile %.2f, total %d/%d = %.2f",
+		len(lenRatios), percentile(lenRatios, 50), percentile(lenRatios, 90), goLen, libLen, float64(goLen)/float64(libLen))
+}
