@@ -364,9 +364,9 @@ func fakePackets(link pcapfilter.LinkType, n int) []packet {
 // IPv4 or IPv6 packet, with a random packet type.
 func sllHeader(r *rand.Rand, v4 bool) []byte {
 	h := make([]byte, 16)
-	h[1] = byte(r.IntN(5))     // packet type: to us, broadcast, multicast, to another host, outgoing
-	h[3] = 1                   // ARPHRD_ETHER
-	h[5] = 6                   // address length
+	h[1] = byte(r.IntN(5)) // packet type: to us, broadcast, multicast, to another host, outgoing
+	h[3] = 1               // ARPHRD_ETHER
+	h[5] = 6               // address length
 	fill(r, h[6:12])
 	h[14], h[15] = 0x86, 0xdd // protocol
 	if v4 {
