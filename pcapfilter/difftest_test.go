@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -401,6 +402,11 @@ func goMatcher(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkType
 	return bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
 }
 
+// standIn tests the tests: it puts libpcap's unoptimised programs in the
+// Go compiler's place, which must then pass every comparison.
+var standIn = flag.Bool("difftest.stand-in", false,
+	"test the differential tests: compare libpcap's unoptimised programs, standing in for the Go compiler's, with its optimised ones")
+
 // rejectsAll is libpcap's message for an expression its optimiser proves
 // false for every packet, which it then refuses.
 const rejectsAll = "expression rejects all packets"
@@ -455,6 +461,9 @@ func compileGo(expr string, link pcapfilter.LinkType) (prog []bpf.RawInstruction
 			prog, err = nil, fmt.Errorf("PANIC in pcapfilter.Compile: %v", r)
 		}
 	}()
+	if *standIn {
+		return libpcap.Compile(expr, int(link), snapLen, false, netmask)
+	}
 	prog, err = pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link, SnapLen: snapLen, Netmask: netmask})
 	if err == nil && len(prog) == 0 {
 		err = fmt.Errorf("pcapfilter.Compile returned an empty program and no error")
@@ -516,7 +525,7 @@ func (s *verdictStats) report(t testing.TB) {
 		t.Errorf("... and %d more disagreements", s.failures-len(s.failReports))
 	}
 	for i, c := range s.optCases {
-		if i == 20 {
+		if i == 5 {
 			t.Logf("... and %d more such cases", len(s.optCases)-i)
 			break
 		}
@@ -525,8 +534,9 @@ func (s *verdictStats) report(t testing.TB) {
 }
 
 // crossCheckEvery makes one run in that many of a Go program go through
-// libpcap's interpreter as well as bpfmatch's executor.
-const crossCheckEvery = 5
+// libpcap's interpreter as well as bpfmatch's executor (which is proven
+// equal to it elsewhere, so this is a cheap second opinion).
+const crossCheckEvery = 3
 
 // loopBudget bounds the instructions the counting interpreter runs a
 // looping Go program for before libpcap's interpreter, which has no
