@@ -20,8 +20,17 @@ import (
 // returns and how many instructions it executed. ok is false when it
 // stopped after budget instructions without returning.
 func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok bool) {
+	ret, steps, ok, _ = traceRun(prog, data, caplen, wire, budget)
+	return ret, steps, ok
+}
+
+// traceRun is countRun that also reports whether the program loaded a
+// scratch memory word it had not stored, which libpcap's interpreter
+// leaves uninitialised: its verdict is then undefined.
+func traceRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok, uninit bool) {
 	var a, x uint32
 	var mem [16]uint32
+	var stored uint16
 	p := data[:caplen]
 	load := func(off uint64, n uint64) (uint32, bool) {
 		if off+n > uint64(len(p)) {
@@ -39,7 +48,7 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 	pc := 0
 	for steps < budget {
 		if pc < 0 || pc >= len(prog) {
-			return 0, steps, true
+			return 0, steps, true, uninit
 		}
 		in := prog[pc]
 		steps++
@@ -53,43 +62,47 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 			case 0x20: // BPF_ABS
 				v, in := load(uint64(k), sizes[in.Op&0x18])
 				if !in {
-					return 0, steps, true
+					return 0, steps, true, uninit
 				}
 				a = v
 			case 0x40: // BPF_IND
 				v, in := load(uint64(x)+uint64(k), sizes[in.Op&0x18])
 				if !in {
-					return 0, steps, true
+					return 0, steps, true, uninit
 				}
 				a = v
 			case 0x60:
+				uninit = uninit || stored&(1<<(k&15)) == 0
 				a = mem[k&15]
 			case 0x80:
 				a = wire
 			default:
-				return 0, steps, true
+				return 0, steps, true, uninit
 			}
 		case 0x01: // BPF_LDX
 			switch in.Op & 0xe0 {
 			case 0x00:
 				x = k
 			case 0x60:
+				uninit = uninit || stored&(1<<(k&15)) == 0
 				x = mem[k&15]
 			case 0x80:
 				x = wire
 			case 0xa0: // BPF_MSH
 				v, in := load(uint64(k), 1)
 				if !in {
-					return 0, steps, true
+					return 0, steps, true, uninit
 				}
 				x = (v & 0xf) << 2
 			default:
-				return 0, steps, true
+				return 0, steps, true, uninit
 			}
 		case 0x02:
 			mem[k&15] = a
+			stored |= 1 << (k & 15)
 		case 0x03:
 			mem[k&15] = x
+			stored |= 1 << (k & 15)
 		case 0x04: // BPF_ALU
 			v := k
 			if in.Op&0x08 != 0 {
@@ -104,12 +117,12 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 				a *= v
 			case 0x30:
 				if v == 0 {
-					return 0, steps, true
+					return 0, steps, true, uninit
 				}
 				a /= v
 			case 0x90:
 				if v == 0 {
-					return 0, steps, true
+					return 0, steps, true, uninit
 				}
 				a %= v
 			case 0x40:
@@ -125,7 +138,7 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 			case 0x80:
 				a = -a
 			default:
-				return 0, steps, true
+				return 0, steps, true, uninit
 			}
 		case 0x05: // BPF_JMP
 			v := k
@@ -146,7 +159,7 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 			case 0x40:
 				cond = a&v != 0
 			default:
-				return 0, steps, true
+				return 0, steps, true, uninit
 			}
 			if cond {
 				pc += int(in.Jt)
@@ -155,9 +168,9 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 			}
 		case 0x06: // BPF_RET
 			if in.Op&0x18 == 0x10 {
-				return a, steps, true
+				return a, steps, true, uninit
 			}
-			return k, steps, true
+			return k, steps, true, uninit
 		case 0x07: // BPF_MISC
 			if in.Op&0xf8 == 0 {
 				x = a
@@ -166,7 +179,55 @@ func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 			}
 		}
 	}
-	return 0, steps, false
+	return 0, steps, false, uninit
+}
+
+// mayReadUninit reports whether some path through prog loads a scratch
+// memory word that it has not stored on that path. Programs that jump
+// backwards are assumed to.
+func mayReadUninit(prog []bpf.RawInstruction) bool {
+	if jumpsBack(prog) {
+		return true
+	}
+	// stored[pc] is the set of words stored on every path to pc.
+	stored := make([]uint16, len(prog)+1)
+	reached := make([]bool, len(prog)+1)
+	reached[0] = true
+	flow := func(to int, set uint16) {
+		if to > len(prog) {
+			return
+		}
+		if !reached[to] {
+			reached[to], stored[to] = true, set
+		} else {
+			stored[to] &= set
+		}
+	}
+	for pc, in := range prog {
+		if !reached[pc] {
+			continue
+		}
+		set := stored[pc]
+		switch in.Op {
+		case 0x60, 0x61: // ld M[k], ldx M[k]
+			if set&(1<<(in.K&15)) == 0 {
+				return true
+			}
+		case 0x02, 0x03: // st, stx
+			set |= 1 << (in.K & 15)
+		}
+		switch {
+		case in.Op&0x07 == 0x06: // ret
+		case in.Op == 0x05: // ja
+			flow(pc+1+int(in.K), set)
+		case in.Op&0x07 == 0x05:
+			flow(pc+1+int(in.Jt), set)
+			flow(pc+1+int(in.Jf), set)
+		default:
+			flow(pc+1, set)
+		}
+	}
+	return false
 }
 
 // percentile returns the p-th percentile (0 to 100) of sorted values.

@@ -74,5 +74,7 @@ func (s *verdictStats) add(o *verdictStats) {
 	s.optDisagree += o.optDisagree
 	s.sidedUnopt += o.sidedUnopt
 	s.rejectsAllRun += o.rejectsAllRun
+	s.libLoops += o.libLoops
+	s.uninit += o.uninit
 	s.failures += o.failures
 }
