@@ -284,7 +284,10 @@ func (g *exprGen) atom(depth int) string {
 // accessor returns proto[index] or proto[index:size].
 func (g *exprGen) accessor(depth int) string {
 	proto := g.pick("ether", "link", "ip", "ip", "ip6", "tcp", "tcp", "udp", "icmp", "icmp6", "arp", "rarp",
-		"igmp", "sctp", "pim", "vrrp", "igrp", "ah", "esp", "decnet", "ppp", "radio")
+		"igmp", "sctp", "pim", "vrrp", "carp", "igrp", "decnet", "ppp", "atalk", "ether", "ip", "tcp", "udp")
+	if g.chance(100) {
+		proto = g.pick("esp", "ah", "radio", "lat") // refused by libpcap
+	}
 	var index string
 	if depth > 0 && g.chance(4) {
 		index = g.arith(depth - 1)
@@ -293,7 +296,7 @@ func (g *exprGen) accessor(depth int) string {
 	}
 	switch g.r.IntN(4) {
 	case 0:
-		return fmt.Sprintf("%s[%s:%s]", proto, index, g.pick("1", "2", "4", "3"))
+		return fmt.Sprintf("%s[%s:%s]", proto, index, g.pick("1", "2", "4", "1", "2", "4", "3"))
 	case 1:
 		return fmt.Sprintf("%s[%s:%s]", proto, index, g.pick("1", "2", "4"))
 	}
