@@ -1,7 +1,241 @@
 package pcapfilter
 
-import "golang.org/x/net/bpf"
+import (
+	"fmt"
 
-func generate(expr string, root Node, o *Options) ([]bpf.RawInstruction, error) {
-	return nil, &Error{Expr: expr, Offset: -1, Msg: "code generation is not written yet"}
+	"golang.org/x/net/bpf"
+)
+
+// Code generation walks the syntax tree left to right, building blocks
+// (ir.go) for each primitive. The walk order matters: vlan, mpls, pppoes
+// and geneve move the layers for every primitive after them in the text,
+// as libpcap does.
+//
+// The generator's files: gen.go (this: the walk, loads and tests, errors,
+// scratch memory), gen_link.go (link layers, their protocol field, vlan,
+// mpls, pppoe, geneve, ether addresses), gen_inet.go (IPv4, IPv6, ARP:
+// hosts, nets, protocols, ports, protochain), gen_lan.go (LLC and the
+// older LAN protocols), gen_arith.go (relations, byte accessors,
+// arithmetic, len).
+
+// gen is the state of one compilation.
+type gen struct {
+	expr    string
+	link    LinkType
+	snap    uint32
+	netmask uint32
+	nblocks int
+	regs    uint16 // scratch memory words in use, a bit each
+
+	lay   layers     // where the layers are now: see gen_link.go
+	inet  inetState  // gen_inet.go's own state
+	lan   lanState   // gen_lan.go's own state
+	arith arithState // gen_arith.go's own state
 }
+
+// offset is a position in the packet: k bytes past the value of scratch
+// memory word reg, or past the start of the packet when reg is -1.
+type offset struct {
+	reg int
+	k   uint32
+}
+
+// at returns o moved k bytes further.
+func (o offset) at(k uint32) offset { return offset{o.reg, o.k + k} }
+
+func abs(k uint32) offset { return offset{reg: -1, k: k} }
+
+// compileError is what fail panics with; generate recovers it.
+type compileError struct{ err *Error }
+
+// fail stops the compilation with an error at byte offset pos of the
+// expression (-1 for none), naming the token tok there.
+func (g *gen) fail(pos int, tok string, format string, args ...any) {
+	panic(compileError{&Error{Expr: g.expr, Offset: pos, Token: tok, Msg: fmt.Sprintf(format, args...)}})
+}
+
+// failAt is fail at a node, naming the text from its position to the end
+// of its first word.
+func (g *gen) failAt(n interface{ Pos() int }, format string, args ...any) {
+	pos := n.Pos()
+	g.fail(pos, wordAt(g.expr, pos), format, args...)
+}
+
+// wordAt returns the token-ish text at pos: up to the next space or
+// bracket.
+func wordAt(s string, pos int) string {
+	if pos < 0 || pos >= len(s) {
+		return ""
+	}
+	end := pos
+	for end < len(s) && s[end] != ' ' && s[end] != '\t' && s[end] != '\n' && s[end] != '(' && s[end] != ')' && s[end] != '[' {
+		end++
+	}
+	if end == pos {
+		end = pos + 1
+	}
+	return s[pos:end]
+}
+
+func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
+	g := &gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask}
+	defer func() {
+		if r := recover(); r != nil {
+			ce, ok := r.(compileError)
+			if !ok {
+				panic(r)
+			}
+			prog, err = nil, ce.err
+		}
+	}()
+	g.initLayers()
+	c := g.node(root)
+	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
+		if g.lay.sawGeneve || g.inet.protochain {
+			// libpcap does not optimise an expression with geneve or
+			// protochain, and only its optimiser finds that one rejects
+			// all packets.
+			return []bpf.RawInstruction{{Op: opRetK, K: 0}}, nil
+		}
+		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
+	}
+	if c.isConst() {
+		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
+	}
+	accept := g.newBlock(blockRet, nil)
+	accept.k = g.snap
+	reject := g.newBlock(blockRet, nil)
+	patch(c.t, accept)
+	patch(c.f, reject)
+	prog, err = layout(c.entry)
+	if err != nil {
+		return nil, &Error{Expr: expr, Offset: -1, Msg: err.Error()}
+	}
+	return prog, nil
+}
+
+// node generates the code of a node of the syntax tree.
+func (g *gen) node(n Node) cond {
+	switch n := n.(type) {
+	case *Binary:
+		// Long and/or chains are left-deep: walk their spine without
+		// recursing, left to right.
+		var spine []*Binary
+		var x Node = n
+		for {
+			b, ok := x.(*Binary)
+			if !ok {
+				break
+			}
+			spine = append(spine, b)
+			x = b.X
+		}
+		c := g.node(x)
+		for i := len(spine) - 1; i >= 0; i-- {
+			y := g.node(spine[i].Y)
+			if spine[i].Op == And {
+				c = and(c, y)
+			} else {
+				c = or(c, y)
+			}
+		}
+		return c
+	case *Not:
+		return not(g.node(n.X))
+	case *Qualified:
+		return g.qualified(n)
+	case *ProtoAbbrev:
+		return g.protoAbbrev(n.Proto, n)
+	case *Special:
+		return g.special(n)
+	case *Unsupported:
+		g.failAt(n, "'%s' applies only to link types the Go compiler does not support (it supports %s); WithLibpcap() compiles for them", n.Keyword, supportedLinks)
+	case *Relation:
+		return g.relation(n)
+	}
+	g.fail(-1, "", "internal error: unknown syntax node %T", n)
+	return cond{}
+}
+
+const supportedLinks = "EN10MB, RAW, IPV4, IPV6, LINUX_SLL and LINUX_SLL2"
+
+func (g *gen) special(n *Special) cond {
+	switch n.Kind {
+	case SpecialBroadcast:
+		return g.broadcast(n)
+	case SpecialMulticast:
+		return g.multicast(n)
+	case SpecialLess, SpecialGreater:
+		return g.lenCmp(n)
+	case SpecialInbound, SpecialOutbound, SpecialIfindex:
+		return g.direction(n)
+	case SpecialVLAN:
+		return g.vlan(n)
+	case SpecialMPLS:
+		return g.mpls(n)
+	case SpecialPPPoED:
+		return g.pppoed(n)
+	case SpecialPPPoES:
+		return g.pppoes(n)
+	case SpecialGeneve:
+		return g.geneve(n)
+	case SpecialLLC:
+		return g.llc(n)
+	}
+	g.fail(-1, "", "internal error: unknown special primitive %d", n.Kind)
+	return cond{}
+}
+
+// Loads and tests.
+
+var loadOps = [5][2]uint16{1: {opLdBAbs, opLdBInd}, 2: {opLdHAbs, opLdHInd}, 4: {opLdWAbs, opLdWInd}}
+
+// load returns the instructions that load size (1, 2 or 4) bytes at o
+// into A. A variable offset goes through X, which they change.
+func load(o offset, size int) []insn {
+	if o.reg < 0 {
+		return []insn{stmt(loadOps[size][0], o.k)}
+	}
+	return []insn{stmt(opLdxMem, uint32(o.reg)), stmt(loadOps[size][1], o.k)}
+}
+
+// cmp returns the test "the size bytes at o, op v", op being opJeq, opJgt,
+// opJge or opJset.
+func (g *gen) cmp(o offset, size int, op uint16, v uint32) cond {
+	return g.test(load(o, size), op, v)
+}
+
+// cmpMask returns the test "(the size bytes at o) & mask, op v"; a mask
+// of all ones for the size is left out.
+func (g *gen) cmpMask(o offset, size int, mask uint32, op uint16, v uint32) cond {
+	s := load(o, size)
+	full := uint32(1)<<(8*uint(size)) - 1
+	if size == 4 {
+		full = 0xffffffff
+	}
+	if mask != full {
+		s = append(s, stmt(opALU|aluAnd, mask))
+	}
+	return g.test(s, op, v)
+}
+
+// eq returns the test "the size bytes at o == v".
+func (g *gen) eq(o offset, size int, v uint32) cond { return g.cmp(o, size, opJeq, v) }
+
+// Scratch memory.
+
+// allocReg returns a free word of scratch memory, or fails as libpcap does
+// when all 16 are in use.
+func (g *gen) allocReg() int {
+	for r := 0; r < memWords; r++ {
+		if g.regs&(1<<r) == 0 {
+			g.regs |= 1 << r
+			return r
+		}
+	}
+	g.fail(-1, "", "too many registers needed to evaluate expression")
+	return 0
+}
+
+// freeReg gives a word of scratch memory back.
+func (g *gen) freeReg(r int) { g.regs &^= 1 << r }

@@ -1,6 +1,896 @@
 package pcapfilter
 
-// Parse parses a filter expression into its syntax tree.
-func Parse(expr string) (Node, error) {
-	return nil, &Error{Expr: expr, Offset: -1, Msg: "the parser is not written yet"}
+import (
+	"fmt"
+	"strings"
+)
+
+// The grammar, as libpcap 1.10's parser has it (each rule checked against
+// libpcap by the differential tests):
+//
+//	expr    = term { ("and" | "or") (term | id) } ; same precedence, left to right
+//	term    = "not" term | "(" expr ")" | head id | proto-name
+//	        | arith relop arith | special
+//	head    = [proto-name] (dir [type] | type | "proto" | "protochain" | "gateway")
+//	dir     = "src" | "dst" | "src or dst" | "dst or src" | "src and dst"
+//	        | "dst and src" | "addr1".."addr4" | "ra" | "ta"
+//	id      = "not" id | pnum | "(" pid ")" | name | HID ["/" NUM | "mask" HID]
+//	        | HID6 ["/" NUM] | MAC | "$" hex
+//	pid     = (nid | pnum) { ("and" | "or") id }   ; nid: an id not in parentheses
+//	pnum    = NUM | "(" pnum ")"
+//	arith   = pnum | proto-name "[" arith [":" NUM] "]" | "len" | "-" arith
+//	        | "(" arith ")" | arith op arith
+//
+// A bare id (the id of "expr and id") takes the qualifiers of what is
+// before it: the head of the last primitive, or, for a parenthesized
+// expression, what was before the parenthesis; after a protocol alone, a
+// relation or a special primitive there are none and the id is an error.
+// Among the arithmetic operators, | & << >> + - * / have the usual
+// precedences; '^' and '%' have none in libpcap's grammar (see steal).
+
+// Limits on the expressions Parse accepts, so that hostile input costs
+// bounded time, memory and stack.
+const (
+	// MaxExprLen is the longest expression, in bytes, Parse accepts.
+	MaxExprLen = 1 << 20
+	// MaxDepth is the deepest nesting Parse accepts: of parentheses,
+	// "not", brackets, unary minus and the right-nesting operators '^'
+	// and '%', together.
+	MaxDepth = 1000
+)
+
+// Parse parses a filter expression into its syntax tree. An expression
+// that is empty or only white space matches every packet, as in libpcap:
+// Parse returns a nil Node and a nil error for it.
+//
+// Parse accepts the language libpcap 1.10 accepts, token for token and
+// rule for rule: "and" and "or" have the same precedence and group to the
+// left, "not" binds tighter, and a bare id after "and" or "or" takes the
+// qualifiers of the primitive before it ("tcp port 21 or 22"). Chains of
+// "and"/"or" and of left-associative arithmetic give left-deep trees.
+// Some errors libpcap finds only while generating code (an unknown
+// qualifier combination such as "tcp host", an unknown host name) are
+// left to Compile.
+//
+// An expression longer than MaxExprLen bytes (an *Error with Offset -1),
+// or nested deeper than MaxDepth, is an error. Errors are *Error values
+// giving the offset and text of the offending token.
+func Parse(expr string) (root Node, err error) {
+	if len(expr) > MaxExprLen {
+		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
+	}
+	p := &parser{src: expr, lx: lexer{src: expr}}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(bailout)
+			if !ok {
+				panic(r)
+			}
+			root, err = nil, e.err
+		}
+	}()
+	p.advance()
+	if p.tok.kind == tEOF {
+		return nil, nil
+	}
+	r := p.parseUnit(modeTerm, qual{})
+	r = p.element(r, modeTerm)
+	r = p.chain(r, false)
+	if p.tok.kind != tEOF {
+		p.unexpected("'and', 'or' or the end of the expression")
+	}
+	return r.node, nil
+}
+
+// bailout carries a parse error up the stack to Parse.
+type bailout struct{ err *Error }
+
+// mode says what a position of the grammar admits.
+type mode uint8
+
+const (
+	modeTerm  mode = iota // a primitive, not a bare id: at the start, after "not" there
+	modeMixed             // a primitive or a bare id: after "and", "or"
+	modeID                // only an id: after qualifiers, in a list of ids
+)
+
+// qual is the qualifiers a bare id takes: those of the primitive before
+// it. ok is false where there are none (at the start of the expression,
+// after "tcp" alone, after a relation, ...): libpcap rejects a bare id
+// there.
+type qual struct {
+	q   Qual
+	ok  bool
+	pos int // the qualifiers' position; -1 when inherited through and/or
+}
+
+// rkind is the kind of a parsed piece.
+type rkind uint8
+
+const (
+	rBool  rkind = iota + 1 // a primitive or a combination of them
+	rID                     // an id, or ids joined by and/or (qualified by what came before)
+	rNum                    // a number, possibly in parentheses: an id or an arithmetic operand
+	rArith                  // arithmetic that still needs a comparison
+)
+
+// result is a parsed piece of an expression.
+type result struct {
+	kind  rkind
+	node  Node  // rBool, rID
+	arith Arith // rNum, rArith
+	q     qual  // the qualifiers a following bare id takes
+	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
+	// parenthesized list of ids begin with an id, a number or "not", but
+	// not with another parenthesized list ("host ((a or b))" is an error).
+	parenIDs bool
+}
+
+type parser struct {
+	src    string
+	lx     lexer
+	tok    token
+	depth  int // nesting of parentheses, brackets, "not", unary minus, '^', '%'
+	parens int // open parentheses
+}
+
+func (p *parser) advance() {
+	p.tok = p.lx.next()
+	if p.tok.kind == tError {
+		p.fail(p.tok, p.tok.msg)
+	}
+}
+
+func (p *parser) fail(t token, msg string) {
+	text := ""
+	if t.kind != tEOF {
+		text = p.src[t.pos:t.end]
+	}
+	panic(bailout{&Error{Expr: p.src, Offset: t.pos, Token: text, Msg: msg}})
+}
+
+func (p *parser) failf(t token, format string, args ...any) {
+	p.fail(t, fmt.Sprintf(format, args...))
+}
+
+// describe names a token for an error message.
+func describe(t token) string {
+	switch {
+	case t.kind == tEOF:
+		return "the end of the expression"
+	case t.kind == tProto || t.kind >= tSrc:
+		return "keyword '" + t.text + "'"
+	case t.kind == tNot && t.text == "not", t.kind == tAnd && t.text == "and", t.kind == tOr && t.text == "or":
+		return "keyword '" + t.text + "'"
+	case int(t.kind) < len(tokNames) && tokNames[t.kind] != "":
+		if t.kind >= tLParen {
+			return tokNames[t.kind]
+		}
+		return tokNames[t.kind] + " '" + clip(t.text) + "'"
+	}
+	return "'" + clip(t.text) + "'"
+}
+
+// unexpected fails at the current token, saying what was expected.
+func (p *parser) unexpected(expected string) {
+	if p.tok.kind == tRParen && p.parens == 0 {
+		p.failf(p.tok, "unbalanced parenthesis: no '(' opens this ')'")
+	}
+	if p.tok.kind == tEOF {
+		p.failf(p.tok, "unexpected end of expression: expected %s", expected)
+	}
+	p.failf(p.tok, "unexpected %s: expected %s", describe(p.tok), expected)
+}
+
+func (p *parser) enter() {
+	p.depth++
+	if p.depth > MaxDepth {
+		p.failf(p.tok, "expression nested too deeply (the limit is %d)", MaxDepth)
+	}
+}
+
+func (p *parser) leave() { p.depth-- }
+
+// open and close track a parenthesis as nesting.
+func (p *parser) open() {
+	p.parens++
+	p.enter()
+}
+
+func (p *parser) close() {
+	p.parens--
+	p.leave()
+}
+
+// expect consumes a token of kind k or fails.
+func (p *parser) expect(k tokKind, what string) token {
+	t := p.tok
+	if t.kind != k {
+		p.unexpected(what)
+	}
+	p.advance()
+	return t
+}
+
+// chain parses "{ (and|or) element }" after left. In a list of ids (pid)
+// each element must be an id; otherwise an element is a primitive or a
+// bare id, which takes the qualifiers of the element before it.
+func (p *parser) chain(left result, pid bool) result {
+	for p.tok.kind == tAnd || p.tok.kind == tOr {
+		op := And
+		if p.tok.kind == tOr {
+			op = Or
+		}
+		opPos := p.tok.pos
+		p.advance()
+		q := left.q
+		q.pos = -1
+		m := modeMixed
+		if pid {
+			m = modeID
+		}
+		r := p.element(p.parseUnit(m, q), m)
+		kind := rBool
+		if pid {
+			kind = rID
+		}
+		left = result{kind: kind, node: &Binary{Op: op, OpPos: opPos, X: left.node, Y: r.node}, q: r.q}
+	}
+	return left
+}
+
+// element makes r, parsed in mode m, a node that and/or can join: a
+// number becomes an id where ids are allowed; arithmetic without a
+// comparison is an error.
+func (p *parser) element(r result, m mode) result {
+	switch r.kind {
+	case rNum:
+		if m == modeTerm {
+			p.unexpected("a comparison operator after the number")
+		}
+		n := r.arith.(*Num)
+		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: p.numText(n), Num: n.Val}, r.q, n.NumPos)
+	case rArith:
+		p.unexpected("a comparison operator")
+	}
+	return r
+}
+
+// numText is the text of a number as written, without parentheses.
+func (p *parser) numText(n *Num) string {
+	lx := lexer{src: p.src, pos: n.NumPos}
+	return lx.next().text
+}
+
+// bareID makes id a primitive with the qualifiers q.
+func (p *parser) bareID(id ID, q qual, tokPos int) result {
+	if !q.ok {
+		lx := lexer{src: p.src, pos: tokPos}
+		p.fail(lx.next(), "an id here needs qualifiers such as 'host' or 'port' before it; there are none to inherit")
+	}
+	pos := q.pos
+	if pos < 0 {
+		pos = id.IDPos
+	}
+	return result{kind: rID, node: &Qualified{QualPos: pos, Q: q.q, ID: id, MaskLen: -1}, q: q}
+}
+
+// isArithOp reports whether k continues an arithmetic expression or
+// begins a comparison.
+func isArithOp(k tokKind) bool {
+	switch k {
+	case tPlus, tMinus, tStar, tSlash, tPercent, tAmp, tPipe, tCaret, tLsh, tRsh,
+		tEq, tNe, tLt, tLe, tGt, tGe:
+		return true
+	}
+	return false
+}
+
+// parseUnit parses one element: a primitive, "not" and an element, a
+// parenthesized expression or id list, a bare id (where m allows), or
+// arithmetic. q is the qualifiers a bare id here takes. A number or
+// arithmetic not followed by a comparison comes back as rNum or rArith
+// for the caller to judge.
+func (p *parser) parseUnit(m mode, q qual) result {
+	t := p.tok
+	switch t.kind {
+	case tNot:
+		p.enter()
+		p.advance()
+		r := p.element(p.parseUnit(m, q), m)
+		p.leave()
+		return result{kind: r.kind, node: &Not{NotPos: t.pos, X: r.node}, q: r.q}
+
+	case tLParen:
+		r := p.parseParen(m, q)
+		if (r.kind == rNum || r.kind == rArith) && m != modeID && isArithOp(p.tok.kind) {
+			return p.relationFrom(r.arith)
+		}
+		return r
+
+	case tNum:
+		p.advance()
+		n := &Num{NumPos: t.pos, Val: t.num}
+		if m != modeID && isArithOp(p.tok.kind) {
+			return p.relationFrom(n)
+		}
+		return result{kind: rNum, arith: n, q: q}
+
+	case tID, tHID, tHID6, tEID, tAID:
+		if m == modeTerm {
+			p.unexpected("a primitive such as 'host " + clip(t.text) + "'")
+		}
+		return p.parseNID(q)
+	}
+	if m == modeID {
+		p.unexpected("an id (a host, network, port or protocol)")
+	}
+	switch t.kind {
+	case tMinus, tLen:
+		return p.relationFrom(p.parseOperand())
+	case tProto:
+		if p.lx.peek().kind == tLBracket {
+			return p.relationFrom(p.parseOperand())
+		}
+		p.advance()
+		return p.afterProto(t)
+	case tSrc, tDst, tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA,
+		tHost, tNet, tPort, tPortRange, tGateway, tProtoKW, tProtochain:
+		return p.parseHead(ProtoDefault, t.pos)
+	case tBroadcast, tMulticast:
+		return p.afterProto(token{kind: tEOF, pos: -1})
+	case tType, tSubtype, tDir:
+		return p.parse80211(t)
+	}
+	return p.parseOther(m)
+}
+
+// afterProto parses what follows a protocol keyword pt (or none, when
+// pt.pos is -1): qualifiers and an id, broadcast or multicast, an 802.11
+// construct, or nothing (the protocol alone).
+func (p *parser) afterProto(pt token) result {
+	proto, pos := pt.proto, pt.pos
+	if pos < 0 {
+		proto, pos = ProtoDefault, p.tok.pos
+	}
+	switch p.tok.kind {
+	case tSrc, tDst, tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA,
+		tHost, tNet, tPort, tPortRange, tGateway, tProtoKW, tProtochain:
+		return p.parseHead(proto, pos)
+	case tBroadcast, tMulticast:
+		kind := SpecialBroadcast
+		if p.tok.kind == tMulticast {
+			kind = SpecialMulticast
+		}
+		n := &Special{KeyPos: p.tok.pos, Kind: kind, Proto: proto}
+		p.advance()
+		return result{kind: rBool, node: n}
+	case tType, tSubtype, tDir:
+		r := p.parse80211(p.tok)
+		if pt.pos >= 0 {
+			r.node.(*Unsupported).KeyPos = pos
+		}
+		return r
+	}
+	return result{kind: rBool, node: &ProtoAbbrev{ProtoPos: pos, Proto: proto}}
+}
+
+// parseHead parses "[dir] [type] id" after an optional protocol.
+func (p *parser) parseHead(proto Proto, pos int) result {
+	q := Qual{Proto: proto}
+	t := p.tok
+	switch t.kind {
+	case tSrc, tDst:
+		p.advance()
+		q.Dir = DirSrc
+		other := tDst
+		if t.kind == tDst {
+			q.Dir, other = DirDst, tSrc
+		}
+		if p.tok.kind == tOr || p.tok.kind == tAnd {
+			conj := p.tok
+			p.advance()
+			if p.tok.kind != other {
+				p.unexpected(fmt.Sprintf("'%s' after '%s %s'", map[tokKind]string{tSrc: "src", tDst: "dst"}[other], t.text, conj.text))
+			}
+			p.advance()
+			q.Dir = DirSrcOrDst
+			if conj.kind == tAnd {
+				q.Dir = DirSrcAndDst
+			}
+		}
+	case tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA:
+		p.advance()
+		q.Dir = map[tokKind]Dir{tAddr1: DirAddr1, tAddr2: DirAddr2, tAddr3: DirAddr3, tAddr4: DirAddr4, tRA: DirRA, tTA: DirTA}[t.kind]
+	}
+	t = p.tok
+	switch t.kind {
+	case tHost:
+		q.Type = TypeHost
+	case tNet:
+		q.Type = TypeNet
+	case tPort:
+		q.Type = TypePort
+	case tPortRange:
+		q.Type = TypePortRange
+	case tGateway, tProtoKW, tProtochain:
+		if q.Dir != DirDefault {
+			p.unexpected("'host', 'net', 'port', 'portrange' or an id after a direction")
+		}
+		q.Type = map[tokKind]Type{tGateway: TypeGateway, tProtoKW: TypeProto, tProtochain: TypeProtochain}[t.kind]
+	}
+	if q.Type != TypeDefault {
+		p.advance()
+	}
+	r := p.element(p.parseUnit(modeID, qual{q: q, ok: true, pos: pos}), modeID)
+	return result{kind: rBool, node: r.node, q: qual{q: q, ok: true, pos: pos}}
+}
+
+// parseNID parses an id at the current token: a name, a number, a MAC
+// address, or an address or network (with "/len" or "mask addr").
+func (p *parser) parseNID(q qual) result {
+	t := p.tok
+	p.advance()
+	id := ID{IDPos: t.pos, Text: t.text}
+	maskLen := -1
+	var mask *ID
+	switch t.kind {
+	case tID:
+		id.Kind = IDName
+	case tAID:
+		id.Kind = IDARCnet
+	case tEID:
+		id.Kind = IDMAC
+	case tHID, tHID6:
+		id.Kind = IDIPv4
+		limit := uint32(32)
+		if t.kind == tHID6 {
+			id.Kind, limit = IDIPv6, 128
+		}
+		switch {
+		case p.tok.kind == tSlash:
+			p.advance()
+			nt := p.expect(tNum, "a mask length after '/'")
+			if nt.num > limit {
+				p.failf(nt, "mask length must be <= %d", limit)
+			}
+			maskLen = int(nt.num)
+		case p.tok.kind == tMask && t.kind == tHID:
+			p.advance()
+			mt := p.expect(tHID, "a dotted netmask after 'mask'")
+			mask = &ID{IDPos: mt.pos, Kind: IDIPv4, Text: mt.text}
+		}
+	}
+	r := p.bareID(id, q, t.pos)
+	qn := r.node.(*Qualified)
+	qn.MaskLen, qn.Mask = maskLen, mask
+	return r
+}
+
+// parseParen parses "( ... )" in mode m: an expression, a list of ids,
+// or arithmetic. A parenthesized expression passes on the qualifiers of
+// what came before the parenthesis, as in libpcap.
+func (p *parser) parseParen(m mode, q qual) result {
+	open := p.tok
+	p.open()
+	p.advance()
+	first := p.parseUnit(m, q)
+	if first.parenIDs {
+		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
+	}
+	if p.tok.kind == tRParen {
+		p.advance()
+		p.close()
+		first.q = q
+		first.parenIDs = first.kind == rID
+		return first
+	}
+	if p.tok.kind != tAnd && p.tok.kind != tOr {
+		if p.tok.kind == tEOF {
+			p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
+		}
+		p.unexpected("')'")
+	}
+	first = p.element(first, m)
+	r := p.chain(first, first.kind == rID)
+	if p.tok.kind != tRParen {
+		if p.tok.kind == tEOF {
+			p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
+		}
+		p.unexpected("'and', 'or' or ')'")
+	}
+	p.advance()
+	p.close()
+	r.q = q
+	r.parenIDs = r.kind == rID
+	return r
+}
+
+// relationFrom parses the rest of a relation whose first operand begins
+// with x, a complete operand. Without a comparison operator it returns
+// the arithmetic as rArith (or rNum) when allowed.
+func (p *parser) relationFrom(x Arith) result {
+	x = p.climb(p.steal(x), 1)
+	var op RelOp
+	switch p.tok.kind {
+	case tEq:
+		op = RelEq
+	case tNe:
+		op = RelNe
+	case tLt:
+		op = RelLt
+	case tLe:
+		op = RelLe
+	case tGt:
+		op = RelGt
+	case tGe:
+		op = RelGe
+	default:
+		if _, ok := x.(*Num); ok {
+			return result{kind: rNum, arith: x}
+		}
+		return result{kind: rArith, arith: x}
+	}
+	opPos := p.tok.pos
+	p.advance()
+	y := p.parseArith()
+	return result{kind: rBool, node: &Relation{Op: op, OpPos: opPos, X: x, Y: y}}
+}
+
+// Arithmetic. libpcap's grammar gives | & << >> + - * / the usual
+// precedences (lowest to highest: |, &, shifts, + -, * /), all left
+// associative, and unary minus the highest. It gives '^' and '%' none: the
+// parser always shifts them, so "a op b ^ c op d" is "a op (b ^ (c op d))".
+// steal models that: the operand before '^' or '%' is the one just parsed,
+// and the rest of the arithmetic is its right operand.
+
+// arithPrec is the precedence of a left-associative binary operator, 0
+// for other tokens.
+func arithPrec(k tokKind) (ArithOp, int) {
+	switch k {
+	case tPipe:
+		return ArithOr, 1
+	case tAmp:
+		return ArithAnd, 2
+	case tLsh:
+		return ArithLsh, 3
+	case tRsh:
+		return ArithRsh, 3
+	case tPlus:
+		return ArithAdd, 4
+	case tMinus:
+		return ArithSub, 4
+	case tStar:
+		return ArithMul, 5
+	case tSlash:
+		return ArithDiv, 5
+	}
+	return 0, 0
+}
+
+// parseArith parses a complete arithmetic expression.
+func (p *parser) parseArith() Arith {
+	return p.climb(p.parseOperand(), 1)
+}
+
+// climb parses binary operators of precedence minPrec or more after x,
+// iteratively for operators of equal precedence (left-deep trees).
+func (p *parser) climb(x Arith, minPrec int) Arith {
+	for {
+		op, prec := arithPrec(p.tok.kind)
+		if prec == 0 || prec < minPrec {
+			return x
+		}
+		opPos := p.tok.pos
+		p.advance()
+		y := p.parseOperand()
+		for {
+			_, next := arithPrec(p.tok.kind)
+			if next <= prec {
+				break
+			}
+			y = p.climb(y, prec+1)
+		}
+		x = &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
+	}
+}
+
+// parseOperand parses unary minus and a primary, with what '^' or '%'
+// after it takes.
+func (p *parser) parseOperand() Arith {
+	if p.tok.kind == tMinus {
+		t := p.tok
+		p.enter()
+		p.advance()
+		x := p.parseOperand()
+		p.leave()
+		return &Neg{MinusPos: t.pos, X: x}
+	}
+	return p.steal(p.parsePrimary())
+}
+
+// steal applies a '^' or '%' after the operand x.
+func (p *parser) steal(x Arith) Arith {
+	if p.tok.kind != tCaret && p.tok.kind != tPercent {
+		return x
+	}
+	op := ArithXor
+	if p.tok.kind == tPercent {
+		op = ArithMod
+	}
+	opPos := p.tok.pos
+	p.enter()
+	p.advance()
+	y := p.parseArith()
+	p.leave()
+	return &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
+}
+
+// parsePrimary parses a number, len, proto[index[:size]] or a
+// parenthesized arithmetic expression.
+func (p *parser) parsePrimary() Arith {
+	t := p.tok
+	switch t.kind {
+	case tNum:
+		p.advance()
+		return &Num{NumPos: t.pos, Val: t.num}
+	case tLen:
+		p.advance()
+		return &Len{LenPos: t.pos}
+	case tLParen:
+		p.open()
+		p.advance()
+		x := p.parseArith()
+		if p.tok.kind != tRParen {
+			if p.tok.kind == tEOF {
+				p.fail(t, "unbalanced parenthesis: no ')' closes this '('")
+			}
+			p.unexpected("an arithmetic operator or ')'")
+		}
+		p.advance()
+		p.close()
+		return x
+	case tProto:
+		p.advance()
+		open := p.tok
+		if p.tok.kind != tLBracket {
+			p.unexpected("'[' after '" + t.text + "' in arithmetic")
+		}
+		p.enter()
+		p.advance()
+		idx := p.parseArith()
+		size := 1
+		if p.tok.kind == tColon {
+			p.advance()
+			st := p.expect(tNum, "a size (1, 2 or 4) after ':'")
+			if st.num != 1 && st.num != 2 && st.num != 4 {
+				p.fail(st, "data size must be 1, 2, or 4")
+			}
+			size = int(st.num)
+		}
+		if p.tok.kind != tRBracket {
+			if p.tok.kind == tEOF {
+				p.fail(open, "unbalanced bracket: no ']' closes this '['")
+			}
+			p.unexpected("':' or ']'")
+		}
+		p.advance()
+		p.leave()
+		return &Load{ProtoPos: t.pos, Proto: t.proto, Index: idx, Size: size}
+	}
+	p.unexpected("a number, 'len', 'proto[index]' or '('")
+	return nil
+}
+
+// parsePnum parses a number, possibly in parentheses.
+func (p *parser) parsePnum(what string) token {
+	if p.tok.kind == tLParen {
+		open := p.tok
+		p.open()
+		p.advance()
+		t := p.parsePnum(what)
+		if p.tok.kind != tRParen {
+			if p.tok.kind == tEOF {
+				p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
+			}
+			p.unexpected("')'")
+		}
+		p.advance()
+		p.close()
+		return t
+	}
+	return p.expect(tNum, what)
+}
+
+// llcSubtypes are the names "llc" takes, matched without regard to case.
+var llcSubtypes = []string{"i", "s", "u", "rr", "rnr", "rej", "ui", "ua", "disc", "dm", "sabme", "test", "xid", "frmr"}
+
+// parseOther parses the special primitives and the constructs of other
+// link types.
+func (p *parser) parseOther(m mode) result {
+	t := p.tok
+	special := func(kind SpecialKind) *Special { return &Special{KeyPos: t.pos, Kind: kind} }
+	// withNum parses "kw N", "kw (N)" with optional parentheses when paren.
+	optNum := func(s *Special) {
+		if p.tok.kind == tNum || p.tok.kind == tLParen && p.parenNumAhead() {
+			n := p.parsePnum("a number after '" + t.text + "'")
+			s.HasArg, s.Arg = true, n.num
+		}
+	}
+	switch t.kind {
+	case tLess, tGreater, tIfindex:
+		p.advance()
+		n := p.expect(tNum, "a number after '"+t.text+"'")
+		kind := map[tokKind]SpecialKind{tLess: SpecialLess, tGreater: SpecialGreater, tIfindex: SpecialIfindex}[t.kind]
+		s := special(kind)
+		s.HasArg, s.Arg = true, n.num
+		return result{kind: rBool, node: s}
+	case tByte:
+		p.advance()
+		idx := p.expect(tNum, "a byte offset after 'byte'")
+		var op byte
+		switch p.tok.kind {
+		case tAmp:
+			op = '&'
+		case tPipe:
+			op = '|'
+		case tLt:
+			op = '<'
+		case tGt:
+			op = '>'
+		case tEq:
+			op = '='
+		default:
+			p.unexpected("one of & | < > = after 'byte " + idx.text + "'")
+		}
+		p.advance()
+		v := p.expect(tNum, "a number to compare the byte with")
+		s := special(SpecialByte)
+		s.HasArg, s.Arg, s.ByteOp, s.ByteVal = true, idx.num, op, v.num
+		return result{kind: rBool, node: s}
+	case tInbound, tOutbound, tPPPoED:
+		p.advance()
+		kind := map[tokKind]SpecialKind{tInbound: SpecialInbound, tOutbound: SpecialOutbound, tPPPoED: SpecialPPPoED}[t.kind]
+		return result{kind: rBool, node: special(kind)}
+	case tVLAN, tMPLS, tPPPoES, tGeneve:
+		p.advance()
+		kind := map[tokKind]SpecialKind{tVLAN: SpecialVLAN, tMPLS: SpecialMPLS, tPPPoES: SpecialPPPoES, tGeneve: SpecialGeneve}[t.kind]
+		s := special(kind)
+		optNum(s)
+		return result{kind: rBool, node: s}
+	case tLLC:
+		p.advance()
+		s := special(SpecialLLC)
+		switch p.tok.kind {
+		case tID:
+			sub := strings.ToLower(p.tok.text)
+			found := false
+			for _, n := range llcSubtypes {
+				found = found || n == sub
+			}
+			if !found {
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
+			}
+			s.Sub = sub
+			p.advance()
+		case tPFRnr:
+			if p.tok.text == "rnr" {
+				s.Sub = "rnr"
+				p.advance()
+			} else {
+				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
+			}
+		}
+		return result{kind: rBool, node: s}
+	case tPFIfname, tPFRset, tPFAction:
+		p.advance()
+		p.expect(tID, "a name after '"+t.text+"'")
+		return p.unsupported(t)
+	case tPFRnr, tPFSrnr:
+		p.advance()
+		p.expect(tNum, "a number after '"+t.text+"'")
+		return p.unsupported(t)
+	case tPFReason:
+		p.advance()
+		if p.tok.kind != tNum && p.tok.kind != tID {
+			p.unexpected("a reason (a number or a name) after 'reason'")
+		}
+		p.advance()
+		return p.unsupported(t)
+	case tATMType, tATMMultiType, tMTP2Type:
+		p.advance()
+		return p.unsupported(t)
+	case tATMField, tMTP3Field:
+		p.advance()
+		p.parseFieldValue(t)
+		return p.unsupported(t)
+	}
+	if m == modeTerm {
+		p.unexpected("a primitive")
+	}
+	p.unexpected("a primitive or an id")
+	return result{}
+}
+
+// parenNumAhead reports whether the tokens ahead are "(" ... "(" NUM ")",
+// a parenthesized number, as after "vlan".
+func (p *parser) parenNumAhead() bool {
+	lx := p.lx
+	n := 1 // p.tok is '('
+	for {
+		t := lx.next()
+		switch t.kind {
+		case tLParen:
+			n++
+			if n > MaxDepth {
+				return true // let parsePnum report the depth
+			}
+			continue
+		case tNum:
+			return true
+		}
+		return false
+	}
+}
+
+// parseFieldValue parses what follows an ATM or MTP3 field keyword kw:
+// N, relop N, or (N or N ...).
+func (p *parser) parseFieldValue(kw token) {
+	switch p.tok.kind {
+	case tNum:
+		p.advance()
+	case tEq, tNe, tLt, tLe, tGt, tGe:
+		p.advance()
+		p.expect(tNum, "a number after the comparison")
+	case tLParen:
+		open := p.tok
+		p.advance()
+		p.parens++
+		p.expect(tNum, "a number")
+		for p.tok.kind == tOr {
+			p.advance()
+			p.expect(tNum, "a number after 'or'")
+		}
+		if p.tok.kind != tRParen {
+			if p.tok.kind == tEOF {
+				p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
+			}
+			p.unexpected("'or' or ')'")
+		}
+		p.advance()
+		p.parens--
+	default:
+		p.unexpected("a number, a comparison or a parenthesized list after '" + kw.text + "'")
+	}
+}
+
+// parse80211 parses "type T [subtype S]", "subtype S" or "dir D".
+func (p *parser) parse80211(kw token) result {
+	p.advance()
+	switch kw.kind {
+	case tType:
+		if p.tok.kind != tNum && p.tok.kind != tID {
+			p.unexpected("a frame type after 'type'")
+		}
+		p.advance()
+		if p.tok.kind == tSubtype {
+			p.advance()
+			if p.tok.kind != tNum && p.tok.kind != tID {
+				p.unexpected("a frame subtype after 'subtype'")
+			}
+			p.advance()
+		}
+	case tSubtype:
+		p.expect(tID, "a frame subtype name after 'subtype'")
+	case tDir:
+		if p.tok.kind != tNum && p.tok.kind != tID {
+			p.unexpected("a direction after '" + kw.text + "'")
+		}
+		p.advance()
+	}
+	return p.unsupported(kw)
+}
+
+func (p *parser) unsupported(kw token) result {
+	return result{kind: rBool, node: &Unsupported{KeyPos: kw.pos, Keyword: kw.text}}
 }

@@ -91,12 +91,12 @@ type Dir uint8
 // The direction qualifiers. DirDefault is none given, which for most
 // types means "src or dst".
 const (
-	DirDefault  Dir = iota
-	DirSrc          // src
-	DirDst          // dst
-	DirSrcOrDst     // src or dst
-	DirSrcAndDst    // src and dst
-	DirAddr1        // addr1..addr4, ra, ta: 802.11 only
+	DirDefault   Dir = iota
+	DirSrc           // src
+	DirDst           // dst
+	DirSrcOrDst      // src or dst
+	DirSrcAndDst     // src and dst
+	DirAddr1         // addr1..addr4, ra, ta: 802.11 only
 	DirAddr2
 	DirAddr3
 	DirAddr4
@@ -132,11 +132,12 @@ type IDKind uint8
 
 // The kinds of id.
 const (
-	IDName IDKind = iota + 1 // a name: host, service, protocol, or "20-21" for portrange
-	IDNum                    // a number: decimal, 0x hex or 0 octal; Num holds it
-	IDIPv4                   // dotted digits, possibly partial: "10", "10.1", "10.1.2.3" (HID)
-	IDIPv6                   // an IPv6 address (HID6)
-	IDMAC                    // a MAC address: "01:23:45:67:89:ab", "0123.4567.89ab", ... (EID)
+	IDName   IDKind = iota + 1 // a name: host, service, protocol, or "20-21" for portrange
+	IDNum                      // a number: decimal, 0x hex or 0 octal; Num holds it
+	IDIPv4                     // dotted digits, possibly partial: "10.1", "10.1.2", "10.1.2.3" (HID); a lone "10" is an IDNum
+	IDIPv6                     // an IPv6 address (HID6)
+	IDMAC                      // a MAC address: "01:23:45:67:89:ab", "0123.4567.89ab", ... (EID)
+	IDARCnet                   // an ARCnet address "$" and 1 or 2 hex digits (AID); Text holds the digits
 )
 
 // ID is the operand of a qualified primitive.
@@ -184,6 +185,7 @@ const (
 	SpecialPPPoES                           // pppoes [N]
 	SpecialGeneve                           // geneve [N]
 	SpecialLLC                              // llc [i|s|u|rr|rnr|rej|ui|ua|disc|dm|sabme|test|xid|frmr]
+	SpecialByte                             // byte N op M: Arg is N, ByteOp op, ByteVal M
 )
 
 // Special is a primitive that is a keyword of its own, with its optional
@@ -195,6 +197,9 @@ type Special struct {
 	HasArg bool   // a number was given (vlan 100, less 64, ...)
 	Arg    uint32 // the number
 	Sub    string // llc: the subtype keyword, "" for none
+	// byte N op M: the operator ('&', '|', '<', '>' or '=') and M.
+	ByteOp  byte
+	ByteVal uint32
 }
 
 // Unsupported is a construct of the language that applies only to link

@@ -1,0 +1,290 @@
+package pcapfilter
+
+import (
+	"fmt"
+	"slices"
+
+	"golang.org/x/net/bpf"
+)
+
+// The code generator builds a graph of blocks, each a run of straight-line
+// instructions ending in a conditional jump, an unconditional jump or a
+// return. A boolean expression under construction is a cond: its entry
+// block and the jump targets still to be filled in when it turns out true
+// or false (backpatching). Layout turns the graph into a program.
+
+// Classic BPF opcodes the generator emits.
+const (
+	opLdImm  = 0x00 // ld #k
+	opLdxImm = 0x01 // ldx #k
+	opSt     = 0x02 // st M[k]
+	opStx    = 0x03 // stx M[k]
+	opALU    = 0x04 // class of the ALU instructions
+	opJa     = 0x05 // ja k
+	opRetK   = 0x06 // ret #k
+	opTax    = 0x07
+	opLdWAbs = 0x20 // ld [k]
+	opLdHAbs = 0x28 // ldh [k]
+	opLdBAbs = 0x30 // ldb [k]
+	opLdWInd = 0x40 // ld [x + k]
+	opLdHInd = 0x48 // ldh [x + k]
+	opLdBInd = 0x50 // ldb [x + k]
+	opLdMem  = 0x60 // ld M[k]
+	opLdxMem = 0x61 // ldx M[k]
+	opLdLen  = 0x80 // ld #len
+	opLdxLen = 0x81 // ldx #len
+	opTxa    = 0x87
+	opLdxMSH = 0xb1 // ldxb 4*([k]&0xf)
+
+	opJeq  = 0x15 // jeq #k
+	opJgt  = 0x25 // jgt #k
+	opJge  = 0x35 // jge #k
+	opJset = 0x45 // jset #k
+	opSrcX = 0x08 // ALU and jumps: the operand is X, not k
+
+	aluAdd = 0x00
+	aluSub = 0x10
+	aluMul = 0x20
+	aluDiv = 0x30
+	aluOr  = 0x40
+	aluAnd = 0x50
+	aluLsh = 0x60
+	aluRsh = 0x70
+	aluNeg = 0x80
+	aluMod = 0x90
+	aluXor = 0xa0
+
+	memWords = 16 // scratch memory M[0..15]
+)
+
+// insn is one non-jump instruction.
+type insn = bpf.RawInstruction
+
+func stmt(op uint16, k uint32) insn { return insn{Op: op, K: k} }
+
+type blockKind uint8
+
+const (
+	blockCond blockKind = iota // stmts, then if A op k (or X) goto jt else jf
+	blockJump                  // stmts, then goto jt (may jump backward)
+	blockRet                   // stmts, then return k
+)
+
+type block struct {
+	id     int // creation order, which is the layout order
+	kind   blockKind
+	stmts  []insn
+	op     uint16 // blockCond: the jump opcode
+	k      uint32 // blockCond: the operand; blockRet: the value returned
+	jt, jf *block
+
+	// Filled in by layout.
+	pos   int // index of the block's first instruction
+	tramp []*block
+}
+
+// cond is a boolean expression being built. A constant has no entry; a
+// cond whose t list is empty never matches but may still run (and abort
+// on) its loads.
+type cond struct {
+	entry *block
+	t, f  []**block // exits still to patch: when true, when false
+	val   bool      // the value of a constant
+}
+
+func (c cond) isConst() bool { return c.entry == nil }
+
+func patch(exits []**block, to *block) {
+	for _, e := range exits {
+		*e = to
+	}
+}
+
+// newBlock returns a block of the graph, created after every block before
+// it: blocks are laid out in creation order.
+func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
+	g.nblocks++
+	if g.nblocks > maxBlocks {
+		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
+	}
+	return &block{id: g.nblocks, kind: kind, stmts: stmts}
+}
+
+// test returns the cond that runs stmts, then jumps on "A op k": op is one
+// of opJeq, opJgt, opJge, opJset, with opSrcX or'ed in to compare with X.
+func (g *gen) test(stmts []insn, op uint16, k uint32) cond {
+	b := g.newBlock(blockCond, stmts)
+	b.op, b.k = op, k
+	return cond{entry: b, t: []**block{&b.jt}, f: []**block{&b.jf}}
+}
+
+// konst returns the constant cond v.
+func konst(v bool) cond { return cond{val: v} }
+
+// and returns "a and b": b runs only when a is true.
+func and(a, b cond) cond {
+	switch {
+	case a.isConst():
+		if a.val {
+			return b
+		}
+		return a
+	case b.isConst():
+		if b.val {
+			return a
+		}
+		// a still runs, for its loads may abort; it is never true.
+		return cond{entry: a.entry, f: append(a.t, a.f...)}
+	}
+	patch(a.t, b.entry)
+	return cond{entry: a.entry, t: b.t, f: append(a.f, b.f...)}
+}
+
+// or returns "a or b": b runs only when a is false.
+func or(a, b cond) cond {
+	switch {
+	case a.isConst():
+		if a.val {
+			return a
+		}
+		return b
+	case b.isConst():
+		if !b.val {
+			return a
+		}
+		return cond{entry: a.entry, t: append(a.t, a.f...)}
+	}
+	patch(a.f, b.entry)
+	return cond{entry: a.entry, t: append(a.t, b.t...), f: b.f}
+}
+
+// not returns "not a": true and false swapped, aborts kept.
+func not(a cond) cond {
+	if a.isConst() {
+		return konst(!a.val)
+	}
+	return cond{entry: a.entry, t: a.f, f: a.t}
+}
+
+// seq returns a cond that runs stmts and then c. c must be new: its
+// entry block has no other way in.
+func (g *gen) seq(stmts []insn, c cond) cond {
+	if len(stmts) == 0 {
+		return c
+	}
+	if c.isConst() {
+		// Run the statements (their loads may abort), then decide c.
+		t := g.test(append(stmts, stmt(opLdImm, 0)), opJeq, 0)
+		if c.val {
+			return cond{entry: t.entry, t: append(t.t, t.f...)}
+		}
+		return cond{entry: t.entry, f: append(t.t, t.f...)}
+	}
+	c.entry.stmts = append(append([]insn(nil), stmts...), c.entry.stmts...)
+	return c
+}
+
+const (
+	maxBlocks = 1 << 20
+	maxInsns  = 1 << 22
+)
+
+// layout turns the graph from entry into a program, with the accept block
+// returning snap and the reject block returning 0. Blocks are placed in
+// creation order; conditional jumps must go forward, and those farther
+// than 255 instructions go through an unconditional jump placed just after
+// their block.
+func layout(entry *block) ([]bpf.RawInstruction, error) {
+	// Reachable blocks, in creation order.
+	seen := map[*block]bool{}
+	var order []*block
+	stack := []*block{entry}
+	for len(stack) > 0 {
+		b := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if b == nil || seen[b] {
+			continue
+		}
+		seen[b] = true
+		order = append(order, b)
+		if b.kind != blockRet {
+			stack = append(stack, b.jt)
+		}
+		if b.kind == blockCond {
+			stack = append(stack, b.jf)
+		}
+	}
+	for _, b := range order {
+		if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && b.jf == nil) {
+			return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+		}
+	}
+	slices.SortFunc(order, func(a, b *block) int { return a.id - b.id })
+	if order[0] != entry {
+		return nil, fmt.Errorf("internal error: the entry block %d is not first", entry.id)
+	}
+
+	// Sizes from the end, so that every forward target's position is known
+	// when a block is placed; tail is the number of instructions from a
+	// block's first to the end of the program.
+	tail := make(map[*block]int, len(order))
+	n := 0
+	for i := len(order) - 1; i >= 0; i-- {
+		b := order[i]
+		b.tramp = b.tramp[:0]
+		size := len(b.stmts) + 1
+		if b.kind == blockCond {
+			for _, to := range []*block{b.jt, b.jf} {
+				if _, ok := tail[to]; !ok || to.id <= b.id {
+					return nil, fmt.Errorf("internal error: block %d jumps backward to block %d conditionally", b.id, to.id)
+				}
+			}
+			// The jump is followed by its trampolines, then by the n
+			// instructions of the rest; a trampoline for one target moves
+			// the other one farther, hence the second round.
+			for range 2 {
+				for _, to := range []*block{b.jt, b.jf} {
+					if !slices.Contains(b.tramp, to) && len(b.tramp)+n-tail[to] > 255 {
+						b.tramp = append(b.tramp, to)
+					}
+				}
+			}
+			size += len(b.tramp)
+		}
+		n += size
+		if n > maxInsns {
+			return nil, fmt.Errorf("the program would have more than %d instructions", maxInsns)
+		}
+		tail[b] = n
+	}
+	pos := make(map[*block]int, len(order))
+	for _, b := range order {
+		pos[b] = n - tail[b]
+	}
+	prog := make([]bpf.RawInstruction, 0, n)
+	for _, b := range order {
+		prog = append(prog, b.stmts...)
+		here := len(prog) // index of the jump instruction
+		switch b.kind {
+		case blockRet:
+			prog = append(prog, insn{Op: opRetK, K: b.k})
+		case blockJump:
+			prog = append(prog, insn{Op: opJa, K: uint32(pos[b.jt] - (here + 1))})
+		case blockCond:
+			in := insn{Op: b.op, K: b.k}
+			target := func(to *block) uint8 {
+				if i := slices.Index(b.tramp, to); i >= 0 {
+					return uint8(i)
+				}
+				return uint8(pos[to] - (here + 1))
+			}
+			in.Jt, in.Jf = target(b.jt), target(b.jf)
+			prog = append(prog, in)
+			for i, to := range b.tramp {
+				at := here + 1 + i
+				prog = append(prog, insn{Op: opJa, K: uint32(pos[to] - (at + 1))})
+			}
+		}
+	}
+	return prog, nil
+}

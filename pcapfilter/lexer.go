@@ -1,0 +1,646 @@
+package pcapfilter
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// The lexer splits an expression into the tokens libpcap's scanner makes
+// of it. Like libpcap's (a flex scanner), it takes at each position the
+// longest text any token class matches, and on a tie the class listed
+// first: keywords, MAC addresses, numbers, dotted numbers, IPv6 addresses,
+// then names. That is why "len-1" is one name (and so a syntax error), why
+// "20-21" is a name (a port range) and "1-2-3-4-5-6" a MAC address.
+
+// tokKind is the kind of a token.
+type tokKind uint8
+
+const (
+	tEOF   tokKind = iota
+	tError         // a lexical error; the token's msg says what
+
+	// Ids.
+	tNum  // a number, or a named constant such as tcp-syn
+	tHID  // dotted numbers: 10.1, 10.1.2.3 ("10" alone is a tNum)
+	tHID6 // an IPv6 address
+	tEID  // a MAC address
+	tAID  // an ARCnet address: $ and one or two hex digits
+	tID   // a name, or a backslash-escaped word
+
+	// Operators.
+	tLParen   // (
+	tRParen   // )
+	tLBracket // [
+	tRBracket // ]
+	tColon    // :
+	tNot      // ! or not
+	tAnd      // && or and
+	tOr       // || or or
+	tEq       // = or ==
+	tNe       // !=
+	tLt       // <
+	tLe       // <=
+	tGt       // >
+	tGe       // >=
+	tPlus     // +
+	tMinus    // -
+	tStar     // *
+	tSlash    // /
+	tPercent  // %
+	tAmp      // &
+	tPipe     // |
+	tCaret    // ^
+	tLsh      // <<
+	tRsh      // >>
+
+	// Keywords.
+	tProto      // a protocol name: tok.proto says which
+	tSrc        // src
+	tDst        // dst
+	tAddr1      // addr1, address1
+	tAddr2      // addr2, address2
+	tAddr3      // addr3, address3
+	tAddr4      // addr4, address4
+	tRA         // ra
+	tTA         // ta
+	tHost       // host
+	tNet        // net
+	tPort       // port
+	tPortRange  // portrange
+	tGateway    // gateway
+	tProtoKW    // proto
+	tProtochain // protochain
+	tMask       // mask
+	tLess       // less
+	tGreater    // greater
+	tByte       // byte
+	tBroadcast  // broadcast
+	tMulticast  // multicast
+	tLen        // len, length
+	tInbound    // inbound
+	tOutbound   // outbound
+	tIfindex    // ifindex
+	tVLAN       // vlan
+	tMPLS       // mpls
+	tPPPoED     // pppoed
+	tPPPoES     // pppoes
+	tGeneve     // geneve
+	tLLC        // llc
+	// 802.11
+	tType    // type
+	tSubtype // subtype
+	tDir     // dir, direction
+	// pflog
+	tPFIfname // on, ifname
+	tPFRnr    // rnr, rulenum
+	tPFSrnr   // srnr, subrulenum
+	tPFReason // reason
+	tPFRset   // rset, ruleset
+	tPFAction // action
+	// ATM
+	tATMType      // lane metac bcc oam oamf4 sc ilmic
+	tATMMultiType // connectmsg metaconnect
+	tATMField     // vpi vci
+	// MTP2, MTP3
+	tMTP2Type  // fisu lssu msu hfisu hlssu hmsu (and lsu)
+	tMTP3Field // sio opc dpc sls hsio hopc hdpc hsls
+)
+
+var tokNames = [...]string{
+	tEOF: "end of expression", tError: "invalid token",
+	tNum: "number", tHID: "IPv4 address", tHID6: "IPv6 address", tEID: "MAC address",
+	tAID: "ARCnet address", tID: "name",
+	tLParen: "'('", tRParen: "')'", tLBracket: "'['", tRBracket: "']'", tColon: "':'",
+	tNot: "'not'", tAnd: "'and'", tOr: "'or'", tEq: "'='", tNe: "'!='", tLt: "'<'", tLe: "'<='",
+	tGt: "'>'", tGe: "'>='", tPlus: "'+'", tMinus: "'-'", tStar: "'*'", tSlash: "'/'",
+	tPercent: "'%'", tAmp: "'&'", tPipe: "'|'", tCaret: "'^'", tLsh: "'<<'", tRsh: "'>>'",
+}
+
+// keywords maps each keyword of the language to its token kind; protocol
+// names map to tProto and are in protoNames.
+var keywords = map[string]tokKind{
+	"src": tSrc, "dst": tDst,
+	"addr1": tAddr1, "address1": tAddr1, "addr2": tAddr2, "address2": tAddr2,
+	"addr3": tAddr3, "address3": tAddr3, "addr4": tAddr4, "address4": tAddr4,
+	"ra": tRA, "ta": tTA,
+	"host": tHost, "net": tNet, "port": tPort, "portrange": tPortRange,
+	"gateway": tGateway, "proto": tProtoKW, "protochain": tProtochain, "mask": tMask,
+	"less": tLess, "greater": tGreater, "byte": tByte,
+	"broadcast": tBroadcast, "multicast": tMulticast,
+	"and": tAnd, "or": tOr, "not": tNot,
+	"len": tLen, "length": tLen,
+	"inbound": tInbound, "outbound": tOutbound, "ifindex": tIfindex,
+	"vlan": tVLAN, "mpls": tMPLS, "pppoed": tPPPoED, "pppoes": tPPPoES, "geneve": tGeneve,
+	"llc":  tLLC,
+	"type": tType, "subtype": tSubtype, "dir": tDir, "direction": tDir,
+	"on": tPFIfname, "ifname": tPFIfname, "rnr": tPFRnr, "rulenum": tPFRnr,
+	"srnr": tPFSrnr, "subrulenum": tPFSrnr, "reason": tPFReason,
+	"rset": tPFRset, "ruleset": tPFRset, "action": tPFAction,
+	"lane": tATMType, "metac": tATMType, "bcc": tATMType, "oam": tATMType, "oamf4": tATMType,
+	"sc": tATMType, "ilmic": tATMType,
+	"connectmsg": tATMMultiType, "metaconnect": tATMMultiType,
+	"vpi": tATMField, "vci": tATMField,
+	"fisu": tMTP2Type, "lssu": tMTP2Type, "lsu": tMTP2Type, "msu": tMTP2Type,
+	"hfisu": tMTP2Type, "hlssu": tMTP2Type, "hmsu": tMTP2Type,
+	"sio": tMTP3Field, "opc": tMTP3Field, "dpc": tMTP3Field, "sls": tMTP3Field,
+	"hsio": tMTP3Field, "hopc": tMTP3Field, "hdpc": tMTP3Field, "hsls": tMTP3Field,
+}
+
+// protoNames maps the protocol keywords to their qualifier.
+var protoNames = map[string]Proto{
+	"link": ProtoLink, "ether": ProtoLink, "ppp": ProtoLink, "slip": ProtoLink,
+	"fddi": ProtoLink, "tr": ProtoLink, "wlan": ProtoLink,
+	"ip": ProtoIP, "ip6": ProtoIP6, "arp": ProtoARP, "rarp": ProtoRARP,
+	"tcp": ProtoTCP, "udp": ProtoUDP, "sctp": ProtoSCTP,
+	"icmp": ProtoICMP, "icmp6": ProtoICMP6, "igmp": ProtoIGMP, "igrp": ProtoIGRP,
+	"pim": ProtoPIM, "vrrp": ProtoVRRP, "carp": ProtoCARP, "ah": ProtoAH, "esp": ProtoESP,
+	"atalk": ProtoAtalk, "aarp": ProtoAARP, "decnet": ProtoDECnet, "lat": ProtoLAT,
+	"sca": ProtoSCA, "moprc": ProtoMOPRC, "mopdl": ProtoMOPDL,
+	"iso": ProtoISO, "esis": ProtoESIS, "es-is": ProtoESIS, "isis": ProtoISIS, "is-is": ProtoISIS,
+	"clnp": ProtoCLNP, "l1": ProtoL1, "l2": ProtoL2, "iih": ProtoIIH, "lsp": ProtoLSP,
+	"snp": ProtoSNP, "csnp": ProtoCSNP, "psnp": ProtoPSNP,
+	"stp": ProtoSTP, "ipx": ProtoIPX, "netbeui": ProtoNetBEUI, "radio": ProtoRadio,
+}
+
+// namedNums are the named constants, which lex as numbers.
+var namedNums = map[string]uint32{
+	"icmptype": 0, "icmpcode": 1,
+	"icmp-echoreply": 0, "icmp-unreach": 3, "icmp-sourcequench": 4, "icmp-redirect": 5,
+	"icmp-echo": 8, "icmp-routeradvert": 9, "icmp-routersolicit": 10, "icmp-timxceed": 11,
+	"icmp-paramprob": 12, "icmp-tstamp": 13, "icmp-tstampreply": 14, "icmp-ireq": 15,
+	"icmp-ireqreply": 16, "icmp-maskreq": 17, "icmp-maskreply": 18,
+	"icmp6type": 0, "icmp6code": 1,
+	"icmp6-destinationunreach": 1, "icmp6-packettoobig": 2, "icmp6-timeexceeded": 3,
+	"icmp6-parameterproblem": 4, "icmp6-echo": 128, "icmp6-echoreply": 129,
+	"icmp6-multicastlistenerquery": 130, "icmp6-multicastlistenerreportv1": 131,
+	"icmp6-multicastlistenerdone": 132, "icmp6-routersolicit": 133, "icmp6-routeradvert": 134,
+	"icmp6-neighborsolicit": 135, "icmp6-neighboradvert": 136, "icmp6-redirect": 137,
+	"icmp6-routerrenum": 138, "icmp6-nodeinformationquery": 139,
+	"icmp6-nodeinformationresponse": 140, "icmp6-ineighbordiscoverysolicit": 141,
+	"icmp6-ineighbordiscoveryadvert": 142, "icmp6-multicastlistenerreportv2": 143,
+	"icmp6-homeagentdiscoveryrequest": 144, "icmp6-homeagentdiscoveryreply": 145,
+	"icmp6-mobileprefixsolicit": 146, "icmp6-mobileprefixadvert": 147,
+	"icmp6-certpathsolicit": 148, "icmp6-certpathadvert": 149,
+	"icmp6-multicastrouteradvert": 151, "icmp6-multicastroutersolicit": 152,
+	"icmp6-multicastrouterterm": 153,
+	"tcpflags":                  13, "tcp-fin": 0x01, "tcp-syn": 0x02, "tcp-rst": 0x04, "tcp-push": 0x08,
+	"tcp-ack": 0x10, "tcp-urg": 0x20, "tcp-ece": 0x40, "tcp-cwr": 0x80,
+}
+
+// token is one token of an expression.
+type token struct {
+	kind  tokKind
+	pos   int    // byte offset of its first byte
+	end   int    // byte offset after its last byte
+	text  string // the id's text, backslash removed; the keyword as written
+	num   uint32 // tNum: the value
+	proto Proto  // tProto: the qualifier
+	msg   string // tError: what is wrong
+}
+
+// lexer produces the tokens of an expression one at a time. It keeps no
+// state but its position, so the parser may look ahead by copying it.
+type lexer struct {
+	src string
+	pos int
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isHex(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+func isAlnum(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// next returns the next token and advances past it.
+func (lx *lexer) next() token {
+	s := lx.src
+	i := lx.pos
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i >= len(s) {
+		lx.pos = i
+		return token{kind: tEOF, pos: i, end: i}
+	}
+	t := lexAt(s, i)
+	lx.pos = t.end
+	return t
+}
+
+// peek returns the next token without advancing.
+func (lx *lexer) peek() token {
+	c := *lx
+	return c.next()
+}
+
+// lexAt lexes the token starting at s[i], which is not white space.
+func lexAt(s string, i int) token {
+	c := s[i]
+	two := ""
+	if i+1 < len(s) {
+		two = s[i : i+2]
+	}
+	op := func(k tokKind, n int) token { return token{kind: k, pos: i, end: i + n, text: s[i : i+n]} }
+	switch two {
+	case ">=":
+		return op(tGe, 2)
+	case "<=":
+		return op(tLe, 2)
+	case "!=":
+		return op(tNe, 2)
+	case "==":
+		return op(tEq, 2)
+	case "<<":
+		return op(tLsh, 2)
+	case ">>":
+		return op(tRsh, 2)
+	case "&&":
+		return op(tAnd, 2)
+	case "||":
+		return op(tOr, 2)
+	}
+	switch c {
+	case '(':
+		return op(tLParen, 1)
+	case ')':
+		return op(tRParen, 1)
+	case '[':
+		return op(tLBracket, 1)
+	case ']':
+		return op(tRBracket, 1)
+	case ':':
+		// A ':' may begin an IPv6 address ("::1").
+		if n := v6Len(s, i); n > 0 {
+			return lexV6(s, i, n)
+		}
+		return op(tColon, 1)
+	case '!':
+		return op(tNot, 1)
+	case '=':
+		return op(tEq, 1)
+	case '<':
+		return op(tLt, 1)
+	case '>':
+		return op(tGt, 1)
+	case '+':
+		return op(tPlus, 1)
+	case '-':
+		return op(tMinus, 1)
+	case '*':
+		return op(tStar, 1)
+	case '/':
+		return op(tSlash, 1)
+	case '%':
+		return op(tPercent, 1)
+	case '&':
+		return op(tAmp, 1)
+	case '|':
+		return op(tPipe, 1)
+	case '^':
+		return op(tCaret, 1)
+	case '\\':
+		// A backslash and the characters up to white space, '!', '(' or
+		// ')' are a name: "\ip" is the name "ip".
+		j := i + 1
+		for j < len(s) && !isSpace(s[j]) && s[j] != '!' && s[j] != '(' && s[j] != ')' {
+			j++
+		}
+		if j == i+1 {
+			return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "a backslash must be followed by a name"}
+		}
+		return token{kind: tID, pos: i, end: j, text: s[i+1 : j]}
+	case '$':
+		// An ARCnet address: '$' and one or two hex digits.
+		j := i + 1
+		for j < len(s) && j < i+3 && isHex(s[j]) {
+			j++
+		}
+		if j > i+1 {
+			return token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
+		}
+	}
+	if !isAlnum(c) {
+		j := i + 1
+		for j < len(s) && s[j] >= 0x80 {
+			j++ // keep a UTF-8 sequence whole
+		}
+		return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+	}
+
+	// The candidates, longest wins; on a tie the earlier of keyword, MAC,
+	// number, dotted number, IPv6, bogus MAC, name.
+	idn := idLen(s, i)
+	macn := macLen(s, i)
+	numn := numLen(s, i)
+	hidn := hidLen(s, i)
+	v6n := v6Len(s, i)
+	bogusn := bogusMACLen(s, i)
+	best := max(idn, macn, numn, hidn, v6n, bogusn)
+	word := s[i : i+best]
+	switch {
+	case idn == best:
+		if p, ok := protoNames[word]; ok {
+			return token{kind: tProto, pos: i, end: i + best, text: word, proto: p}
+		}
+		if k, ok := keywords[word]; ok {
+			return token{kind: k, pos: i, end: i + best, text: word}
+		}
+	}
+	switch best {
+	case macn:
+		return token{kind: tEID, pos: i, end: i + best, text: word}
+	case numn:
+		return lexNum(s, i, best)
+	case hidn:
+		return token{kind: tHID, pos: i, end: i + best, text: word}
+	case v6n:
+		return lexV6(s, i, best)
+	case bogusn:
+		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
+	}
+	if v, ok := namedNums[word]; ok {
+		return token{kind: tNum, pos: i, end: i + best, text: word, num: v}
+	}
+	return token{kind: tID, pos: i, end: i + best, text: word}
+}
+
+func quoteTok(s string) string { return "'" + s + "'" }
+
+// clip shortens the text of a token for a message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// lexNum makes the number s[i:i+n]: decimal, 0x hex, or octal with a
+// leading 0, of at most 32 bits.
+func lexNum(s string, i, n int) token {
+	word := s[i : i+n]
+	t := token{kind: tNum, pos: i, end: i + n, text: word}
+	base, digits := uint64(10), word
+	switch {
+	case len(word) > 2 && (word[1] == 'x' || word[1] == 'X'):
+		base, digits = 16, word[2:]
+	case len(word) > 1 && word[0] == '0':
+		base, digits = 8, word[1:]
+	}
+	var v uint64
+	for j := 0; j < len(digits); j++ {
+		d := digits[j]
+		var dv uint64
+		switch {
+		case isDigit(d):
+			dv = uint64(d - '0')
+		case 'a' <= d && d <= 'f':
+			dv = uint64(d-'a') + 10
+		default:
+			dv = uint64(d-'A') + 10
+		}
+		if dv >= base {
+			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
+		}
+		v = v*base + dv
+		if v > 0xffffffff {
+			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
+		}
+	}
+	t.num = uint32(v)
+	return t
+}
+
+// lexV6 makes the IPv6 address s[i:i+n], which must be valid.
+func lexV6(s string, i, n int) token {
+	word := s[i : i+n]
+	if _, err := netip.ParseAddr(word); err != nil {
+		return token{kind: tError, pos: i, end: i + n, text: word, msg: "bogus IPv6 address " + word}
+	}
+	return token{kind: tHID6, pos: i, end: i + n, text: word}
+}
+
+// idLen is the length of the longest name at s[i]:
+// [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
+func idLen(s string, i int) int {
+	if i >= len(s) || !isAlnum(s[i]) {
+		return 0
+	}
+	j := i + 1
+	last := j // after the last [.A-Za-z0-9]
+	for j < len(s) {
+		c := s[j]
+		if isAlnum(c) || c == '.' {
+			j++
+			last = j
+		} else if c == '-' || c == '_' {
+			j++
+		} else {
+			break
+		}
+	}
+	return last - i
+}
+
+// numLen is the length of the longest number at s[i]: [0-9]+ or 0[xX][0-9a-fA-F]+.
+func numLen(s string, i int) int {
+	if i >= len(s) || !isDigit(s[i]) {
+		return 0
+	}
+	if s[i] == '0' && i+2 < len(s) && (s[i+1] == 'x' || s[i+1] == 'X') && isHex(s[i+2]) {
+		j := i + 2
+		for j < len(s) && isHex(s[j]) {
+			j++
+		}
+		return j - i
+	}
+	j := i
+	for j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	return j - i
+}
+
+// hidLen is the length of the longest dotted number at s[i]: two, three
+// or four numbers joined by dots.
+func hidLen(s string, i int) int {
+	n := numLen(s, i)
+	if n == 0 {
+		return 0
+	}
+	j, best := i+n, 0
+	for parts := 1; parts < 4; parts++ {
+		if j >= len(s) || s[j] != '.' {
+			break
+		}
+		m := numLen(s, j+1)
+		if m == 0 {
+			break
+		}
+		j += 1 + m
+		best = j - i
+	}
+	return best
+}
+
+// hexRun is the number of hex digits at s[i], at most max.
+func hexRun(s string, i, max int) int {
+	n := 0
+	for i+n < len(s) && n < max && isHex(s[i+n]) {
+		n++
+	}
+	return n
+}
+
+// macLen is the length of the longest MAC address at s[i]: six groups of
+// one or two hex digits separated by ':', '-' or '.', or three groups of
+// four hex digits separated by '.', or twelve hex digits.
+func macLen(s string, i int) int {
+	best := 0
+	for _, sep := range []byte{':', '-', '.'} {
+		j := i
+		ok := true
+		for g := 0; g < 6; g++ {
+			if g > 0 {
+				if j >= len(s) || s[j] != sep {
+					ok = false
+					break
+				}
+				j++
+			}
+			n := hexRun(s, j, 2)
+			if n == 0 {
+				ok = false
+				break
+			}
+			j += n
+		}
+		if ok {
+			best = max(best, j-i)
+		}
+	}
+	// xxxx.xxxx.xxxx
+	j := i
+	ok := true
+	for g := 0; g < 3; g++ {
+		if g > 0 {
+			if j >= len(s) || s[j] != '.' {
+				ok = false
+				break
+			}
+			j++
+		}
+		if hexRun(s, j, 4) != 4 {
+			ok = false
+			break
+		}
+		j += 4
+	}
+	if ok {
+		best = max(best, j-i)
+	}
+	if hexRun(s, i, 12) == 12 {
+		best = max(best, 12)
+	}
+	return best
+}
+
+// bogusMACLen is the length of the longest text at s[i] that libpcap
+// reports as a bogus ethernet address: groups of one or two hex digits
+// each followed by one or more ':', at least two groups.
+func bogusMACLen(s string, i int) int {
+	j, groups, best := i, 0, 0
+	for {
+		n := hexRun(s, j, 2)
+		if n == 0 || j+n >= len(s) || s[j+n] != ':' {
+			return best
+		}
+		j += n
+		for j < len(s) && s[j] == ':' {
+			j++
+		}
+		groups++
+		if groups >= 2 {
+			best = j - i
+		}
+	}
+}
+
+// v6Len is the length of the longest IPv6 address at s[i] by libpcap's
+// lexical rules: eight groups of one to four hex digits, or fewer with
+// one "::", the last two groups possibly written as dotted IPv4 (four
+// numbers). The text is not validated here.
+func v6Len(s string, i int) int {
+	best := 0
+	// Try each way of reading groups; the text is short, so simply scan:
+	// collect groups left to right, noting where "::" is.
+	type state struct {
+		j      int  // position
+		groups int  // groups so far (an IPv4 tail counts two)
+		dbl    bool // "::" seen
+	}
+	// Forms: [groups] "::" [groups] or 8 groups, optional IPv4 tail.
+	// Enumerate by a small search.
+	var search func(st state, needSep bool)
+	search = func(st state, needSep bool) {
+		j := st.j
+		if needSep {
+			// Ends here?
+			if (st.dbl && st.groups <= 7) || (!st.dbl && st.groups == 8) {
+				best = max(best, j-i)
+			}
+			if j < len(s) && s[j] == ':' {
+				if j+1 < len(s) && s[j+1] == ':' && !st.dbl {
+					st2 := state{j + 2, st.groups, true}
+					if st.groups <= 7 {
+						best = max(best, st2.j-i)
+						search(st2, false)
+					}
+				}
+				search(state{j + 1, st.groups, st.dbl}, false)
+			}
+			return
+		}
+		// A group, or an IPv4 tail.
+		if st.groups <= 6 {
+			if n := ipv4TailLen(s, j); n > 0 {
+				g := st.groups + 2
+				if (st.dbl && g <= 7) || (!st.dbl && g == 8) {
+					best = max(best, j+n-i)
+				}
+			}
+		}
+		if n := hexRun(s, j, 4); n > 0 && st.groups < 8 {
+			search(state{j + n, st.groups + 1, st.dbl}, true)
+		}
+	}
+	if strings.HasPrefix(s[i:], "::") {
+		best = max(best, 2)
+		search(state{i + 2, 0, true}, false)
+	} else {
+		search(state{i, 0, false}, false)
+	}
+	return best
+}
+
+// ipv4TailLen is the length of four dot-separated numbers at s[i], as
+// libpcap's IPv6 rule allows them at the end of an address.
+func ipv4TailLen(s string, i int) int {
+	j := i
+	for p := 0; p < 4; p++ {
+		if p > 0 {
+			if j >= len(s) || s[j] != '.' {
+				return 0
+			}
+			j++
+		}
+		n := numLen(s, j)
+		if n == 0 {
+			return 0
+		}
+		j += n
+	}
+	return j - i
+}

@@ -1,0 +1,442 @@
+package pcapfilter
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+var protoText = map[Proto]string{ProtoDefault: "-"}
+
+func init() {
+	for name, p := range protoNames {
+		if old, ok := protoText[p]; !ok || len(name) < len(old) || p == ProtoLink && name == "link" {
+			protoText[p] = name
+		}
+	}
+	protoText[ProtoLink] = "link"
+}
+
+var dirText = map[Dir]string{DirDefault: "-", DirSrc: "src", DirDst: "dst", DirSrcOrDst: "src|dst",
+	DirSrcAndDst: "src&dst", DirAddr1: "addr1", DirAddr2: "addr2", DirAddr3: "addr3", DirAddr4: "addr4",
+	DirRA: "ra", DirTA: "ta"}
+var typeText = map[Type]string{TypeDefault: "-", TypeHost: "host", TypeNet: "net", TypePort: "port",
+	TypePortRange: "portrange", TypeGateway: "gateway", TypeProto: "proto", TypeProtochain: "protochain"}
+var kindText = map[IDKind]string{IDName: "name", IDNum: "num", IDIPv4: "v4", IDIPv6: "v6", IDMAC: "mac", IDARCnet: "arc"}
+var specialText = map[SpecialKind]string{SpecialBroadcast: "broadcast", SpecialMulticast: "multicast",
+	SpecialLess: "less", SpecialGreater: "greater", SpecialInbound: "inbound", SpecialOutbound: "outbound",
+	SpecialIfindex: "ifindex", SpecialVLAN: "vlan", SpecialMPLS: "mpls", SpecialPPPoED: "pppoed",
+	SpecialPPPoES: "pppoes", SpecialGeneve: "geneve", SpecialLLC: "llc", SpecialByte: "byte"}
+var relText = map[RelOp]string{RelEq: "=", RelNe: "!=", RelLt: "<", RelLe: "<=", RelGt: ">", RelGe: ">="}
+var arithText = map[ArithOp]string{ArithAdd: "+", ArithSub: "-", ArithMul: "*", ArithDiv: "/",
+	ArithMod: "%", ArithAnd: "&", ArithOr: "|", ArithXor: "^", ArithLsh: "<<", ArithRsh: ">>"}
+
+// dump writes a node as a compact s-expression with positions, for
+// comparing trees in tests: (or@5 A B), [tcp/-/port 21:num@12], ...
+func dump(n any) string {
+	var b strings.Builder
+	dumpTo(&b, n)
+	return b.String()
+}
+
+func dumpTo(b *strings.Builder, n any) {
+	switch n := n.(type) {
+	case nil:
+		b.WriteString("nil")
+	case *Binary:
+		op := "and"
+		if n.Op == Or {
+			op = "or"
+		}
+		fmt.Fprintf(b, "(%s@%d ", op, n.OpPos)
+		dumpTo(b, n.X)
+		b.WriteString(" ")
+		dumpTo(b, n.Y)
+		b.WriteString(")")
+	case *Not:
+		fmt.Fprintf(b, "(not@%d ", n.NotPos)
+		dumpTo(b, n.X)
+		b.WriteString(")")
+	case *Qualified:
+		fmt.Fprintf(b, "[%s/%s/%s@%d %s:%s@%d", protoText[n.Q.Proto], dirText[n.Q.Dir], typeText[n.Q.Type],
+			n.QualPos, n.ID.Text, kindText[n.ID.Kind], n.ID.IDPos)
+		if n.ID.Kind == IDNum {
+			fmt.Fprintf(b, "=%d", n.ID.Num)
+		}
+		if n.MaskLen >= 0 {
+			fmt.Fprintf(b, "/%d", n.MaskLen)
+		}
+		if n.Mask != nil {
+			fmt.Fprintf(b, " mask %s@%d", n.Mask.Text, n.Mask.IDPos)
+		}
+		b.WriteString("]")
+	case *ProtoAbbrev:
+		fmt.Fprintf(b, "%s@%d", protoText[n.Proto], n.ProtoPos)
+	case *Special:
+		fmt.Fprintf(b, "{%s@%d", specialText[n.Kind], n.KeyPos)
+		if n.Proto != ProtoDefault {
+			fmt.Fprintf(b, " %s", protoText[n.Proto])
+		}
+		if n.HasArg {
+			fmt.Fprintf(b, " %d", n.Arg)
+		}
+		if n.Sub != "" {
+			fmt.Fprintf(b, " %s", n.Sub)
+		}
+		if n.Kind == SpecialByte {
+			fmt.Fprintf(b, " %c %d", n.ByteOp, n.ByteVal)
+		}
+		b.WriteString("}")
+	case *Unsupported:
+		fmt.Fprintf(b, "{unsupported %s@%d}", n.Keyword, n.KeyPos)
+	case *Relation:
+		fmt.Fprintf(b, "(%s@%d ", relText[n.Op], n.OpPos)
+		dumpTo(b, n.X)
+		b.WriteString(" ")
+		dumpTo(b, n.Y)
+		b.WriteString(")")
+	case *Num:
+		fmt.Fprintf(b, "%d@%d", n.Val, n.NumPos)
+	case *Len:
+		fmt.Fprintf(b, "len@%d", n.LenPos)
+	case *Load:
+		fmt.Fprintf(b, "%s[", protoText[n.Proto])
+		dumpTo(b, n.Index)
+		fmt.Fprintf(b, ":%d]@%d", n.Size, n.ProtoPos)
+	case *ArithBinary:
+		fmt.Fprintf(b, "(%s@%d ", arithText[n.Op], n.OpPos)
+		dumpTo(b, n.X)
+		b.WriteString(" ")
+		dumpTo(b, n.Y)
+		b.WriteString(")")
+	case *Neg:
+		fmt.Fprintf(b, "(neg@%d ", n.MinusPos)
+		dumpTo(b, n.X)
+		b.WriteString(")")
+	default:
+		fmt.Fprintf(b, "?%T", n)
+	}
+}
+
+// hostile returns expressions meant to exhaust a careless parser's stack,
+// time or memory.
+func hostile() map[string]string {
+	return map[string]string{
+		"1MB name":          "host " + strings.Repeat("a", 1<<20-5),
+		"over 1MB":          strings.Repeat(" ", MaxExprLen+1),
+		"100000 parens":     strings.Repeat("(", 100000) + "tcp" + strings.Repeat(")", 100000),
+		"100000 open":       strings.Repeat("(", 100000),
+		"50000 ors":         "host 1.2.3.4" + strings.Repeat(" or 1.2.3.4", 50000),
+		"50000 terms":       "tcp" + strings.Repeat(" or udp port 53", 50000),
+		"100000 nots":       strings.Repeat("not ", 100000) + "tcp",
+		"100000 bangs":      strings.Repeat("!", 100000) + "tcp",
+		"arith chain":       "len = 1" + strings.Repeat(" + 1", 100000),
+		"xor chain":         "len = 1" + strings.Repeat(" ^ 1", 100000),
+		"mod chain":         "len = 1" + strings.Repeat(" % 1", 100000),
+		"neg chain":         "len = " + strings.Repeat("-", 100000) + "1",
+		"bracket nest":      strings.Repeat("ip[", 100000) + "0" + strings.Repeat("]", 100000) + " = 1",
+		"arith parens":      "len = " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
+		"id list parens":    "host " + strings.Repeat("(1.2.3.4 or ", 100000) + "1.2.3.4" + strings.Repeat(")", 100000),
+		"vlan parens":       "vlan " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
+		"long ipv6 colons":  "host " + strings.Repeat("1:", 300000),
+		"long dotted":       "host " + strings.Repeat("1.", 300000) + "1",
+		"long mac-ish":      "ether host " + strings.Repeat("aa-", 300000) + "aa",
+		"many tokens":       strings.Repeat("tcp and ", 100000) + "tcp",
+		"backslash":         "host \\" + strings.Repeat("x", 500000),
+		"many lone parens":  strings.Repeat("() ", 300000),
+		"nested paren nums": strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000) + " = 1",
+	}
+}
+
+func TestParseHostile(t *testing.T) {
+	for name, expr := range hostile() {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			n, err := Parse(expr)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Parse took %v", d)
+			}
+			if err != nil {
+				checkError(t, expr, err)
+				t.Logf("error: %.120s", err)
+			} else if n == nil {
+				t.Errorf("no tree and no error")
+			}
+		})
+	}
+}
+
+// checkError checks that err is an *Error about expr with an offset within
+// it.
+func checkError(t *testing.T, expr string, err error) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%.80q: error %v is a %T, not an *Error", expr, err, err)
+	}
+	if e.Offset == -1 && len(expr) > MaxExprLen {
+		return
+	}
+	if e.Offset < 0 || e.Offset > len(expr) {
+		t.Fatalf("%.80q: error %v: offset %d outside [0, %d]", expr, err, e.Offset, len(expr))
+	}
+	if e.Token != "" && !strings.HasPrefix(expr[e.Offset:], e.Token) {
+		t.Fatalf("%.80q: error %v: token %.40q is not the text at offset %d", expr, err, e.Token, e.Offset)
+	}
+	if e.Expr != expr {
+		t.Fatalf("%.80q: error %v: Expr is not the expression", expr, err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct{ name, expr, want string }{
+		{"empty", "", "nil"},
+		{"white space", " \t\n", "nil"},
+		{"protocol alone", "tcp", "tcp@0"},
+		{"link aliases", "link or ppp or wlan", "(or@12 (or@5 link@0 link@8) link@15)"},
+		{"dashed protocol", "es-is", "esis@0"},
+
+		// Qualifiers and inheritance.
+		{"inherit port", "tcp port 21 or 22", "(or@12 [tcp/-/port@0 21:num@9=21] [tcp/-/port@15 22:num@15=22])"},
+		{"inherit through not", "host 1.2.3.4 and not 1.2.3.5", "(and@13 [-/-/host@0 1.2.3.4:v4@5] (not@17 [-/-/host@21 1.2.3.5:v4@21]))"},
+		{"id list", "host (1.2.3.4 or 1.2.3.5)", "(or@14 [-/-/host@0 1.2.3.4:v4@6] [-/-/host@17 1.2.3.5:v4@17])"},
+		{"id list after and", "host 1.2.3.4 or (1.2.3.5 and not 1.2.3.6)", "(or@13 [-/-/host@0 1.2.3.4:v4@5] (and@25 [-/-/host@17 1.2.3.5:v4@17] (not@29 [-/-/host@33 1.2.3.6:v4@33])))"},
+		{"id list then inherit", "host 1.2.3.4 and (1.2.3.5 or 1.2.3.6) or 1.2.3.7", "(or@38 (and@13 [-/-/host@0 1.2.3.4:v4@5] (or@26 [-/-/host@18 1.2.3.5:v4@18] [-/-/host@29 1.2.3.6:v4@29])) [-/-/host@41 1.2.3.7:v4@41])"},
+		{"not id list", "tcp port 1 and not (2 or 3)", "(and@11 [tcp/-/port@0 1:num@9=1] (not@15 (or@22 [tcp/-/port@20 2:num@20=2] [tcp/-/port@25 3:num@25=3])))"},
+		{"inside parentheses", "ip and (tcp port 1 or 2)", "(and@3 ip@0 (or@19 [tcp/-/port@8 1:num@17=1] [tcp/-/port@22 2:num@22=2]))"},
+		// A parenthesized expression passes on the qualifiers before it.
+		{"inherit across parentheses", "tcp port 1 and (udp port 2) or 3", "(or@28 (and@11 [tcp/-/port@0 1:num@9=1] [udp/-/port@16 2:num@25=2]) [tcp/-/port@31 3:num@31=3])"},
+		{"inherit across protocol in parentheses", "host 1.2.3.4 and (tcp) or 1.2.3.5", "(or@23 (and@13 [-/-/host@0 1.2.3.4:v4@5] tcp@18) [-/-/host@26 1.2.3.5:v4@26])"},
+		{"number list with parentheses", "port ((80) or 443)", "(or@11 [-/-/port@0 80:num@7=80] [-/-/port@14 443:num@14=443])"},
+		{"not after type", "host not 1.2.3.4", "(not@5 [-/-/host@0 1.2.3.4:v4@9])"},
+		{"src or dst", "src or dst host 1.2.3.4", "[-/src|dst/host@0 1.2.3.4:v4@16]"},
+		{"dst and src", "dst and src net 10.0.0.0/8", "[-/src&dst/net@0 10.0.0.0:v4@16/8]"},
+		{"dir without type", "ether src aa:bb:cc:dd:ee:ff", "[link/src/-@0 aa:bb:cc:dd:ee:ff:mac@10]"},
+		{"802.11 addresses", "wlan addr1 aa:bb:cc:dd:ee:ff or ra 1:2:3:4:5:6", "(or@29 [link/addr1/-@0 aa:bb:cc:dd:ee:ff:mac@11] [-/ra/-@32 1:2:3:4:5:6:mac@35])"},
+
+		// Ids.
+		{"ipv6 net", "ip6 net 2001:db8::/32", "[ip6/-/net@0 2001:db8:::v6@8/32]"},
+		{"mask", "net 10.1 mask 255.255.0.0", "[-/-/net@0 10.1:v4@4 mask 255.255.0.0@14]"},
+		{"inherited mask", "ip host 1.2.3.4 or 1.2.3.5 mask 255.255.255.255", "(or@16 [ip/-/host@0 1.2.3.4:v4@8] [ip/-/host@19 1.2.3.5:v4@19 mask 255.255.255.255@32])"},
+		{"number net", "net 10", "[-/-/net@0 10:num@4=10]"},
+		{"number host", "host 0x0a000001", "[-/-/host@0 0x0a000001:num@5=167772161]"},
+		{"escaped protocol", "ip proto \\tcp", "[ip/-/proto@0 tcp:name@9]"},
+		{"protochain", "ip6 protochain 6", "[ip6/-/protochain@0 6:num@15=6]"},
+		{"proto alone", "proto 17", "[-/-/proto@0 17:num@6=17]"},
+		{"gateway", "ip gateway localhost", "[ip/-/gateway@0 localhost:name@11]"},
+		{"port range", "tcp src portrange 1-1023 or 8080-8081", "(or@25 [tcp/src/portrange@0 1-1023:name@18] [tcp/src/portrange@28 8080-8081:name@28])"},
+		{"ipv6 list", "host ::1 or ::2", "(or@9 [-/-/host@0 ::1:v6@5] [-/-/host@12 ::2:v6@12])"},
+		{"arcnet", "ether host $1f", "[link/-/host@0 1f:arc@11]"},
+
+		// and, or, not.
+		{"same precedence, left to right", "tcp or udp and icmp", "(and@11 (or@4 tcp@0 udp@7) icmp@15)"},
+		{"symbols", "!tcp && !udp || icmp", "(or@13 (and@5 (not@0 tcp@1) (not@8 udp@9)) icmp@16)"},
+		{"double not", "not not tcp", "(not@0 (not@4 tcp@8))"},
+		{"not relation", "not 1 = 1", "(not@0 (=@6 1@4 1@8))"},
+
+		// Relations.
+		{"tcp flags", "tcp[13] & 2 != 0", "(!=@12 (&@8 tcp[13@4:1]@0 2@10) 0@15)"},
+		{"named constants", "tcp[tcpflags] & (tcp-syn|tcp-ack) = tcp-syn", "(=@34 (&@14 tcp[13@4:1]@0 (|@24 2@17 16@25)) 2@36)"},
+		{"ip payload", "ip[2:2] - ((ip[0] & 0xf) << 2) > 0", "(>@31 (-@8 ip[2@3:2]@0 (<<@25 (&@18 ip[0@15:1]@12 15@20) 2@28)) 0@33)"},
+		{"len", "len >= 100", "(>=@4 len@0 100@7)"},
+		{"length", "length < 0x40", "(<@7 len@0 64@9)"},
+		{"unary minus", "- len = 1", "(=@6 (neg@0 len@2) 1@8)"},
+		{"xor takes the rest", "1 ^ 2 + 3 = 0", "(=@10 (^@2 1@0 (+@6 2@4 3@8)) 0@12)"},
+		{"mod takes the rest", "7 % 4 * 2 = 7", "(=@10 (%@2 7@0 (*@6 4@4 2@8)) 7@12)"},
+		{"usual precedence", "1 + 2 * 3 - 4 / 2 = 5", "(=@18 (-@10 (+@2 1@0 (*@6 2@4 3@8)) (/@14 4@12 2@16)) 5@20)"},
+		{"precedence ladder", "1 | 2 & 3 << 4 + 5 * 6 = 0", "(=@23 (|@2 1@0 (&@6 2@4 (<<@10 3@8 (+@15 4@13 (*@19 5@17 6@21))))) 0@25)"},
+		{"left deep", "len = 1 - 2 - 3", "(=@4 len@0 (-@12 (-@8 1@6 2@10) 3@14))"},
+		{"minus binds tightest", "len = -1 * 2", "(=@4 len@0 (*@9 (neg@6 1@7) 2@11))"},
+		{"minus before xor", "len = -1 ^ 2", "(=@4 len@0 (neg@6 (^@9 1@7 2@11)))"},
+		{"parenthesized number", "(1) = 1", "(=@4 1@1 1@6)"},
+		{"parenthesized arithmetic", "((1 + 1)) = 2", "(=@10 (+@4 1@2 1@6) 2@12)"},
+		{"parenthesized relation", "(1 = 1)", "(=@3 1@1 1@5)"},
+		{"word size", "ip[0:4] = 1", "(=@8 ip[0@3:4]@0 1@10)"},
+		{"icmp6 type", "icmp6[icmp6type] = icmp6-echo", "(=@17 icmp6[0@6:1]@0 128@19)"},
+		{"relation then inherit-free and", "len = 1 and tcp", "(and@8 (=@4 len@0 1@6) tcp@12)"},
+
+		// Special primitives.
+		{"ip broadcast", "ip broadcast", "{broadcast@3 ip}"},
+		{"multicast", "multicast", "{multicast@0}"},
+		{"link broadcast or ip multicast", "ether broadcast or ip multicast", "(or@16 {broadcast@6 link} {multicast@22 ip})"},
+		{"less", "less 100", "{less@0 100}"},
+		{"greater", "greater 200", "{greater@0 200}"},
+		{"inbound outbound", "inbound or outbound", "(or@8 {inbound@0} {outbound@11})"},
+		{"ifindex", "ifindex 3", "{ifindex@0 3}"},
+		{"vlan", "vlan", "{vlan@0}"},
+		{"vlan id", "vlan 100", "{vlan@0 100}"},
+		{"encapsulations", "vlan (100) and mpls 5 and pppoes and pppoed and geneve 7", "(and@44 (and@33 (and@22 (and@11 {vlan@0 100} {mpls@15 5}) {pppoes@26}) {pppoed@37}) {geneve@48 7})"},
+		{"llc", "llc", "{llc@0}"},
+		{"llc rnr", "llc rnr", "{llc@0 rnr}"},
+		{"llc any case", "llc UI", "{llc@0 ui}"},
+		{"byte", "byte 2 = 6", "{byte@0 2 = 6}"},
+		{"byte or", "byte 0 | 1", "{byte@0 0 | 1}"},
+
+		// Other link types.
+		{"802.11 type", "type mgt subtype beacon", "{unsupported type@0}"},
+		{"802.11 subtype", "wlan subtype beacon", "{unsupported subtype@0}"},
+		{"802.11 dir", "dir tods", "{unsupported dir@0}"},
+		{"pflog", "on eth0", "{unsupported on@0}"},
+		{"pflog fields", "rnr 3 and reason match and action pass", "(and@23 (and@6 {unsupported rnr@0} {unsupported reason@10}) {unsupported action@27})"},
+		{"atm", "vpi 1 or vci (2 or 3) or vpi > 4 or lane", "(or@33 (or@22 (or@6 {unsupported vpi@0} {unsupported vci@9}) {unsupported vpi@25}) {unsupported lane@36})"},
+		{"mtp", "sio 3 or opc != 2 or fisu or hsls (1 or 2)", "(or@26 (or@18 (or@6 {unsupported sio@0} {unsupported opc@9}) {unsupported fisu@21}) {unsupported hsls@29})"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := Parse(tt.expr)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.expr, err)
+			}
+			if got := dump(n); got != tt.want {
+				t.Errorf("Parse(%q):\n got %s\nwant %s", tt.expr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, expr string
+		offset     int
+		token, msg string // msg: a part of the message
+	}{
+		{"name from longest match", "len-1", 0, "len-1", "unexpected name 'len-1'"},
+		{"hex minus", "ether[0]=0x1-1", 9, "0x1-1", "unexpected name"},
+		{"keyword case", "TCP", 0, "TCP", "unexpected name 'TCP'"},
+		{"bare id at start", "1.2.3.4", 0, "1.2.3.4", "expected a primitive"},
+		{"bare number at start", "22", 2, "", "expected a comparison operator"},
+		{"nothing to inherit after a protocol", "tcp or 22", 7, "22", "none to inherit"},
+		{"nothing to inherit after parentheses", "(tcp port 1) or 2", 16, "2", "none to inherit"},
+		{"nothing to inherit after vlan", "vlan 100 or 200", 12, "200", "none to inherit"},
+		{"term in an id list", "host 1.2.3.4 and (1.2.3.5 or tcp)", 29, "tcp", "expected an id"},
+		{"id list in id list", "host ((1.2.3.4 or 1.2.3.5))", 5, "(", "cannot begin with another parenthesized list"},
+		{"protocol after dir", "src proto 6", 4, "proto", "after a direction"},
+		{"src or what", "src or 1.2.3.4", 7, "1.2.3.4", "expected 'dst' after 'src or'"},
+		{"keyword as id", "ip proto tcp", 9, "tcp", "expected an id"},
+		{"number with slash", "net 10/8", 6, "/", "expected 'and', 'or'"},
+		{"mask needs dotted", "net 10.0.0.0 mask 0xff000000", 18, "0xff000000", "a dotted netmask"},
+		{"v6 mask keyword", "ip6 net ::1 mask ::1", 12, "mask", "expected 'and', 'or'"},
+		{"mask length v4", "net 10.0.0.0/33", 13, "33", "mask length must be <= 32"},
+		{"mask length v6", "net ::/129", 7, "129", "mask length must be <= 128"},
+		{"size 3", "ip[0:3] = 1", 5, "3", "data size must be 1, 2, or 4"},
+		{"size in parentheses", "ip[0:(2)] = 1", 5, "(", "a size (1, 2 or 4)"},
+		{"unclosed bracket", "ip[0", 2, "[", "unbalanced bracket"},
+		{"chained comparison", "1 = 1 = 1", 6, "=", "expected 'and', 'or'"},
+		{"len alone", "len", 3, "", "expected a comparison operator"},
+		{"less in parentheses", "less (10)", 5, "(", "a number after 'less'"},
+		{"byte xor", "byte 1 ^ 2", 7, "^", "one of & | < > ="},
+		{"llc number", "llc 1", 4, "1", "expected 'and', 'or'"},
+		{"llc unknown", "llc foo", 4, "foo", "unknown LLC type name"},
+		{"unclosed parenthesis", "(tcp or udp", 0, "(", "unbalanced parenthesis: no ')' closes this '('"},
+		{"extra parenthesis", "tcp)", 3, ")", "unbalanced parenthesis: no '(' opens this ')'"},
+		{"empty parentheses", "()", 1, ")", "unexpected ')': expected a primitive"},
+		{"dangling and", "tcp and", 7, "", "unexpected end of expression"},
+		{"dangling not", "not", 3, "", "unexpected end of expression"},
+		{"juxtaposed", "tcp udp", 4, "udp", "expected 'and', 'or'"},
+		{"vlan needs a number", "vlan (tcp)", 5, "(", "expected 'and', 'or'"},
+		{"overflow", "len = 4294967296", 6, "4294967296", "overflows 32 bits"},
+		{"octal", "len = 08", 6, "08", "non-octal digit"},
+		{"bogus ethernet", "host 1:2:3", 5, "1:2:", "bogus ethernet address"},
+		{"bogus ipv6", "host ::1.2.3.400", 5, "::1.2.3.400", "bogus IPv6 address"},
+		{"invalid character", "tcp @", 4, "@", "invalid character"},
+		{"backslash alone", "host \\", 5, "\\", "backslash"},
+		{"unsupported syntax", "vpi", 3, "", "after 'vpi'"},
+		{"pflog needs a name", "on 3", 3, "3", "a name after 'on'"},
+		{"802.11 subtype", "subtype 3", 8, "3", "a frame subtype name"},
+		{"too long", strings.Repeat(" ", MaxExprLen+1), -1, "", "the limit is"},
+		{"too deep", strings.Repeat("(", MaxDepth+1) + "tcp" + strings.Repeat(")", MaxDepth+1), MaxDepth, "(", "nested too deeply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := Parse(tt.expr)
+			if err == nil {
+				t.Fatalf("Parse(%.60q) = %s, want an error", tt.expr, dump(n))
+			}
+			checkError(t, tt.expr, err)
+			e := err.(*Error)
+			if e.Offset != tt.offset || e.Token != tt.token || !strings.Contains(e.Msg, tt.msg) {
+				t.Errorf("Parse(%.60q): %v\nwant offset %d, token %q, message containing %q", tt.expr, err, tt.offset, tt.token, tt.msg)
+			}
+		})
+	}
+}
+
+// checkPositions checks that every position in the tree is a byte offset
+// within expr.
+func checkPositions(t *testing.T, expr string, n any) {
+	t.Helper()
+	var walk func(n any)
+	bad := func(what string, pos int) {
+		if pos < 0 || pos >= len(expr) {
+			t.Fatalf("%q: %s position %d outside the expression: %s", expr, what, pos, dump(n))
+		}
+	}
+	walk = func(n any) {
+		switch n := n.(type) {
+		case *Binary:
+			bad("and/or", n.OpPos)
+			walk(n.X)
+			walk(n.Y)
+		case *Not:
+			bad("not", n.NotPos)
+			walk(n.X)
+		case *Qualified:
+			bad("qualifier", n.QualPos)
+			bad("id", n.ID.IDPos)
+			if n.Mask != nil {
+				bad("mask", n.Mask.IDPos)
+			}
+		case *ProtoAbbrev:
+			bad("protocol", n.ProtoPos)
+		case *Special:
+			bad("special", n.KeyPos)
+		case *Unsupported:
+			bad("unsupported", n.KeyPos)
+		case *Relation:
+			bad("relation", n.OpPos)
+			walk(n.X)
+			walk(n.Y)
+		case *Num:
+			bad("number", n.NumPos)
+		case *Len:
+			bad("len", n.LenPos)
+		case *Load:
+			bad("load", n.ProtoPos)
+			walk(n.Index)
+		case *ArithBinary:
+			bad("arithmetic", n.OpPos)
+			walk(n.X)
+			walk(n.Y)
+		case *Neg:
+			bad("minus", n.MinusPos)
+			walk(n.X)
+		default:
+			t.Fatalf("%q: unexpected node %T", expr, n)
+		}
+	}
+	walk(n)
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"tcp port 21 or 22", "host (1.2.3.4 or ::1) and not ether src aa:bb:cc:dd:ee:ff",
+		"tcp[13] & 2 != 0 or ip[0:4] ^ 1 % 3 = -len", "vlan 100 and (mpls or pppoes (3))",
+		"net 10.1 mask 255.255.0.0 or 10.0.0.0/8", "((((1)))) = 1", "llc i or byte 1 = 2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		n, err := Parse(expr)
+		if err != nil {
+			checkError(t, expr, err)
+			return
+		}
+		if n == nil {
+			if strings.Trim(expr, " \t\r\n") != "" {
+				t.Fatalf("%q: no tree and no error", expr)
+			}
+			return
+		}
+		checkPositions(t, expr, n)
+	})
+}
