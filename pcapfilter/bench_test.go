@@ -12,15 +12,15 @@ import (
 	"github.com/headlessbpf/bpfmatch/pcapfilter"
 )
 
-// benchExprs returns the expressions BenchmarkCompile compiles, by name.
+// dtBenchExprs returns the expressions BenchmarkCompile compiles, by name.
 // The longest realworld expression needs the corpus; without it, that
 // sub-benchmark is left out.
-func benchExprs() [][2]string {
+func dtBenchExprs() [][2]string {
 	out := [][2]string{
 		{"short", "tcp dst port 21"},
 		{"payload", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420"},
 	}
-	if list, err := readFilterList(filepath.Join(corpusDir, "filters", listReal)); err == nil {
+	if list, err := dtReadFilterList(filepath.Join(dtCorpusDir, "filters", dtListReal)); err == nil {
 		longest := ""
 		for _, e := range list {
 			if len(e.expr) > len(longest) {
@@ -31,11 +31,11 @@ func benchExprs() [][2]string {
 	} else {
 		fmt.Fprintf(os.Stderr, "BenchmarkCompile: no corpus, no long expression: %v\n", err)
 	}
-	return append(out, [2]string{"huge-250", orHosts(250)}, [2]string{"huge", orHosts(5000)})
+	return append(out, [2]string{"huge-250", dtOrHosts(250)}, [2]string{"huge", dtOrHosts(5000)})
 }
 
-// orHosts returns n "host 10.x.y.z" terms joined by or.
-func orHosts(n int) string {
+// dtOrHosts returns n "host 10.x.y.z" terms joined by or.
+func dtOrHosts(n int) string {
 	var b strings.Builder
 	for i := 0; i < n; i++ {
 		if i > 0 {
@@ -46,19 +46,19 @@ func orHosts(n int) string {
 	return b.String()
 }
 
-var benchLibpcapHuge = flag.Bool("bench.libpcap-huge", false,
+var dtBenchLibpcapHuge = flag.Bool("bench.libpcap-huge", false,
 	"BenchmarkCompile: also time libpcap on the 5,000-term expression, which takes it hours")
 
 // BenchmarkCompile compiles the same expressions for Ethernet with the
 // Go compiler (go/...) and with libpcap's optimising compiler
 // (libpcap/..., as bpfmatch uses it), each with its snap length and
-// netmask 0. huge is 5,000 or-ed host terms; libpcap's optimiser grows
+// dtNetmask 0. huge is 5,000 or-ed host terms; libpcap's optimiser grows
 // with about the cube of their number (on the project's shared machine,
 // 0.6 to 1.6 s for 250 terms, 11 s for 500, 95 s for 1,000: hours for
 // 5,000), so libpcap/huge runs only
 // with -bench.libpcap-huge, and huge-250 (250 terms) compares the two.
 func BenchmarkCompile(b *testing.B) {
-	exprs := benchExprs()
+	exprs := dtBenchExprs()
 	for _, e := range exprs {
 		b.Run("go/"+e[0], func(b *testing.B) {
 			if _, err := pcapfilter.Compile(e[1], pcapfilter.Options{}); err != nil {
@@ -79,13 +79,13 @@ func BenchmarkCompile(b *testing.B) {
 			if !libpcap.Available {
 				b.Skip("built without libpcap (needs cgo and -tags libpcap)")
 			}
-			if e[0] == "huge" && !*benchLibpcapHuge {
+			if e[0] == "huge" && !*dtBenchLibpcapHuge {
 				b.Skip("libpcap takes hours on 5,000 terms: run with -bench.libpcap-huge to time it")
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(e[1])))
 			for b.Loop() {
-				if _, err := libpcap.Compile(e[1], int(pcapfilter.LinkEthernet), snapLen, true, netmask); err != nil {
+				if _, err := libpcap.Compile(e[1], int(pcapfilter.LinkEthernet), dtSnapLen, true, dtNetmask); err != nil {
 					b.Fatal(err)
 				}
 			}

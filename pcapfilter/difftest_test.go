@@ -2,7 +2,8 @@ package pcapfilter_test
 
 // What the differential tests share: the corpus (expressions and
 // captures), fake packets for every link type, and the comparison of the
-// Go compiler's programs with libpcap's on packets.
+// Go compiler's programs with libpcap's on packets. Their names start with
+// dt, apart from those of the package's other external tests.
 
 import (
 	"bufio"
@@ -29,79 +30,79 @@ import (
 	"github.com/headlessbpf/bpfmatch/pcapfilter"
 )
 
-// corpusDir is the shared corpus of real filters and captures, beside the
+// dtCorpusDir is the shared corpus of real filters and captures, beside the
 // project (from the package's directory); tests that need it skip where it
 // is absent.
-var corpusDir = filepath.Join("..", "..", "shared", "corpus")
+var dtCorpusDir = filepath.Join("..", "..", "shared", "corpus")
 
-// snapLen and netmask are what bpfmatch compiles with, as tcpdump -r does.
+// dtSnapLen and netmask are what bpfmatch compiles with, as tcpdump -r does.
 const (
-	snapLen = pcapfilter.DefaultSnapLen
-	netmask = 0
+	dtSnapLen = pcapfilter.DefaultSnapLen
+	dtNetmask = 0
 )
 
-// linkTypes are the link types the Go compiler generates code for.
-var linkTypes = []pcapfilter.LinkType{
+// dtLinkTypes are the link types the Go compiler generates code for.
+var dtLinkTypes = []pcapfilter.LinkType{
 	pcapfilter.LinkEthernet, pcapfilter.LinkRaw, pcapfilter.LinkIPv4,
 	pcapfilter.LinkIPv6, pcapfilter.LinkLinuxSLL, pcapfilter.LinkLinuxSLL2,
 }
 
 // The filter lists of the corpus.
 const (
-	listEthernet = "libpcap-ethernet.txt"
-	listRaw      = "libpcap-raw.txt"
-	listReal     = "realworld.txt"
-	listInvalid  = "libpcap-invalid-ethernet.txt"
+	dtListEthernet = "libpcap-ethernet.txt"
+	dtListRaw      = "libpcap-raw.txt"
+	dtListReal     = "realworld.txt"
+	dtListInvalid  = "libpcap-invalid-ethernet.txt"
 )
 
-// listsFor returns the corpus lists whose expressions the tests try on a
+// dtListsFor returns the corpus lists whose expressions the tests try on a
 // link type: the lists libpcap's own tests use for it first, then the
 // others, since many of their expressions compile for every link type.
-func listsFor(link pcapfilter.LinkType) []string {
+func dtListsFor(link pcapfilter.LinkType) []string {
 	switch link {
 	case pcapfilter.LinkEthernet, pcapfilter.LinkLinuxSLL, pcapfilter.LinkLinuxSLL2:
-		return []string{listEthernet, listReal, listRaw, listInvalid}
+		return []string{dtListEthernet, dtListReal, dtListRaw, dtListInvalid}
 	}
-	return []string{listRaw, listEthernet, listReal, listInvalid}
+	return []string{dtListRaw, dtListEthernet, dtListReal, dtListInvalid}
 }
 
-func corpusOrSkip(t testing.TB) string {
+func dtCorpusOrSkip(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Skipf("the shared corpus is not at %s (%v): skipping the test against it", corpusDir, err)
+	if _, err := os.Stat(dtCorpusDir); err != nil {
+		t.Skipf("the shared corpus is not at %s (%v): skipping the test against it", dtCorpusDir, err)
 	}
-	return corpusDir
+	return dtCorpusDir
 }
 
-func libpcapOrSkip(t testing.TB) {
+func dtLibpcapOrSkip(t testing.TB) {
 	t.Helper()
 	if !libpcap.Available {
 		t.Skip("built without libpcap, the oracle (needs cgo and -tags libpcap): skipping the comparison with it")
 	}
 }
 
-// corpusExpr is one expression of a corpus list.
-type corpusExpr struct {
+// dtCorpusExpr is one expression of a corpus list.
+type dtCorpusExpr struct {
 	expr string
 	list string
 	line int
 }
 
-func (e corpusExpr) where() string { return fmt.Sprintf("%s:%d", e.list, e.line) }
+func (e dtCorpusExpr) where() string { return fmt.Sprintf("%s:%d", e.list, e.line) }
 
 var (
-	filtersMu    sync.Mutex
-	filtersCache = map[string][]corpusExpr{}
+	dtFiltersMu    sync.Mutex
+	dtFiltersCache = map[string][]dtCorpusExpr{}
 )
 
-// corpusFilters returns the expressions of the named lists, each once
+// dtCorpusFilters returns the expressions of the named lists, each once
 // (the first time it appears), in order.
-func corpusFilters(t testing.TB, names ...string) []corpusExpr {
-	dir := corpusOrSkip(t)
-	var out []corpusExpr
+func dtCorpusFilters(t testing.TB, names ...string) []dtCorpusExpr {
+	dir := dtCorpusOrSkip(t)
+	var out []dtCorpusExpr
 	seen := map[string]bool{}
 	for _, name := range names {
-		list, err := readFilterList(filepath.Join(dir, "filters", name))
+		list, err := dtReadFilterList(filepath.Join(dir, "filters", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,10 +116,10 @@ func corpusFilters(t testing.TB, names ...string) []corpusExpr {
 	return out
 }
 
-func readFilterList(path string) ([]corpusExpr, error) {
-	filtersMu.Lock()
-	defer filtersMu.Unlock()
-	if l, ok := filtersCache[path]; ok {
+func dtReadFilterList(path string) ([]dtCorpusExpr, error) {
+	dtFiltersMu.Lock()
+	defer dtFiltersMu.Unlock()
+	if l, ok := dtFiltersCache[path]; ok {
 		return l, nil
 	}
 	f, err := os.Open(path)
@@ -126,36 +127,36 @@ func readFilterList(path string) ([]corpusExpr, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []corpusExpr
+	var out []dtCorpusExpr
 	s := bufio.NewScanner(f)
 	n := 0
 	for s.Scan() {
 		n++
 		line := strings.TrimSpace(s.Text())
 		if line != "" && !strings.HasPrefix(line, "#") {
-			out = append(out, corpusExpr{expr: line, list: filepath.Base(path), line: n})
+			out = append(out, dtCorpusExpr{expr: line, list: filepath.Base(path), line: n})
 		}
 	}
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
-	filtersCache[path] = out
+	dtFiltersCache[path] = out
 	return out, nil
 }
 
-// packet is one packet a program is run on.
-type packet struct {
+// dtPacket is one packet a program is run on.
+type dtPacket struct {
 	name string // capture and index, or how it was made
 	data []byte // the captured bytes
 	wire uint32 // the length on the wire
 }
 
-func (p packet) String() string {
+func (p dtPacket) String() string {
 	return fmt.Sprintf("%s (%d bytes captured of %d): %s", p.name, len(p.data), p.wire, hex.EncodeToString(p.data))
 }
 
-// capture is one capture file of the corpus.
-type capture struct {
+// dtCapture is one capture file of the corpus.
+type dtCapture struct {
 	name  string
 	link  pcapfilter.LinkType // as a DLT
 	data  [][]byte
@@ -163,29 +164,29 @@ type capture struct {
 }
 
 var (
-	capturesOnce sync.Once
-	capturesList []capture
-	capturesErr  error
+	dtCapturesOnce sync.Once
+	dtCapturesList []dtCapture
+	dtCapturesErr  error
 )
 
-// corpusCaptures reads every capture of the corpus, once.
-func corpusCaptures(t testing.TB) []capture {
-	dir := filepath.Join(corpusOrSkip(t), "pcaps")
-	capturesOnce.Do(func() { capturesList, capturesErr = readCaptures(dir) })
-	if capturesErr != nil {
-		t.Fatal(capturesErr)
+// dtCorpusCaptures reads every capture of the corpus, once.
+func dtCorpusCaptures(t testing.TB) []dtCapture {
+	dir := filepath.Join(dtCorpusOrSkip(t), "pcaps")
+	dtCapturesOnce.Do(func() { dtCapturesList, dtCapturesErr = dtReadCaptures(dir) })
+	if dtCapturesErr != nil {
+		t.Fatal(dtCapturesErr)
 	}
-	if len(capturesList) == 0 {
+	if len(dtCapturesList) == 0 {
 		t.Fatalf("no captures in %s", dir)
 	}
-	return capturesList
+	return dtCapturesList
 }
 
-func readCaptures(dir string) ([]capture, error) {
+func dtReadCaptures(dir string) ([]dtCapture, error) {
 	names, _ := filepath.Glob(filepath.Join(dir, "*.pcap*"))
-	var out []capture
+	var out []dtCapture
 	for _, path := range names {
-		c, err := readCapture(path)
+		c, err := dtReadCapture(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", path, err)
 		}
@@ -194,13 +195,13 @@ func readCaptures(dir string) ([]capture, error) {
 	return out, nil
 }
 
-func readCapture(path string) (capture, error) {
+func dtReadCapture(path string) (dtCapture, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return capture{}, err
+		return dtCapture{}, err
 	}
 	defer f.Close()
-	c := capture{name: filepath.Base(path)}
+	c := dtCapture{name: filepath.Base(path)}
 	var read func() ([]byte, gopacket.CaptureInfo, error)
 	if strings.HasSuffix(path, ".pcapng") {
 		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
@@ -231,17 +232,17 @@ func readCapture(path string) (capture, error) {
 	return c, nil
 }
 
-// packetSet is the packets of one link type, each distinct (bytes and
+// dtPacketSet is the packets of one link type, each distinct (bytes and
 // wire length) once.
-type packetSet struct {
+type dtPacketSet struct {
 	link     pcapfilter.LinkType
-	packets  []packet
+	packets  []dtPacket
 	captured int // corpus packets read, before cutting and removing repeats
 	fake     int // fake packets among packets
 	seen     map[string]bool
 }
 
-func (s *packetSet) add(p packet) {
+func (s *dtPacketSet) add(p dtPacket) {
 	key := fmt.Sprintf("%d/%s", p.wire, p.data)
 	if s.seen[key] {
 		return
@@ -250,43 +251,43 @@ func (s *packetSet) add(p packet) {
 	s.packets = append(s.packets, p)
 }
 
-// cutLengths are the lengths corpus packets are also cut to, keeping
+// dtCutLengths are the lengths corpus packets are also cut to, keeping
 // their wire length, as a capture with a small snap length would have
 // them: loads past the captured bytes must abort the same way.
-var cutLengths = []int{96, 64}
+var dtCutLengths = []int{96, 64}
 
-// packetsFor returns the corpus packets of link, whole and cut, and
+// dtPacketsFor returns the corpus packets of link, whole and cut, and
 // nFake fake packets framed for it.
-func packetsFor(t testing.TB, link pcapfilter.LinkType, nFake int) *packetSet {
-	s := &packetSet{link: link, seen: map[string]bool{}}
-	for _, c := range corpusCaptures(t) {
+func dtPacketsFor(t testing.TB, link pcapfilter.LinkType, nFake int) *dtPacketSet {
+	s := &dtPacketSet{link: link, seen: map[string]bool{}}
+	for _, c := range dtCorpusCaptures(t) {
 		if c.link != link {
 			continue
 		}
 		for i, data := range c.data {
 			s.captured++
 			name := fmt.Sprintf("%s#%d", c.name, i)
-			s.add(packet{name: name, data: data, wire: c.wires[i]})
-			for _, n := range cutLengths {
+			s.add(dtPacket{name: name, data: data, wire: c.wires[i]})
+			for _, n := range dtCutLengths {
 				if n < len(data) {
-					s.add(packet{name: fmt.Sprintf("%s cut to %d", name, n), data: data[:n], wire: c.wires[i]})
+					s.add(dtPacket{name: fmt.Sprintf("%s cut to %d", name, n), data: data[:n], wire: c.wires[i]})
 				}
 			}
 		}
 	}
 	before := len(s.packets)
-	for _, p := range fakePackets(link, nFake) {
+	for _, p := range dtFakePackets(link, nFake) {
 		s.add(p)
 	}
 	s.fake = len(s.packets) - before
 	return s
 }
 
-// fakePackets returns n varied fake packets framed for link, the same
+// dtFakePackets returns n varied fake packets framed for link, the same
 // every run: bpfmatch's FakePackets (IPv4 and IPv6, TCP and UDP, VLAN
 // tags, broadcast and multicast addresses, payloads), some of them cut
 // short, in Ethernet or raw IP frames, or behind a Linux cooked header.
-func fakePackets(link pcapfilter.LinkType, n int) []packet {
+func dtFakePackets(link pcapfilter.LinkType, n int) []dtPacket {
 	r := rand.New(rand.NewPCG(7, uint64(link)))
 	v4 := []string{"10.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.5.4", "192.0.2.1", "192.0.2.21",
 		"127.0.0.1", "224.0.0.251", "255.255.255.255", "0.0.0.0", "8.8.8.8", "198.51.100.7",
@@ -304,7 +305,7 @@ func fakePackets(link pcapfilter.LinkType, n int) []packet {
 		bpfmatch.FIN | bpfmatch.ACK, bpfmatch.RST, bpfmatch.RST | bpfmatch.ACK, bpfmatch.PSH | bpfmatch.ACK,
 		bpfmatch.NoFlags, 0xff, bpfmatch.URG | bpfmatch.ACK | bpfmatch.PSH, bpfmatch.ECE | bpfmatch.CWR | bpfmatch.SYN}
 	pick := func(s []string) netip.Addr { return netip.MustParseAddr(s[r.IntN(len(s))]) }
-	var out []packet
+	var out []dtPacket
 	for len(out) < n {
 		var src, dst netip.Addr
 		if link == pcapfilter.LinkIPv6 || (link != pcapfilter.LinkIPv4 && r.IntN(3) == 0) {
@@ -347,28 +348,28 @@ func fakePackets(link pcapfilter.LinkType, n int) []packet {
 		}
 		switch link {
 		case pcapfilter.LinkLinuxSLL:
-			data = append(sllHeader(r, src.Is4() || src.Is4In6()), data...)
+			data = append(dtSllHeader(r, src.Is4() || src.Is4In6()), data...)
 		case pcapfilter.LinkLinuxSLL2:
-			data = append(sll2Header(r, src.Is4() || src.Is4In6()), data...)
+			data = append(dtSll2Header(r, src.Is4() || src.Is4In6()), data...)
 		}
 		name := fmt.Sprintf("fake#%d %v", len(out), p)
-		out = append(out, packet{name: name, data: data, wire: uint32(len(data))})
+		out = append(out, dtPacket{name: name, data: data, wire: uint32(len(data))})
 		if r.IntN(3) == 0 && len(out) < n {
 			cut := r.IntN(len(data))
-			out = append(out, packet{name: fmt.Sprintf("%s cut to %d", name, cut), data: data[:cut], wire: uint32(len(data))})
+			out = append(out, dtPacket{name: fmt.Sprintf("%s cut to %d", name, cut), data: data[:cut], wire: uint32(len(data))})
 		}
 	}
 	return out
 }
 
-// sllHeader returns a Linux cooked capture header (DLT_LINUX_SLL) for an
+// dtSllHeader returns a Linux cooked capture header (DLT_LINUX_SLL) for an
 // IPv4 or IPv6 packet, with a random packet type.
-func sllHeader(r *rand.Rand, v4 bool) []byte {
+func dtSllHeader(r *rand.Rand, v4 bool) []byte {
 	h := make([]byte, 16)
 	h[1] = byte(r.IntN(5)) // packet type: to us, broadcast, multicast, to another host, outgoing
 	h[3] = 1               // ARPHRD_ETHER
 	h[5] = 6               // address length
-	fill(r, h[6:12])
+	dtFill(r, h[6:12])
 	h[14], h[15] = 0x86, 0xdd // protocol
 	if v4 {
 		h[14], h[15] = 0x08, 0x00
@@ -376,8 +377,8 @@ func sllHeader(r *rand.Rand, v4 bool) []byte {
 	return h
 }
 
-// sll2Header returns a Linux cooked capture v2 header (DLT_LINUX_SLL2).
-func sll2Header(r *rand.Rand, v4 bool) []byte {
+// dtSll2Header returns a Linux cooked capture v2 header (DLT_LINUX_SLL2).
+func dtSll2Header(r *rand.Rand, v4 bool) []byte {
 	h := make([]byte, 20)
 	h[0], h[1] = 0x86, 0xdd // protocol
 	if v4 {
@@ -387,32 +388,32 @@ func sll2Header(r *rand.Rand, v4 bool) []byte {
 	h[9] = 1                   // ARPHRD_ETHER
 	h[10] = byte(r.IntN(5))    // packet type
 	h[11] = 6                  // address length
-	fill(r, h[12:18])
+	dtFill(r, h[12:18])
 	return h
 }
 
-func fill(r *rand.Rand, b []byte) {
+func dtFill(r *rand.Rand, b []byte) {
 	for i := range b {
 		b[i] = byte(r.Uint32())
 	}
 }
 
-// goProgram runs a program of the Go compiler in bpfmatch's executor.
-func goMatcher(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkType) (*bpfmatch.Matcher, error) {
-	return bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
+// dtGoMatcher loads a program of the Go compiler in bpfmatch's executor.
+func dtGoMatcher(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkType) (*bpfmatch.Matcher, error) {
+	return bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(dtSnapLen))
 }
 
-// standIn tests the tests: it puts libpcap's unoptimised programs in the
+// dtStandIn tests the tests: it puts libpcap's unoptimised programs in the
 // Go compiler's place, which must then pass every comparison.
-var standIn = flag.Bool("difftest.stand-in", false,
+var dtStandIn = flag.Bool("difftest.stand-in", false,
 	"test the differential tests: compare libpcap's unoptimised programs, standing in for the Go compiler's, with its optimised ones")
 
-// rejectsAll is libpcap's message for an expression its optimiser proves
+// dtRejectsAll is libpcap's message for an expression its optimiser proves
 // false for every packet, which it then refuses.
-const rejectsAll = "expression rejects all packets"
+const dtRejectsAll = "expression rejects all packets"
 
-// pair is one expression compiled by both compilers for one link type.
-type pair struct {
+// dtPair is one expression compiled by both compilers for one link type.
+type dtPair struct {
 	expr  string
 	where string // the list and line, or how it was made
 	link  pcapfilter.LinkType
@@ -428,67 +429,67 @@ type pair struct {
 	goUninit      bool // so may the stand-in for the Go compiler
 }
 
-// compilePair compiles e with both compilers. It returns an error when
+// dtCompilePair compiles e with both compilers. It returns an error when
 // the Go compiler's program is not one bpfmatch can run (invalid).
-func compilePair(expr, where string, link pcapfilter.LinkType) (*pair, error) {
-	p := &pair{expr: expr, where: where, link: link}
-	p.lib, p.libErr = libpcap.Compile(expr, int(link), snapLen, true, netmask)
+func dtCompilePair(expr, where string, link pcapfilter.LinkType) (*dtPair, error) {
+	p := &dtPair{expr: expr, where: where, link: link}
+	p.lib, p.libErr = libpcap.Compile(expr, int(link), dtSnapLen, true, dtNetmask)
 	if p.libErr == nil {
 		var err error
-		p.libUnopt, err = libpcap.Compile(expr, int(link), snapLen, false, netmask)
+		p.libUnopt, err = libpcap.Compile(expr, int(link), dtSnapLen, false, dtNetmask)
 		if err != nil {
 			return p, fmt.Errorf("libpcap compiles %q for %v optimised but not unoptimised: %v", expr, link, err)
 		}
 	}
-	p.libLoop = jumpsBack(p.lib) || jumpsBack(p.libUnopt)
-	p.libUninit = p.libErr == nil && (mayReadUninit(p.lib) || mayReadUninit(p.libUnopt))
-	p.goProg, p.goErr = compileGo(expr, link)
+	p.libLoop = dtJumpsBack(p.lib) || dtJumpsBack(p.libUnopt)
+	p.libUninit = p.libErr == nil && (dtMayReadUninit(p.lib) || dtMayReadUninit(p.libUnopt))
+	p.goProg, p.goErr = dtCompileGo(expr, link)
 	if p.goErr != nil {
 		return p, nil
 	}
-	m, err := bpfmatch.Load(p.goProg, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
+	m, err := bpfmatch.Load(p.goProg, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(dtSnapLen))
 	if err != nil {
-		return p, fmt.Errorf("the Go compiler's program for %q (%v) does not validate: %v\n%s", expr, link, err, listing(p.goProg))
+		return p, fmt.Errorf("the Go compiler's program for %q (%v) does not validate: %v\n%s", expr, link, err, dtListing(p.goProg))
 	}
 	if libpcap.Available && !libpcap.Validate(p.goProg) {
-		return p, fmt.Errorf("libpcap's bpf_validate refuses the Go compiler's program for %q (%v)\n%s", expr, link, listing(p.goProg))
+		return p, fmt.Errorf("libpcap's bpf_validate refuses the Go compiler's program for %q (%v)\n%s", expr, link, dtListing(p.goProg))
 	}
 	p.goM = m
-	p.hasLoop = jumpsBack(p.goProg)
-	if !p.hasLoop && mayReadUninit(p.goProg) {
+	p.hasLoop = dtJumpsBack(p.goProg)
+	if !p.hasLoop && dtMayReadUninit(p.goProg) {
 		// Linux refuses such a socket filter, and libpcap's verdict
 		// is undefined.
-		if !*standIn {
-			return p, fmt.Errorf("the Go compiler's program for %q (%v) may load scratch memory before storing it\n%s", expr, link, listing(p.goProg))
+		if !*dtStandIn {
+			return p, fmt.Errorf("the Go compiler's program for %q (%v) may load scratch memory before storing it\n%s", expr, link, dtListing(p.goProg))
 		}
 		p.goUninit = true
 	}
 	return p, nil
 }
 
-// compileGo compiles with the Go compiler, turning a panic into a test
+// dtCompileGo compiles with the Go compiler, turning a panic into a test
 // failure's error rather than a crash.
-func compileGo(expr string, link pcapfilter.LinkType) (prog []bpf.RawInstruction, err error) {
+func dtCompileGo(expr string, link pcapfilter.LinkType) (prog []bpf.RawInstruction, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			prog, err = nil, fmt.Errorf("PANIC in pcapfilter.Compile: %v", r)
 		}
 	}()
-	if *standIn {
-		return libpcap.Compile(expr, int(link), snapLen, false, netmask)
+	if *dtStandIn {
+		return libpcap.Compile(expr, int(link), dtSnapLen, false, dtNetmask)
 	}
-	prog, err = pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link, SnapLen: snapLen, Netmask: netmask})
+	prog, err = pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link, SnapLen: dtSnapLen, Netmask: dtNetmask})
 	if err == nil && len(prog) == 0 {
 		err = fmt.Errorf("pcapfilter.Compile returned an empty program and no error")
 	}
 	return prog, err
 }
 
-func isPanic(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "PANIC") }
+func dtIsPanic(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "PANIC") }
 
-// jumpsBack reports whether prog has a jump that goes backwards (a BPF_JA
+// dtJumpsBack reports whether prog has a jump that goes backwards (a BPF_JA
 // whose offset wraps), which libpcap emits for protochain's loop.
-func jumpsBack(prog []bpf.RawInstruction) bool {
+func dtJumpsBack(prog []bpf.RawInstruction) bool {
 	for i, in := range prog {
 		if in.Op == 0x05 && uint64(i)+1+uint64(in.K) > uint64(len(prog)) {
 			return true
@@ -497,32 +498,32 @@ func jumpsBack(prog []bpf.RawInstruction) bool {
 	return false
 }
 
-// listing returns a program as tcpdump -d prints it (bpf_image), with the
+// dtListing returns a program as tcpdump -d prints it (bpf_image), with the
 // raw instruction after each line.
-func listing(prog []bpf.RawInstruction) string {
+func dtListing(prog []bpf.RawInstruction) string {
 	var b strings.Builder
 	for i, in := range prog {
-		fmt.Fprintf(&b, "%-44s { 0x%02x, %d, %d, 0x%08x }\n", image(in, i), in.Op, in.Jt, in.Jf, in.K)
+		fmt.Fprintf(&b, "%-44s { 0x%02x, %d, %d, 0x%08x }\n", dtImage(in, i), in.Op, in.Jt, in.Jf, in.K)
 	}
 	return b.String()
 }
 
-// finishes reports whether prog returns within loopBudget instructions on
+// dtFinishes reports whether prog returns within loopBudget instructions on
 // pk.
-func finishes(prog []bpf.RawInstruction, pk packet) bool {
-	_, _, ok := countRun(prog, pk.data, uint32(len(pk.data)), pk.wire, loopBudget)
+func dtFinishes(prog []bpf.RawInstruction, pk dtPacket) bool {
+	_, _, ok := dtCountRun(prog, pk.data, uint32(len(pk.data)), pk.wire, dtLoopBudget)
 	return ok
 }
 
-// readsUninit reports whether prog loads scratch memory it did not store
+// dtReadsUninit reports whether prog loads scratch memory it did not store
 // when run on pk.
-func readsUninit(prog []bpf.RawInstruction, pk packet) bool {
-	_, _, _, uninit := traceRun(prog, pk.data, uint32(len(pk.data)), pk.wire, loopBudget)
+func dtReadsUninit(prog []bpf.RawInstruction, pk dtPacket) bool {
+	_, _, _, uninit := dtTraceRun(prog, pk.data, uint32(len(pk.data)), pk.wire, dtLoopBudget)
 	return uninit
 }
 
-// verdictStats counts what a comparison of verdicts saw.
-type verdictStats struct {
+// dtVerdictStats counts what a comparison of verdicts saw.
+type dtVerdictStats struct {
 	comparisons   int // packets run through both compilers' programs
 	matched       int // of which libpcap's program accepted
 	crossChecks   int // Go programs also run in libpcap's interpreter
@@ -537,16 +538,16 @@ type verdictStats struct {
 	failReports   []string
 }
 
-const maxReports = 8
+const dtMaxReports = 8
 
-func (s *verdictStats) fail(msg string) {
+func (s *dtVerdictStats) fail(msg string) {
 	s.failures++
-	if len(s.failReports) < maxReports {
+	if len(s.failReports) < dtMaxReports {
 		s.failReports = append(s.failReports, msg)
 	}
 }
 
-func (s *verdictStats) report(t testing.TB) {
+func (s *dtVerdictStats) report(t testing.TB) {
 	t.Helper()
 	for _, m := range s.failReports {
 		t.Error(m)
@@ -555,7 +556,7 @@ func (s *verdictStats) report(t testing.TB) {
 		t.Errorf("... and %d more disagreements", s.failures-len(s.failReports))
 	}
 	if s.libLoops > 0 {
-		t.Logf("%d runs skipped: libpcap's program loops for more than %d instructions on the packet (its interpreter would hang)", s.libLoops, loopBudget)
+		t.Logf("%d runs skipped: libpcap's program loops for more than %d instructions on the packet (its interpreter would hang)", s.libLoops, dtLoopBudget)
 	}
 	if s.uninit > 0 {
 		t.Logf("%d runs skipped: libpcap's program loads scratch memory it did not store (its verdict is undefined), such as %s",
@@ -570,19 +571,19 @@ func (s *verdictStats) report(t testing.TB) {
 	}
 }
 
-// crossCheckEvery makes one run in that many of a Go program go through
+// dtCrossCheckEvery makes one run in that many of a Go program go through
 // libpcap's interpreter as well as bpfmatch's executor (which is proven
 // equal to it elsewhere, so this is a cheap second opinion).
-const crossCheckEvery = 3
+const dtCrossCheckEvery = 3
 
-// loopBudget bounds the instructions the counting interpreter runs a
+// dtLoopBudget bounds the instructions the counting interpreter runs a
 // looping Go program for before libpcap's interpreter, which has no
 // bound, may run it.
-const loopBudget = 1 << 20
+const dtLoopBudget = 1 << 20
 
-// compareVerdicts runs p's programs on pkts and records the comparisons
+// dtCompareVerdicts runs p's programs on pkts and records the comparisons
 // in s. stride > 1 runs every stride-th packet only.
-func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
+func dtCompareVerdicts(p *dtPair, pkts []dtPacket, stride int, s *dtVerdictStats) {
 	if p.goM == nil {
 		return
 	}
@@ -595,7 +596,7 @@ func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
 			ok, err := p.goM.MatchFrame(pk.data, int(pk.wire))
 			if err != nil || ok {
 				s.fail(fmt.Sprintf("%q for %v (%s): libpcap says %q, but the Go program accepts packet %v (err %v)\nGo program:\n%s",
-					p.expr, p.link, p.where, p.libErr, pk, err, listing(p.goProg)))
+					p.expr, p.link, p.where, p.libErr, pk, err, dtListing(p.goProg)))
 			}
 		}
 		return
@@ -603,11 +604,11 @@ func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
 	for i := 0; i < len(pkts); i += stride {
 		pk := pkts[i]
 		caplen := uint32(len(pk.data))
-		if p.libLoop && (!finishes(p.lib, pk) || !finishes(p.libUnopt, pk)) {
+		if p.libLoop && (!dtFinishes(p.lib, pk) || !dtFinishes(p.libUnopt, pk)) {
 			s.libLoops++ // libpcap's interpreter, which has no bound, would hang
 			continue
 		}
-		if (p.libUninit || p.goUninit) && (readsUninit(p.lib, pk) || readsUninit(p.libUnopt, pk) || p.goUninit && readsUninit(p.goProg, pk)) {
+		if (p.libUninit || p.goUninit) && (dtReadsUninit(p.lib, pk) || dtReadsUninit(p.libUnopt, pk) || p.goUninit && dtReadsUninit(p.goProg, pk)) {
 			s.uninit++ // libpcap's verdict is undefined
 			if len(s.uninitCases) < 5 {
 				s.uninitCases = append(s.uninitCases, fmt.Sprintf("%q for %v on %s", p.expr, p.link, pk.name))
@@ -625,24 +626,24 @@ func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
 			s.fail(fmt.Sprintf("%q for %v: MatchFrame on %v: %v", p.expr, p.link, pk, err))
 			continue
 		}
-		if s.comparisons%crossCheckEvery == 0 || goOK != lib {
+		if s.comparisons%dtCrossCheckEvery == 0 || goOK != lib {
 			s.crossChecks++
 			if p.hasLoop {
-				if _, _, ok := countRun(p.goProg, pk.data, caplen, pk.wire, loopBudget); !ok {
+				if _, _, ok := dtCountRun(p.goProg, pk.data, caplen, pk.wire, dtLoopBudget); !ok {
 					s.fail(fmt.Sprintf("%q for %v (%s): the Go program loops for more than %d instructions on %v\nGo program:\n%s",
-						p.expr, p.link, p.where, loopBudget, pk, listing(p.goProg)))
+						p.expr, p.link, p.where, dtLoopBudget, pk, dtListing(p.goProg)))
 					continue
 				}
 			}
 			goRet := libpcap.Filter(p.goProg, pk.data, caplen, pk.wire)
 			if (goRet != 0) != goOK {
 				s.fail(fmt.Sprintf("%q for %v: bpfmatch's executor says %v and libpcap's interpreter %v for the Go program on %v\n%s",
-					p.expr, p.link, goOK, goRet, pk, listing(p.goProg)))
+					p.expr, p.link, goOK, goRet, pk, dtListing(p.goProg)))
 				continue
 			}
 			if goOK == lib && goRet != libRet {
 				s.fail(fmt.Sprintf("%q for %v (%s): the Go program returns %d, libpcap's %d, on %v\nGo program:\n%s\nlibpcap's:\n%s",
-					p.expr, p.link, p.where, goRet, libRet, pk, listing(p.goProg), listing(p.lib)))
+					p.expr, p.link, p.where, goRet, libRet, pk, dtListing(p.goProg), dtListing(p.lib)))
 				continue
 			}
 		}
@@ -656,7 +657,7 @@ func compareVerdicts(p *pair, pkts []packet, stride int, s *verdictStats) {
 		}
 		if goOK != lib && goOK != unopt {
 			s.fail(fmt.Sprintf("%q for %v (%s): the Go program says %v, libpcap's %v, on %v\nGo program:\n%s\nlibpcap's optimised program:\n%s\nlibpcap's unoptimised program:\n%s",
-				p.expr, p.link, p.where, goOK, lib, pk, listing(p.goProg), listing(p.lib), listing(p.libUnopt)))
+				p.expr, p.link, p.where, goOK, lib, pk, dtListing(p.goProg), dtListing(p.lib), dtListing(p.libUnopt)))
 		}
 	}
 }

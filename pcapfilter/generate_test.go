@@ -19,27 +19,27 @@ import (
 )
 
 var (
-	genSeed = flag.Uint64("gen.seed", 1, "seed of TestGeneratedDifferential's expression generator")
-	genN    = flag.Int("gen.n", 3000, "how many expressions TestGeneratedDifferential generates (fewer with -short or -race)")
+	dtGenSeed = flag.Uint64("gen.seed", 1, "seed of TestGeneratedDifferential's expression generator")
+	dtGenN    = flag.Int("gen.n", 3000, "how many expressions TestGeneratedDifferential generates (fewer with -short or -race)")
 )
 
-// exprGen generates filter expressions from the grammar of pcap-filter(7),
+// dtExprGen generates filter expressions from the grammar of pcap-filter(7),
 // deterministically for a seed.
-type exprGen struct {
+type dtExprGen struct {
 	r *rand.Rand
 }
 
-func newExprGen(seed uint64) *exprGen {
-	return &exprGen{r: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
+func dtNewExprGen(seed uint64) *dtExprGen {
+	return &dtExprGen{r: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
 }
 
-func (g *exprGen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
+func (g *dtExprGen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
 
-func (g *exprGen) chance(n int) bool { return g.r.IntN(n) == 0 }
+func (g *dtExprGen) chance(n int) bool { return g.r.IntN(n) == 0 }
 
 // expr returns an expression of at most about depth levels of and, or,
 // not and parentheses.
-func (g *exprGen) expr(depth int) string {
+func (g *dtExprGen) expr(depth int) string {
 	if depth <= 0 {
 		return g.primitive()
 	}
@@ -62,7 +62,7 @@ func (g *exprGen) expr(depth int) string {
 }
 
 // operand returns an expression that binds as one operand of not.
-func (g *exprGen) operand(depth int) string {
+func (g *dtExprGen) operand(depth int) string {
 	if depth > 0 && g.chance(2) {
 		return "(" + g.expr(depth) + ")"
 	}
@@ -71,7 +71,7 @@ func (g *exprGen) operand(depth int) string {
 
 // continued returns a primitive followed by bare values that inherit its
 // qualifiers, such as "tcp port 21 or 22".
-func (g *exprGen) continued() string {
+func (g *dtExprGen) continued() string {
 	var first string
 	var next func() string
 	switch g.r.IntN(4) {
@@ -94,22 +94,22 @@ func (g *exprGen) continued() string {
 	return first
 }
 
-func (g *exprGen) dir() string {
+func (g *dtExprGen) dir() string {
 	return g.pick("", "", "", "src ", "dst ", "src or dst ", "src and dst ")
 }
 
-func (g *exprGen) ipv4() string {
+func (g *dtExprGen) ipv4() string {
 	return g.pick("10.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.5.4", "192.0.2.1", "192.0.2.21",
 		"127.0.0.1", "224.0.0.251", "255.255.255.255", "0.0.0.0", "8.8.8.8", "198.51.100.7",
 		fmt.Sprintf("%d.%d.%d.%d", g.r.IntN(256), g.r.IntN(256), g.r.IntN(256), g.r.IntN(256)))
 }
 
-func (g *exprGen) ipv6() string {
+func (g *dtExprGen) ipv6() string {
 	return g.pick("2001:db8::1", "2001:db8::443", "::1", "fe80::1", "ff02::1", "ff02::fb", "::",
 		"2001:db8:85a3::8a2e:370:7334", "ff05::1:3", "::ffff:10.0.0.1")
 }
 
-func (g *exprGen) net4() string {
+func (g *dtExprGen) net4() string {
 	switch g.r.IntN(6) {
 	case 0:
 		return g.pick("10", "192.168", "172.16", "10.1.2", "128.3", "224")
@@ -125,11 +125,11 @@ func (g *exprGen) net4() string {
 	}
 }
 
-func (g *exprGen) net6() string {
+func (g *dtExprGen) net6() string {
 	return g.pick("2001:db8::/32", "ff00::/8", "fe80::/10", "::/0", "2001:db8::1/128", "2001:db8::/64")
 }
 
-func (g *exprGen) port() string {
+func (g *dtExprGen) port() string {
 	if g.chance(6) {
 		return g.pick("ftp", "ssh", "http", "domain", "https", "telnet", "smtp", "ntp", "bootps")
 	}
@@ -137,13 +137,13 @@ func (g *exprGen) port() string {
 		"514", "1024", "4789", "5060", "6081", "8080", "65535", fmt.Sprint(g.r.IntN(65536)))
 }
 
-func (g *exprGen) mac() string {
+func (g *dtExprGen) mac() string {
 	return g.pick("00:11:22:33:44:55", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:fb", "2:0:0:0:0:2",
 		"0011.2233.4455", "00-11-22-33-44-55", "001122334455")
 }
 
 // primitive returns one primitive of the language.
-func (g *exprGen) primitive() string {
+func (g *dtExprGen) primitive() string {
 	switch g.r.IntN(22) {
 	case 0, 1:
 		return g.pick("ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "igmp", "igrp", "pim",
@@ -231,17 +231,17 @@ func (g *exprGen) primitive() string {
 	}
 }
 
-func (g *exprGen) relop() string { return g.pick(">", "<", ">=", "<=", "=", "==", "!=") }
+func (g *dtExprGen) relop() string { return g.pick(">", "<", ">=", "<=", "=", "==", "!=") }
 
 // relation returns a comparison of two arithmetic expressions.
-func (g *exprGen) relation() string {
+func (g *dtExprGen) relation() string {
 	return g.arith(2) + " " + g.relop() + " " + g.arith(1+g.r.IntN(2))
 }
 
-var arithOps = []string{"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
+var dtArithOps = []string{"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
 
 // arith returns an arithmetic expression.
-func (g *exprGen) arith(depth int) string {
+func (g *dtExprGen) arith(depth int) string {
 	if depth <= 0 || g.chance(3) {
 		return g.atom(depth)
 	}
@@ -251,7 +251,7 @@ func (g *exprGen) arith(depth int) string {
 	case 1:
 		return "(" + g.arith(depth-1) + ")"
 	default:
-		op := arithOps[g.r.IntN(len(arithOps))]
+		op := dtArithOps[g.r.IntN(len(dtArithOps))]
 		right := g.arith(depth - 1)
 		switch op {
 		case "/", "%":
@@ -266,7 +266,7 @@ func (g *exprGen) arith(depth int) string {
 }
 
 // atom returns a number, a named constant, len or a byte accessor.
-func (g *exprGen) atom(depth int) string {
+func (g *dtExprGen) atom(depth int) string {
 	switch g.r.IntN(9) {
 	case 0, 1:
 		return fmt.Sprint(g.r.IntN(256))
@@ -282,7 +282,7 @@ func (g *exprGen) atom(depth int) string {
 }
 
 // accessor returns proto[index] or proto[index:size].
-func (g *exprGen) accessor(depth int) string {
+func (g *dtExprGen) accessor(depth int) string {
 	proto := g.pick("ether", "link", "ip", "ip", "ip6", "tcp", "tcp", "udp", "icmp", "icmp6", "arp", "rarp",
 		"igmp", "sctp", "pim", "vrrp", "carp", "igrp", "decnet", "ppp", "atalk", "ether", "ip", "tcp", "udp")
 	if g.chance(100) {
@@ -303,19 +303,19 @@ func (g *exprGen) accessor(depth int) string {
 	return fmt.Sprintf("%s[%s]", proto, index)
 }
 
-// generatedLink returns the link type for the i-th generated expression:
+// dtGeneratedLink returns the link type for the i-th generated expression:
 // Ethernet for half of them, the others in turn.
-func generatedLink(i int) pcapfilter.LinkType {
+func dtGeneratedLink(i int) pcapfilter.LinkType {
 	if i%2 == 0 {
 		return pcapfilter.LinkEthernet
 	}
-	return linkTypes[1+(i/2)%(len(linkTypes)-1)]
+	return dtLinkTypes[1+(i/2)%(len(dtLinkTypes)-1)]
 }
 
 // TestGeneratorDeterministic checks that a seed gives the same
 // expressions every time.
 func TestGeneratorDeterministic(t *testing.T) {
-	a, b := newExprGen(42), newExprGen(42)
+	a, b := dtNewExprGen(42), dtNewExprGen(42)
 	for i := 0; i < 200; i++ {
 		if x, y := a.expr(3), b.expr(3); x != y {
 			t.Fatalf("expression %d of seed 42: %q, then %q", i, x, y)
@@ -329,22 +329,22 @@ func TestGeneratorDeterministic(t *testing.T) {
 // program must then reject every packet), and the verdicts must agree on
 // corpus and fake packets as in TestVerdictsDifferential.
 func TestGeneratedDifferential(t *testing.T) {
-	libpcapOrSkip(t)
-	exceptions := knownExceptions(t)
-	n, stride := *genN, 2
-	if raceEnabled || testing.Short() {
+	dtLibpcapOrSkip(t)
+	exceptions := dtKnownExceptions(t)
+	n, stride := *dtGenN, 2
+	if dtRaceEnabled || testing.Short() {
 		n, stride = min(n, 300), 8
 		t.Logf("short or race mode: %d expressions, one packet in %d", n, stride)
 	}
-	g := newExprGen(*genSeed)
-	sets := map[pcapfilter.LinkType][]packet{}
-	var s verdictStats
+	g := dtNewExprGen(*dtGenSeed)
+	sets := map[pcapfilter.LinkType][]dtPacket{}
+	var s dtVerdictStats
 	var libOK, goOK, bothOK, mismatches, ruled int
 	for i := 0; i < n; i++ {
-		link := generatedLink(i)
+		link := dtGeneratedLink(i)
 		expr := g.expr(1 + i%4)
-		where := fmt.Sprintf("generated #%d of seed %d", i, *genSeed)
-		p, err := compilePair(expr, where, link)
+		where := fmt.Sprintf("generated #%d of seed %d", i, *dtGenSeed)
+		p, err := dtCompilePair(expr, where, link)
 		if err != nil {
 			t.Error(err)
 			continue
@@ -356,33 +356,33 @@ func TestGeneratedDifferential(t *testing.T) {
 			goOK++
 		}
 		if sets[link] == nil {
-			sets[link] = packetsFor(t, link, 300).packets
+			sets[link] = dtPacketsFor(t, link, 300).packets
 		}
 		switch {
-		case isPanic(p.goErr):
+		case dtIsPanic(p.goErr):
 			mismatches++
 			t.Errorf("%s: %q for %v: %v", where, expr, link, p.goErr)
 		case p.libErr == nil && p.goErr == nil:
 			bothOK++
-			compareVerdicts(p, sets[link], stride, &s)
+			dtCompareVerdicts(p, sets[link], stride, &s)
 		case p.libErr != nil && p.goErr != nil:
-		case p.goM != nil && ruleFor(exceptions, p.libErr.Error()) != nil:
+		case p.goM != nil && dtRuleFor(exceptions, p.libErr.Error()) != nil:
 			ruled++
-			compareVerdicts(p, sets[link], stride, &s)
+			dtCompareVerdicts(p, sets[link], stride, &s)
 		default:
 			mismatches++
-			if mismatches <= maxReports {
-				t.Errorf("%s: %q for %v: libpcap: %v; the Go compiler: %v", where, expr, link, errOrOK(p.libErr), errOrOK(p.goErr))
+			if mismatches <= dtMaxReports {
+				t.Errorf("%s: %q for %v: libpcap: %v; the Go compiler: %v", where, expr, link, dtErrOrOK(p.libErr), dtErrOrOK(p.goErr))
 			}
 		}
 	}
-	if mismatches > maxReports {
-		t.Errorf("... and %d more expressions one compiler accepts and the other rejects", mismatches-maxReports)
+	if mismatches > dtMaxReports {
+		t.Errorf("... and %d more expressions one compiler accepts and the other rejects", mismatches-dtMaxReports)
 	}
 	s.report(t)
 	t.Logf("generated: %d expressions of seed %d: libpcap compiles %d, the Go compiler %d, both %d; %d acceptance disagreements; "+
 		"%d refused by libpcap as rejecting all packets ran %d times",
-		n, *genSeed, libOK, goOK, bothOK, mismatches, ruled, s.rejectsAllRun)
+		n, *dtGenSeed, libOK, goOK, bothOK, mismatches, ruled, s.rejectsAllRun)
 	t.Logf("generated: %d comparisons of verdicts, %d disagreements, %d where libpcap's optimiser changed the verdict and the Go program gave the unoptimised one",
 		s.comparisons, s.failures, s.sidedUnopt)
 	// A generator whose expressions libpcap mostly refuses would prove
@@ -395,7 +395,7 @@ func TestGeneratedDifferential(t *testing.T) {
 	}
 }
 
-func errOrOK(err error) string {
+func dtErrOrOK(err error) string {
 	if err == nil {
 		return "compiles"
 	}
@@ -403,33 +403,33 @@ func errOrOK(err error) string {
 }
 
 var (
-	fuzzOnce    sync.Once
-	fuzzPackets map[pcapfilter.LinkType][]packet
+	dtFuzzOnce    sync.Once
+	dtFuzzPackets map[pcapfilter.LinkType][]dtPacket
 )
 
-// fuzzPacketsFor returns a few hundred packets of link for the fuzz target:
+// dtFuzzPacketsFor returns a few hundred packets of link for the fuzz target:
 // fake ones, and corpus ones where the corpus is present.
-func fuzzPacketsFor(link pcapfilter.LinkType) []packet {
-	fuzzOnce.Do(func() {
-		fuzzPackets = map[pcapfilter.LinkType][]packet{}
-		caps, _ := readCaptures(filepath.Join(corpusDir, "pcaps"))
-		for _, l := range linkTypes {
-			var pk []packet
+func dtFuzzPacketsFor(link pcapfilter.LinkType) []dtPacket {
+	dtFuzzOnce.Do(func() {
+		dtFuzzPackets = map[pcapfilter.LinkType][]dtPacket{}
+		caps, _ := dtReadCaptures(filepath.Join(dtCorpusDir, "pcaps"))
+		for _, l := range dtLinkTypes {
+			var pk []dtPacket
 			for _, c := range caps {
 				if c.link != l {
 					continue
 				}
 				for i := 0; i < len(c.data); i += 1 + len(c.data)/8 {
-					pk = append(pk, packet{name: fmt.Sprintf("%s#%d", c.name, i), data: c.data[i], wire: c.wires[i]})
+					pk = append(pk, dtPacket{name: fmt.Sprintf("%s#%d", c.name, i), data: c.data[i], wire: c.wires[i]})
 					if len(c.data[i]) > 64 {
-						pk = append(pk, packet{name: fmt.Sprintf("%s#%d cut to 64", c.name, i), data: c.data[i][:64], wire: c.wires[i]})
+						pk = append(pk, dtPacket{name: fmt.Sprintf("%s#%d cut to 64", c.name, i), data: c.data[i][:64], wire: c.wires[i]})
 					}
 				}
 			}
-			fuzzPackets[l] = append(pk, fakePackets(l, 150)...)
+			dtFuzzPackets[l] = append(pk, dtFakePackets(l, 150)...)
 		}
 	})
-	return fuzzPackets[link]
+	return dtFuzzPackets[link]
 }
 
 // FuzzCompileDifferential compiles arbitrary text for a link type with
@@ -444,42 +444,42 @@ func FuzzCompileDifferential(f *testing.F) {
 		"mpls 100 and mpls and ip", "geneve and ip", "pppoes 3 and ip6", "ip[0] / 0 = 1", "-ip[0] = -69"} {
 		f.Add(s, uint8(0))
 	}
-	for _, name := range []string{listEthernet, listRaw, listReal, listInvalid} {
-		list, err := readFilterList(filepath.Join(corpusDir, "filters", name))
+	for _, name := range []string{dtListEthernet, dtListRaw, dtListReal, dtListInvalid} {
+		list, err := dtReadFilterList(filepath.Join(dtCorpusDir, "filters", name))
 		if err != nil {
 			continue // the corpus is absent: the seeds above do
 		}
 		for i, e := range list {
-			if name != listInvalid || i%10 == 0 {
+			if name != dtListInvalid || i%10 == 0 {
 				f.Add(e.expr, uint8(i))
 			}
 		}
 	}
-	g := newExprGen(7)
+	g := dtNewExprGen(7)
 	for i := 0; i < 200; i++ {
 		f.Add(g.expr(1+i%4), uint8(i))
 	}
-	var exceptions map[string]*exception
-	if _, err := os.Stat(knownExceptionsFile); err == nil {
-		exceptions = knownExceptions(f)
+	var exceptions map[string]*dtException
+	if _, err := os.Stat(dtKnownExceptionsFile); err == nil {
+		exceptions = dtKnownExceptions(f)
 	}
 	f.Fuzz(func(t *testing.T, expr string, linkIndex uint8) {
-		link := linkTypes[int(linkIndex)%len(linkTypes)]
-		prog, err := compileGo(expr, link)
-		if isPanic(err) {
+		link := dtLinkTypes[int(linkIndex)%len(dtLinkTypes)]
+		prog, err := dtCompileGo(expr, link)
+		if dtIsPanic(err) {
 			t.Fatalf("%q for %v: %v", expr, link, err)
 		}
 		if err == nil {
-			if _, err := goMatcher(t, prog, link); err != nil {
-				t.Fatalf("%q for %v: the program does not validate: %v\n%s", expr, link, err, listing(prog))
+			if _, err := dtGoMatcher(t, prog, link); err != nil {
+				t.Fatalf("%q for %v: the program does not validate: %v\n%s", expr, link, err, dtListing(prog))
 			}
-		} else if _, ok := err.(*pcapfilter.Error); !ok && !*standIn {
+		} else if _, ok := err.(*pcapfilter.Error); !ok && !*dtStandIn {
 			t.Fatalf("%q for %v: the error is a %T, not a *pcapfilter.Error: %v", expr, link, err, err)
 		}
 		if !libpcap.Available || strings.IndexByte(expr, 0) >= 0 || len(expr) > 4096 {
 			return // libpcap reads a C string; long ones take its optimiser long
 		}
-		p, err := compilePair(expr, "fuzz input", link)
+		p, err := dtCompilePair(expr, "fuzz input", link)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -487,12 +487,12 @@ func FuzzCompileDifferential(f *testing.F) {
 		case p.libErr == nil && p.goErr == nil:
 		case p.libErr != nil && p.goErr != nil:
 			return
-		case p.goM != nil && exceptions != nil && ruleFor(exceptions, p.libErr.Error()) != nil:
+		case p.goM != nil && exceptions != nil && dtRuleFor(exceptions, p.libErr.Error()) != nil:
 		default:
-			t.Fatalf("%q for %v: libpcap: %v; the Go compiler: %v", expr, link, errOrOK(p.libErr), errOrOK(p.goErr))
+			t.Fatalf("%q for %v: libpcap: %v; the Go compiler: %v", expr, link, dtErrOrOK(p.libErr), dtErrOrOK(p.goErr))
 		}
-		var s verdictStats
-		compareVerdicts(p, fuzzPacketsFor(link), 1, &s)
+		var s dtVerdictStats
+		dtCompareVerdicts(p, dtFuzzPacketsFor(link), 1, &s)
 		s.report(t)
 	})
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/headlessbpf/bpfmatch/pcapfilter"
 )
 
-// goldenDir holds one file of programs per link type.
-var goldenDir = filepath.Join("testdata", "golden")
+// dtGoldenDir holds one file of programs per link type.
+var dtGoldenDir = filepath.Join("testdata", "golden")
 
 // The package's other tests may define -update too; whichever is
 // defined first serves both.
@@ -29,29 +29,29 @@ func init() {
 	}
 }
 
-func updating() bool {
+func dtUpdating() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
 
-func goldenFile(link pcapfilter.LinkType) string {
-	return filepath.Join(goldenDir, link.String()+".txt")
+func dtGoldenFile(link pcapfilter.LinkType) string {
+	return filepath.Join(dtGoldenDir, link.String()+".txt")
 }
 
-// goldenEntry returns what a golden file holds for expr: the program the
+// dtGoldenEntry returns what a golden file holds for expr: the program the
 // Go compiler emits, one instruction a line as tcpdump -d prints it, then
 // as tcpdump -ddd does; or, for an expression it refuses, where.
-func goldenEntry(expr string, link pcapfilter.LinkType) string {
+func dtGoldenEntry(expr string, link pcapfilter.LinkType) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "expr %s\n", expr)
-	prog, err := compileGo(expr, link)
+	prog, err := dtCompileGo(expr, link)
 	if err != nil {
 		// Only the position: the message may quote the resolver.
 		var e *pcapfilter.Error
 		switch {
 		case errors.As(err, &e):
 			fmt.Fprintf(&b, "error at offset %d %q\n", e.Offset, e.Token)
-		case isPanic(err):
+		case dtIsPanic(err):
 			fmt.Fprintf(&b, "%v\n", err)
 		default:
 			fmt.Fprintf(&b, "error of type %T\n", err)
@@ -59,12 +59,12 @@ func goldenEntry(expr string, link pcapfilter.LinkType) string {
 		return b.String()
 	}
 	for i, in := range prog {
-		fmt.Fprintf(&b, "%-44s %d %d %d %d\n", image(in, i), in.Op, in.Jt, in.Jf, in.K)
+		fmt.Fprintf(&b, "%-44s %d %d %d %d\n", dtImage(in, i), in.Op, in.Jt, in.Jf, in.K)
 	}
 	return b.String()
 }
 
-const goldenHeader = `# The programs the Go compiler emits for link type %v (DLT %d), snap length %d, netmask 0,
+const dtGoldenHeader = `# The programs the Go compiler emits for link type %v (DLT %d), snap length %d, netmask 0,
 # for the expressions of the corpus lists %s, each once.
 # Each entry: "expr" and the expression, then the program, one instruction a line as
 # tcpdump -d prints it and then as tcpdump -ddd does; or where the expression is refused.
@@ -77,47 +77,47 @@ const goldenHeader = `# The programs the Go compiler emits for link type %v (DLT
 // neither libpcap nor the corpus. With -update it rewrites them from the
 // corpus lists.
 func TestGoldenStoredPrograms(t *testing.T) {
-	if updating() {
-		writeGolden(t)
+	if dtUpdating() {
+		dtWriteGolden(t)
 		return
 	}
-	if _, err := os.Stat(goldenDir); os.IsNotExist(err) {
-		t.Skipf("no golden files in %s: run go test ./pcapfilter -run TestGoldenStoredPrograms -update once the Go compiler compiles the corpus", goldenDir)
+	if _, err := os.Stat(dtGoldenDir); os.IsNotExist(err) {
+		t.Skipf("no golden files in %s: run go test ./pcapfilter -run TestGoldenStoredPrograms -update once the Go compiler compiles the corpus", dtGoldenDir)
 	}
 	var entries, programs, failures int
-	for _, link := range linkTypes {
-		data, err := os.ReadFile(goldenFile(link))
+	for _, link := range dtLinkTypes {
+		data, err := os.ReadFile(dtGoldenFile(link))
 		if err != nil {
 			t.Error(err)
 			continue
 		}
-		for _, want := range splitGolden(data) {
+		for _, want := range dtSplitGolden(data) {
 			entries++
 			if !strings.Contains(want, "\nerror") {
 				programs++
 			}
 			expr := strings.TrimPrefix(strings.SplitN(want, "\n", 2)[0], "expr ")
-			if got := goldenEntry(expr, link); got != want {
+			if got := dtGoldenEntry(expr, link); got != want {
 				failures++
-				if failures <= maxReports {
+				if failures <= dtMaxReports {
 					t.Errorf("%s: %q for %v: the Go compiler now emits\n%s\nthe golden file has\n%s(if the change is right: go test ./pcapfilter -run TestGoldenStoredPrograms -update)",
-						goldenFile(link), expr, link, got, want)
+						dtGoldenFile(link), expr, link, got, want)
 				}
 			}
 		}
 	}
-	if failures > maxReports {
-		t.Errorf("... and %d more programs differ from the golden files", failures-maxReports)
+	if failures > dtMaxReports {
+		t.Errorf("... and %d more programs differ from the golden files", failures-dtMaxReports)
 	}
 	if entries == 0 {
-		t.Errorf("the golden files in %s hold no entries", goldenDir)
+		t.Errorf("the golden files in %s hold no entries", dtGoldenDir)
 	}
 	t.Logf("golden: compared %d expressions with the golden files (%d programs, %d refused), %d differ", entries, programs, entries-programs, failures)
 }
 
-// splitGolden returns the entries of a golden file, each ending in a
+// dtSplitGolden returns the entries of a golden file, each ending in a
 // newline.
-func splitGolden(data []byte) []string {
+func dtSplitGolden(data []byte) []string {
 	var out []string
 	var cur strings.Builder
 	s := bufio.NewScanner(bytes.NewReader(data))
@@ -142,24 +142,24 @@ func splitGolden(data []byte) []string {
 	return out
 }
 
-// writeGolden rewrites the golden files from the corpus lists. It writes
+// dtWriteGolden rewrites the golden files from the corpus lists. It writes
 // nothing while the Go compiler compiles no corpus expression.
-func writeGolden(t *testing.T) {
-	corpusOrSkip(t)
+func dtWriteGolden(t *testing.T) {
+	dtCorpusOrSkip(t)
 	type file struct {
 		path string
 		data []byte
 	}
 	var files []file
 	var compiled, total int
-	for _, link := range linkTypes {
+	for _, link := range dtLinkTypes {
 		var b bytes.Buffer
-		fmt.Fprintf(&b, goldenHeader, link, int(link), snapLen, strings.Join(listsFor(link), ", "))
-		for _, e := range corpusFilters(t, listsFor(link)...) {
+		fmt.Fprintf(&b, dtGoldenHeader, link, int(link), dtSnapLen, strings.Join(dtListsFor(link), ", "))
+		for _, e := range dtCorpusFilters(t, dtListsFor(link)...) {
 			if strings.Contains(e.expr, "\n") {
 				t.Fatalf("%s: an expression of more than one line", e.where())
 			}
-			entry := goldenEntry(e.expr, link)
+			entry := dtGoldenEntry(e.expr, link)
 			total++
 			if !strings.Contains(entry, "\nerror") {
 				compiled++
@@ -169,12 +169,12 @@ func writeGolden(t *testing.T) {
 			}
 			b.WriteString("\n" + entry)
 		}
-		files = append(files, file{goldenFile(link), b.Bytes()})
+		files = append(files, file{dtGoldenFile(link), b.Bytes()})
 	}
 	if compiled == 0 {
 		t.Fatalf("the Go compiler compiles none of the %d corpus expressions: not writing golden files", total)
 	}
-	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+	if err := os.MkdirAll(dtGoldenDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range files {
@@ -182,5 +182,5 @@ func writeGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("golden: wrote %d files in %s: %d expressions, %d programs", len(files), goldenDir, total, compiled)
+	t.Logf("golden: wrote %d files in %s: %d expressions, %d programs", len(files), dtGoldenDir, total, compiled)
 }

@@ -13,8 +13,8 @@ import (
 // tests make can fail: programs of other expressions, put in the Go
 // compiler's place, must be caught on the corpus and fake packets.
 func TestCompareVerdictsFails(t *testing.T) {
-	libpcapOrSkip(t)
-	pkts := packetsFor(t, pcapfilter.LinkEthernet, 200).packets
+	dtLibpcapOrSkip(t)
+	pkts := dtPacketsFor(t, pcapfilter.LinkEthernet, 200).packets
 	cases := []struct{ name, expr, impostor string }{
 		{"other protocol", "tcp", "udp"},
 		{"no guard before a load", "ip[40] = 0", "ether[54] = 0"},                                          // aborts differ on short packets
@@ -25,23 +25,23 @@ func TestCompareVerdictsFails(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			lib, err := libpcap.Compile(c.expr, 1, snapLen, true, netmask)
+			lib, err := libpcap.Compile(c.expr, 1, dtSnapLen, true, dtNetmask)
 			libErr := err
-			unopt, err := libpcap.Compile(c.expr, 1, snapLen, false, netmask)
+			unopt, err := libpcap.Compile(c.expr, 1, dtSnapLen, false, dtNetmask)
 			if err != nil {
 				t.Fatal(err)
 			}
-			imp, err := libpcap.Compile(c.impostor, 1, snapLen, false, netmask)
+			imp, err := libpcap.Compile(c.impostor, 1, dtSnapLen, false, dtNetmask)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := bpfmatch.Load(imp, bpfmatch.WithSnapLen(snapLen))
+			m, err := bpfmatch.Load(imp, bpfmatch.WithSnapLen(dtSnapLen))
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &pair{expr: c.expr, where: c.name, link: pcapfilter.LinkEthernet, lib: lib, libUnopt: unopt, libErr: libErr, goProg: imp, goM: m}
-			var s verdictStats
-			compareVerdicts(p, pkts, 1, &s)
+			p := &dtPair{expr: c.expr, where: c.name, link: pcapfilter.LinkEthernet, lib: lib, libUnopt: unopt, libErr: libErr, goProg: imp, goM: m}
+			var s dtVerdictStats
+			dtCompareVerdicts(p, pkts, 1, &s)
 			wantFail := !strings.HasPrefix(c.name, "equivalent")
 			if (s.failures > 0) != wantFail {
 				t.Errorf("%q standing in for %q: %d failures in %d comparisons, want failures: %v; first: %v",

@@ -14,10 +14,10 @@ import (
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 )
 
-// imageForms gives, for each opcode libpcap names, its mnemonic and how
+// dtImageForms gives, for each opcode libpcap names, its mnemonic and how
 // its operand is written: %d or %#x of k ("0x0" for 0), or a fixed text.
 // Every other opcode is "unimp".
-var imageForms = map[uint16][2]string{
+var dtImageForms = map[uint16][2]string{
 	0x00: {"ld", "#0x%x"}, 0x01: {"ldx", "#0x%x"}, 0x02: {"st", "M[%d]"}, 0x03: {"stx", "M[%d]"},
 	0x20: {"ld", "[%d]"}, 0x28: {"ldh", "[%d]"}, 0x30: {"ldb", "[%d]"},
 	0x40: {"ld", "[x + %d]"}, 0x48: {"ldh", "[x + %d]"}, 0x50: {"ldb", "[x + %d]"},
@@ -31,12 +31,12 @@ var imageForms = map[uint16][2]string{
 	0x1d: {"jeq", "x"}, 0x2d: {"jgt", "x"}, 0x3d: {"jge", "x"}, 0x4d: {"jset", "x"},
 }
 
-// image returns instruction in, at index pc, as tcpdump -d prints it.
-func image(in bpf.RawInstruction, pc int) string {
+// dtImage returns instruction in, at index pc, as tcpdump -d prints it.
+func dtImage(in bpf.RawInstruction, pc int) string {
 	if in.Op == 0x05 { // ja: the operand is the target
 		return fmt.Sprintf("(%03d) %-8s %d", pc, "ja", int32(uint32(pc)+1+in.K))
 	}
-	form, ok := imageForms[in.Op]
+	form, ok := dtImageForms[in.Op]
 	if !ok {
 		form = [2]string{"unimp", fmt.Sprintf("0x%x", in.Op)}
 	}
@@ -56,7 +56,7 @@ func image(in bpf.RawInstruction, pc int) string {
 // TestImageEqualsLibpcapDifferential proves image equal to libpcap's
 // bpf_image on every opcode, with operands of every kind.
 func TestImageEqualsLibpcapDifferential(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	operands := []bpf.RawInstruction{{K: 0}, {K: 12, Jt: 1, Jf: 2}, {K: 0x86dd, Jt: 255, Jf: 0}, {K: 0xffffffff, Jt: 7, Jf: 9}, {K: 0x80000000}}
 	var compared, failed int
 	for _, o := range operands {
@@ -67,7 +67,7 @@ func TestImageEqualsLibpcapDifferential(t *testing.T) {
 		}
 		want := libpcap.Image(prog)
 		for pc, in := range prog {
-			got := image(in, pc)
+			got := dtImage(in, pc)
 			compared++
 			if got != want[pc] {
 				failed++

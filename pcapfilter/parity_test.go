@@ -12,31 +12,31 @@ import (
 	"github.com/headlessbpf/bpfmatch/pcapfilter"
 )
 
-var listParity = flag.Bool("parity.list", false,
+var dtListParity = flag.Bool("parity.list", false,
 	"TestAcceptanceParityDifferential prints every expression the compilers disagree on in the form of testdata/known-exceptions.tsv")
 
-// knownExceptionsFile lists the expressions that one compiler accepts and
+// dtKnownExceptionsFile lists the expressions that one compiler accepts and
 // the other rejects, each with the reason that is allowed.
-var knownExceptionsFile = filepath.Join("testdata", "known-exceptions.tsv")
+var dtKnownExceptionsFile = filepath.Join("testdata", "known-exceptions.tsv")
 
-// exception is one line of knownExceptionsFile.
-type exception struct {
+// dtException is one line of knownExceptionsFile.
+type dtException struct {
 	link   string // a link type's name, or "*" for every link type
 	expr   string
 	reason string
 	line   int
 }
 
-// knownExceptions reads knownExceptionsFile: lines of link type name (or
+// dtKnownExceptions reads knownExceptionsFile: lines of link type name (or
 // *), expression and reason, separated by tabs; # starts a comment line.
-func knownExceptions(t testing.TB) map[string]*exception {
+func dtKnownExceptions(t testing.TB) map[string]*dtException {
 	t.Helper()
-	f, err := os.Open(knownExceptionsFile)
+	f, err := os.Open(dtKnownExceptionsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := map[string]*exception{}
+	out := map[string]*dtException{}
 	s := bufio.NewScanner(f)
 	n := 0
 	for s.Scan() {
@@ -47,12 +47,12 @@ func knownExceptions(t testing.TB) map[string]*exception {
 		}
 		fields := strings.Split(line, "\t")
 		if len(fields) != 3 || fields[0] == "" || fields[1] == "" || strings.TrimSpace(fields[2]) == "" {
-			t.Fatalf("%s:%d: want link type, expression and reason separated by tabs, got %q", knownExceptionsFile, n, line)
+			t.Fatalf("%s:%d: want link type, expression and reason separated by tabs, got %q", dtKnownExceptionsFile, n, line)
 		}
-		e := &exception{link: fields[0], expr: fields[1], reason: fields[2], line: n}
+		e := &dtException{link: fields[0], expr: fields[1], reason: fields[2], line: n}
 		key := e.link + "\t" + e.expr
 		if out[key] != nil {
-			t.Fatalf("%s:%d: %q for %s is listed already on line %d", knownExceptionsFile, n, e.expr, e.link, out[key].line)
+			t.Fatalf("%s:%d: %q for %s is listed already on line %d", dtKnownExceptionsFile, n, e.expr, e.link, out[key].line)
 		}
 		out[key] = e
 	}
@@ -62,18 +62,18 @@ func knownExceptions(t testing.TB) map[string]*exception {
 	return out
 }
 
-// lookupException returns the exception of expr for link, or nil.
-func lookupException(list map[string]*exception, link pcapfilter.LinkType, expr string) *exception {
+// dtLookupException returns the exception of expr for link, or nil.
+func dtLookupException(list map[string]*dtException, link pcapfilter.LinkType, expr string) *dtException {
 	if e := list[link.String()+"\t"+expr]; e != nil {
 		return e
 	}
 	return list["*\t"+expr]
 }
 
-// ruleFor returns the rule (the line whose link type and expression are
+// dtRuleFor returns the rule (the line whose link type and expression are
 // both *) that allows the Go compiler to compile what libpcap refused
 // with message msg, or nil.
-func ruleFor(list map[string]*exception, msg string) *exception {
+func dtRuleFor(list map[string]*dtException, msg string) *dtException {
 	if e := list["*\t*"]; e != nil && e.reason == msg {
 		return e
 	}
@@ -87,22 +87,22 @@ func ruleFor(list map[string]*exception, msg string) *exception {
 // rejecting all packets must give a program that rejects every corpus and
 // fake packet (TestVerdictsDifferential runs it).
 func TestAcceptanceParityDifferential(t *testing.T) {
-	libpcapOrSkip(t)
-	exceptions := knownExceptions(t)
-	used := map[*exception]bool{}
+	dtLibpcapOrSkip(t)
+	exceptions := dtKnownExceptions(t)
+	used := map[*dtException]bool{}
 	var total, mismatches, excused, ruled, ruledRuns int
 	var panics []string
-	for _, link := range linkTypes {
+	for _, link := range dtLinkTypes {
 		var both, neither, onlyLib, onlyGo int
-		var pkts []packet
-		for _, e := range corpusFilters(t, listsFor(link)...) {
+		var pkts []dtPacket
+		for _, e := range dtCorpusFilters(t, dtListsFor(link)...) {
 			total++
-			p, err := compilePair(e.expr, e.where(), link)
+			p, err := dtCompilePair(e.expr, e.where(), link)
 			if err != nil {
 				t.Error(err)
 				continue
 			}
-			if isPanic(p.goErr) {
+			if dtIsPanic(p.goErr) {
 				panics = append(panics, fmt.Sprintf("%q (%v, %s): %v", e.expr, link, e.where(), p.goErr))
 			}
 			libOK, goOK := p.libErr == nil, p.goErr == nil
@@ -118,27 +118,27 @@ func TestAcceptanceParityDifferential(t *testing.T) {
 			default:
 				onlyGo++
 			}
-			if *listParity {
+			if *dtListParity {
 				msg := "the Go compiler rejects it: " + fmt.Sprint(p.goErr)
 				if !libOK {
 					msg = "libpcap: " + p.libErr.Error()
 				}
 				fmt.Printf("%s\t%s\t%s\n", link, e.expr, msg)
 			}
-			if x := ruleFor(exceptions, fmt.Sprint(p.libErr)); x != nil && !libOK && p.goM != nil {
+			if x := dtRuleFor(exceptions, fmt.Sprint(p.libErr)); x != nil && !libOK && p.goM != nil {
 				// Allowed if the Go program indeed rejects every packet.
 				used[x] = true
 				ruled++
 				if pkts == nil {
-					pkts = packetsFor(t, link, 500).packets
+					pkts = dtPacketsFor(t, link, 500).packets
 				}
-				var s verdictStats
-				compareVerdicts(p, pkts, 1, &s)
+				var s dtVerdictStats
+				dtCompareVerdicts(p, pkts, 1, &s)
 				ruledRuns += s.rejectsAllRun
 				s.report(t)
 				continue
 			}
-			if x := lookupException(exceptions, link, e.expr); x != nil {
+			if x := dtLookupException(exceptions, link, e.expr); x != nil {
 				used[x] = true
 				excused++
 				continue
@@ -149,10 +149,10 @@ func TestAcceptanceParityDifferential(t *testing.T) {
 			}
 			if libOK {
 				t.Errorf("%s: %q for %v: libpcap compiles it, the Go compiler says: %v\nlibpcap's program:\n%s",
-					e.where(), e.expr, link, p.goErr, listing(p.lib))
+					e.where(), e.expr, link, p.goErr, dtListing(p.lib))
 			} else {
 				t.Errorf("%s: %q for %v: libpcap says %q, the Go compiler compiles it:\n%s",
-					e.where(), e.expr, link, p.libErr, listing(p.goProg))
+					e.where(), e.expr, link, p.libErr, dtListing(p.goProg))
 			}
 		}
 		t.Logf("acceptance parity %v: compared %d expressions: both compile %d, both reject %d, only libpcap compiles %d, only the Go compiler %d",
@@ -166,9 +166,9 @@ func TestAcceptanceParityDifferential(t *testing.T) {
 	}
 	for _, x := range exceptions {
 		if !used[x] && x.expr == "*" {
-			t.Logf("%s:%d: the rule for %q allowed no expression", knownExceptionsFile, x.line, x.reason)
+			t.Logf("%s:%d: the rule for %q allowed no expression", dtKnownExceptionsFile, x.line, x.reason)
 		} else if !used[x] {
-			t.Logf("%s:%d: stale known exception, both compilers now agree on %q for %s", knownExceptionsFile, x.line, x.expr, x.link)
+			t.Logf("%s:%d: stale known exception, both compilers now agree on %q for %s", dtKnownExceptionsFile, x.line, x.expr, x.link)
 		}
 	}
 	t.Logf("acceptance parity: compared %d expression and link type pairs, %d disagreements; %d more are known exceptions, "+

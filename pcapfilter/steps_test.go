@@ -15,19 +15,19 @@ import (
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 )
 
-// countRun runs prog on the first caplen bytes of data, with wire length
+// dtCountRun runs prog on the first caplen bytes of data, with wire length
 // wire, as libpcap's pcap_offline_filter does, and returns what it
 // returns and how many instructions it executed. ok is false when it
 // stopped after budget instructions without returning.
-func countRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok bool) {
-	ret, steps, ok, _ = traceRun(prog, data, caplen, wire, budget)
+func dtCountRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok bool) {
+	ret, steps, ok, _ = dtTraceRun(prog, data, caplen, wire, budget)
 	return ret, steps, ok
 }
 
-// traceRun is countRun that also reports whether the program loaded a
+// dtTraceRun is countRun that also reports whether the program loaded a
 // scratch memory word it had not stored, which libpcap's interpreter
 // leaves uninitialised: its verdict is then undefined.
-func traceRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok, uninit bool) {
+func dtTraceRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budget int) (ret uint32, steps int, ok, uninit bool) {
 	var a, x uint32
 	var mem [16]uint32
 	var stored uint16
@@ -182,11 +182,11 @@ func traceRun(prog []bpf.RawInstruction, data []byte, caplen, wire uint32, budge
 	return 0, steps, false, uninit
 }
 
-// mayReadUninit reports whether some path through prog loads a scratch
+// dtMayReadUninit reports whether some path through prog loads a scratch
 // memory word that it has not stored on that path. Programs that jump
 // backwards are assumed to.
-func mayReadUninit(prog []bpf.RawInstruction) bool {
-	if jumpsBack(prog) {
+func dtMayReadUninit(prog []bpf.RawInstruction) bool {
+	if dtJumpsBack(prog) {
 		return true
 	}
 	// stored[pc] is the set of words stored on every path to pc.
@@ -230,8 +230,8 @@ func mayReadUninit(prog []bpf.RawInstruction) bool {
 	return false
 }
 
-// percentile returns the p-th percentile (0 to 100) of sorted values.
-func percentile(sorted []float64, p float64) float64 {
+// dtPercentile returns the p-th percentile (0 to 100) of sorted values.
+func dtPercentile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
 		return 0
 	}
@@ -245,9 +245,9 @@ func percentile(sorted []float64, p float64) float64 {
 // ratios. The counting interpreter must give libpcap's verdict on every
 // run, for both programs.
 func TestInstructionsExecutedDifferential(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	stride := 1
-	if raceEnabled || testing.Short() {
+	if dtRaceEnabled || testing.Short() {
 		stride = 7
 		t.Logf("short or race mode: counting on one packet in %d", stride)
 	}
@@ -256,17 +256,17 @@ func TestInstructionsExecutedDifferential(t *testing.T) {
 	var goLen, libLen int
 	fail := func(msg string) {
 		mismatches++
-		if mismatches <= maxReports {
+		if mismatches <= dtMaxReports {
 			t.Error(msg)
 		}
 	}
-	for _, link := range linkTypes {
-		pkts := packetsFor(t, link, 0).packets
+	for _, link := range dtLinkTypes {
+		pkts := dtPacketsFor(t, link, 0).packets
 		if len(pkts) == 0 {
 			continue
 		}
-		for _, e := range corpusFilters(t, listsFor(link)...) {
-			p, err := compilePair(e.expr, e.where(), link)
+		for _, e := range dtCorpusFilters(t, dtListsFor(link)...) {
+			p, err := dtCompilePair(e.expr, e.where(), link)
 			if err != nil {
 				t.Error(err)
 				continue
@@ -288,15 +288,15 @@ func TestInstructionsExecutedDifferential(t *testing.T) {
 					progs = progs[:1]
 				}
 				for j, prog := range progs {
-					ret, n, ok := countRun(prog, pk.data, caplen, pk.wire, loopBudget)
+					ret, n, ok := dtCountRun(prog, pk.data, caplen, pk.wire, dtLoopBudget)
 					if !ok {
-						fail(fmt.Sprintf("%q for %v: program %d runs more than %d instructions on %v", p.expr, link, j, loopBudget, pk))
+						fail(fmt.Sprintf("%q for %v: program %d runs more than %d instructions on %v", p.expr, link, j, dtLoopBudget, pk))
 						continue
 					}
 					libRuns++
 					if want := libpcap.Filter(prog, pk.data, caplen, pk.wire); ret != want {
 						fail(fmt.Sprintf("%q for %v: the counting interpreter returns %d, libpcap %d, on %v for\n%s",
-							p.expr, link, ret, want, pk, listing(prog)))
+							p.expr, link, ret, want, pk, dtListing(prog)))
 					}
 					counts[j] = n
 				}
@@ -318,7 +318,7 @@ func TestInstructionsExecutedDifferential(t *testing.T) {
 	slices.Sort(lenRatios)
 	t.Logf("instructions executed: compared %d runs (expression x packet) of both compilers' programs", runs)
 	t.Logf("instructions executed, Go/libpcap optimised: median %.2f, 90th percentile %.2f, total %d/%d = %.2f",
-		percentile(ratios, 50), percentile(ratios, 90), goSteps, libSteps, float64(goSteps)/float64(libSteps))
+		dtPercentile(ratios, 50), dtPercentile(ratios, 90), goSteps, libSteps, float64(goSteps)/float64(libSteps))
 	t.Logf("program length, Go/libpcap optimised, over %d programs: median %.2f, 90th percentile %.2f, total %d/%d = %.2f",
-		len(lenRatios), percentile(lenRatios, 50), percentile(lenRatios, 90), goLen, libLen, float64(goLen)/float64(libLen))
+		len(lenRatios), dtPercentile(lenRatios, 50), dtPercentile(lenRatios, 90), goLen, libLen, float64(goLen)/float64(libLen))
 }

@@ -4,9 +4,9 @@ import (
 	"testing"
 )
 
-// fakePerLink is how many fake packets the verdict tests add to the
+// dtFakePerLink is how many fake packets the verdict tests add to the
 // corpus packets of each link type.
-const fakePerLink = 600
+const dtFakePerLink = 600
 
 // TestVerdictsDifferential runs every corpus expression that both
 // compilers compile for a link type on every corpus packet of that link
@@ -16,21 +16,21 @@ const fakePerLink = 600
 // optimiser changes what loads past the captured bytes do), either
 // verdict is accepted; those cases are counted and listed.
 func TestVerdictsDifferential(t *testing.T) {
-	libpcapOrSkip(t)
-	exceptions := knownExceptions(t)
+	dtLibpcapOrSkip(t)
+	exceptions := dtKnownExceptions(t)
 	stride := 1
-	if raceEnabled || testing.Short() {
+	if dtRaceEnabled || testing.Short() {
 		stride = 5
 		t.Logf("short or race mode: comparing on one packet in %d", stride)
 	}
-	var total verdictStats
+	var total dtVerdictStats
 	var exprs, goRejected int
-	for _, link := range linkTypes {
-		set := packetsFor(t, link, fakePerLink)
-		var s verdictStats
+	for _, link := range dtLinkTypes {
+		set := dtPacketsFor(t, link, dtFakePerLink)
+		var s dtVerdictStats
 		var compared, libRejected, linkGoRejected, ruled int
-		for _, e := range corpusFilters(t, listsFor(link)...) {
-			p, err := compilePair(e.expr, e.where(), link)
+		for _, e := range dtCorpusFilters(t, dtListsFor(link)...) {
+			p, err := dtCompilePair(e.expr, e.where(), link)
 			if err != nil {
 				t.Error(err)
 				continue
@@ -38,9 +38,9 @@ func TestVerdictsDifferential(t *testing.T) {
 			switch {
 			case p.libErr != nil:
 				libRejected++
-				if p.goM != nil && ruleFor(exceptions, p.libErr.Error()) != nil {
+				if p.goM != nil && dtRuleFor(exceptions, p.libErr.Error()) != nil {
 					ruled++
-					compareVerdicts(p, set.packets, stride, &s)
+					dtCompareVerdicts(p, set.packets, stride, &s)
 				}
 				continue
 			case p.goErr != nil:
@@ -48,12 +48,12 @@ func TestVerdictsDifferential(t *testing.T) {
 				continue
 			}
 			compared++
-			compareVerdicts(p, set.packets, stride, &s)
+			dtCompareVerdicts(p, set.packets, stride, &s)
 		}
 		s.report(t)
 		t.Logf("verdicts %v: %d expressions x %d packets (%d read from captures, cut to %v too; %d fake; repeats removed): %d comparisons, %d matched, %d also run in libpcap's interpreter; "+
 			"libpcap's optimiser changed %d verdicts, the Go program gave the unoptimised one in %d; %d expressions libpcap refuses, of which %d as rejecting all packets ran %d times and rejected; %d compiled by libpcap only",
-			link, compared, len(set.packets), set.captured, cutLengths, set.fake, s.comparisons, s.matched, s.crossChecks,
+			link, compared, len(set.packets), set.captured, dtCutLengths, set.fake, s.comparisons, s.matched, s.crossChecks,
 			s.optDisagree, s.sidedUnopt, libRejected, ruled, s.rejectsAllRun, linkGoRejected)
 		exprs += compared
 		goRejected += linkGoRejected
@@ -67,7 +67,7 @@ func TestVerdictsDifferential(t *testing.T) {
 }
 
 // add adds o's counts to s.
-func (s *verdictStats) add(o *verdictStats) {
+func (s *dtVerdictStats) add(o *dtVerdictStats) {
 	s.comparisons += o.comparisons
 	s.matched += o.matched
 	s.crossChecks += o.crossChecks

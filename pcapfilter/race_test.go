@@ -1,6 +1,0 @@
-//go:build race
-
-package pcapfilter_test
-
-// raceEnabled tells tests that the race detector slows them down.
-const raceEnabled = true
