@@ -426,7 +426,7 @@ type dtPair struct {
 	hasLoop       bool // the Go program jumps backwards (protochain)
 	libLoop       bool // libpcap's programs jump backwards
 	libUninit     bool // libpcap's programs may load scratch memory they did not store
-	goUninit      bool // so may the stand-in for the Go compiler
+	goUninit      bool // so may the Go program, as libpcap's unoptimised one does
 }
 
 // dtCompilePair compiles e with both compilers. It returns an error when
@@ -434,12 +434,10 @@ type dtPair struct {
 func dtCompilePair(expr, where string, link pcapfilter.LinkType) (*dtPair, error) {
 	p := &dtPair{expr: expr, where: where, link: link}
 	p.lib, p.libErr = libpcap.Compile(expr, int(link), dtSnapLen, true, dtNetmask)
-	if p.libErr == nil {
-		var err error
-		p.libUnopt, err = libpcap.Compile(expr, int(link), dtSnapLen, false, dtNetmask)
-		if err != nil {
-			return p, fmt.Errorf("libpcap compiles %q for %v optimised but not unoptimised: %v", expr, link, err)
-		}
+	var unoptErr error
+	p.libUnopt, unoptErr = libpcap.Compile(expr, int(link), dtSnapLen, false, dtNetmask)
+	if p.libErr == nil && unoptErr != nil {
+		return p, fmt.Errorf("libpcap compiles %q for %v optimised but not unoptimised: %v", expr, link, unoptErr)
 	}
 	p.libLoop = dtJumpsBack(p.lib) || dtJumpsBack(p.libUnopt)
 	p.libUninit = p.libErr == nil && (dtMayReadUninit(p.lib) || dtMayReadUninit(p.libUnopt))
@@ -457,12 +455,15 @@ func dtCompilePair(expr, where string, link pcapfilter.LinkType) (*dtPair, error
 	p.goM = m
 	p.hasLoop = dtJumpsBack(p.goProg)
 	if !p.hasLoop && dtMayReadUninit(p.goProg) {
-		// Linux refuses such a socket filter, and libpcap's verdict
-		// is undefined.
-		if !*dtStandIn {
-			return p, fmt.Errorf("the Go compiler's program for %q (%v) may load scratch memory before storing it\n%s", expr, link, dtListing(p.goProg))
-		}
+		// Linux refuses such a socket filter, and libpcap's interpreter
+		// gives an undefined verdict; but libpcap's own programs do so
+		// for some expressions (geneve): the Go compiler may where
+		// libpcap's unoptimised program does.
 		p.goUninit = true
+		if unoptErr != nil || !dtMayReadUninit(p.libUnopt) {
+			return p, fmt.Errorf("the Go compiler's program for %q (%v) may load scratch memory before storing it, which libpcap's unoptimised program does not\n%s",
+				expr, link, dtListing(p.goProg))
+		}
 	}
 	return p, nil
 }

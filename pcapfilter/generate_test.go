@@ -493,6 +493,8 @@ func FuzzCompileDifferential(f *testing.F) {
 		}
 		var s dtVerdictStats
 		dtCompareVerdicts(p, dtFuzzPacketsFor(link), 1, &s)
-		s.report(t)
+		for _, m := range s.failReports {
+			t.Error(m) // the optimiser's cases, which report lists, are allowed
+		}
 	})
 }
