@@ -441,7 +441,8 @@ func FuzzCompileDifferential(f *testing.F) {
 	for _, s := range []string{"tcp dst port 21", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
 		"vlan and ip", "not (ip or ip6)", "ether[0:4] & 0xffffff00 = 0x01005e00", "ip6 protochain 17",
 		"host 10.0.0.1 or 10.0.0.2 and not port 22", "len-1", "ether[0]=0x1-1", `ip proto \tcp`, "(((((ip)))))",
-		"mpls 100 and mpls and ip", "geneve and ip", "pppoes 3 and ip6", "ip[0] / 0 = 1", "-ip[0] = -69"} {
+		"mpls 100 and mpls and ip", "geneve and ip", "pppoes 3 and ip6", "ip[0] / 0 = 1", "-ip[0] = -69",
+		"", " \t", "ip[0] >> 5 + 193 = 0", "ip[0] << 3 * 58 = 0"} {
 		f.Add(s, uint8(0))
 	}
 	for _, name := range []string{dtListEthernet, dtListRaw, dtListReal, dtListInvalid} {
