@@ -1,8 +1,29 @@
 package pcapfilter_test
 
-// What the differential tests share: the corpus (expressions and
-// captures), fake packets for every link type, and the comparison of the
-// Go compiler's programs with libpcap's on packets. Their names start with
+// The proof that the Go compiler gives libpcap's verdicts, with libpcap
+// 1.10 (its optimised program, as bpfmatch compiled with it) as the
+// oracle, on the shared corpus (../../shared/corpus) and fake packets:
+//
+//	TestAcceptanceParityDifferential     both accept, or both reject, each corpus expression, per link type
+//	TestVerdictsDifferential             corpus expressions x corpus and fake packets, whole and cut
+//	TestGeneratedDifferential            the same for generated expressions (-gen.seed, -gen.n)
+//	FuzzCompileDifferential              the same for any input: go test -fuzz FuzzCompileDifferential
+//	TestGoldenStoredPrograms             the programs of testdata/golden, without libpcap (-update rewrites)
+//	TestInstructionsExecutedDifferential instructions executed, Go against libpcap (reported)
+//	BenchmarkCompile                     compile time, Go against libpcap
+//
+// Run them with cgo and the build tag libpcap:
+//
+//	go test -tags libpcap -v -run 'Differential|StoredPrograms' ./pcapfilter
+//
+// Without them, or without the corpus, the tests that need them skip.
+// -difftest.stand-in tests the tests, with libpcap's unoptimised programs
+// in the Go compiler's place; TestCompareVerdictsFails shows that they
+// catch wrong programs.
+//
+// This file holds what they share: the corpus (expressions and captures),
+// fake packets for every link type, and the comparison of the Go
+// compiler's programs with libpcap's on packets. Their names start with
 // dt, apart from those of the package's other external tests.
 
 import (

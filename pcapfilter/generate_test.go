@@ -331,7 +331,7 @@ func TestGeneratorDeterministic(t *testing.T) {
 func TestGeneratedDifferential(t *testing.T) {
 	dtLibpcapOrSkip(t)
 	exceptions := dtKnownExceptions(t)
-	n, stride := *dtGenN, 2
+	n, stride := *dtGenN, 1
 	if dtRaceEnabled || testing.Short() {
 		n, stride = min(n, 300), 8
 		t.Logf("short or race mode: %d expressions, one packet in %d", n, stride)
