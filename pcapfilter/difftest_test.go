@@ -429,10 +429,6 @@ func dtGoMatcher(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkTy
 var dtStandIn = flag.Bool("difftest.stand-in", false,
 	"test the differential tests: compare libpcap's unoptimised programs, standing in for the Go compiler's, with its optimised ones")
 
-// dtRejectsAll is libpcap's message for an expression its optimiser proves
-// false for every packet, which it then refuses.
-const dtRejectsAll = "expression rejects all packets"
-
 // dtPair is one expression compiled by both compilers for one link type.
 type dtPair struct {
 	expr  string
