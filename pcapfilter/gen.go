@@ -29,7 +29,6 @@ type gen struct {
 
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state
-	lan   lanState   // gen_lan.go's own state
 	arith arithState // gen_arith.go's own state
 }
 
@@ -181,6 +180,8 @@ func (g *gen) special(n *Special) cond {
 		return g.geneve(n)
 	case SpecialLLC:
 		return g.llc(n)
+	case SpecialByte:
+		return g.byteOp(n)
 	}
 	g.fail(-1, "", "internal error: unknown special primitive %d", n.Kind)
 	return cond{}

@@ -1,6 +1,9 @@
 package pcapfilter
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // Relations, byte accessors, arithmetic, len, less and greater.
 //
@@ -18,7 +21,9 @@ import "math/bits"
 //     reads the byte at the network header of any packet.
 //   - A relation ANDs the guards of its left side, then of its right side.
 //   - "p[i]" for a network-layer p guards with i's guards, then p's
-//     protocol test; for a transport-layer p with the IPv4 test, then i's
+//     protocol test; for icmp6 with i's guards, then the IPv6 test and a
+//     next header of 58 (no fragment header: unlike "icmp6" alone); for a
+//     transport-layer p with the IPv4 test, then i's
 //     guards, then p's protocol test (as "tcp" alone, IPv6 included), then
 //     "not a fragment". tcp[], udp[] and the others read past an IPv4
 //     header only: never IPv6.
@@ -34,6 +39,8 @@ import "math/bits"
 //     expression reject all packets.
 //   - libpcap does not optimise an expression with geneve or protochain
 //     anywhere in it: then only the code generator's checks apply.
+//   - An accessor's guard that already passed in the same relation (as
+//     in "tcp[tcp[12] >> 2]") passes again: it is left out.
 //   - Scratch memory: libpcap keeps every intermediate value in one of 16
 //     words (see libpcapRegs), and fails with "too many registers" when an
 //     expression would need more than are free.
@@ -41,14 +48,24 @@ import "math/bits"
 // relation is "arith relop arith".
 func (g *gen) relation(n *Relation) cond {
 	if need := max(libpcapRegs(n.X, 0), libpcapRegs(n.Y, 1)); need > g.freeRegs() {
-		g.failAt(n, "too many registers needed to evaluate expression")
+		g.failAt(n, "too many registers needed to evaluate expression (libpcap keeps its values in scratch memory: this relation needs %d words, %d of %d are free)", need, g.freeRegs(), memWords)
 	}
 	first := g.nblocks == 0 // nothing runs before this relation
+	g.arith.passed = g.arith.passed[:0]
 	x := g.arithVal(n.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
 	y := g.arithVal(n.Y)
 	guard := and(x.guard, y.guard)
+
+	// The optimiser's errors, for code it does not remove first: a
+	// relation whose guards are false is gone before it looks.
+	if e := g.arith.pending; e != nil {
+		g.arith.pending = nil
+		if !(guard.isConst() && !guard.val) && g.optimised() {
+			panic(compileError{e})
+		}
+	}
 
 	// A comparison of two numbers is decided. libpcap's optimiser decides
 	// one of values it computes, but only where it is the first test of
@@ -143,6 +160,13 @@ func (g *gen) lenCmp(n *Special) cond {
 
 // arithState is what this part of the generator keeps between primitives.
 type arithState struct {
+	// passed are the accessor guards ANDed so far in the relation being
+	// compiled: a later accessor needs not test them again.
+	passed []guardKey
+	// pending is the first error libpcap's optimiser would find in the
+	// relation being compiled, if its code is not dead.
+	pending *Error
+
 	// unoptimised is whether libpcap would leave the expression
 	// unoptimised (it has geneve or protochain somewhere), once known.
 	unoptimised, known bool
@@ -242,12 +266,16 @@ func (g *gen) binary(a *ArithBinary) value {
 	x := g.arithVal(a.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
+	passed := len(g.arith.passed)
 	y := g.arithVal(a.Y)
+	g.arith.passed = g.arith.passed[:passed] // y's guards are dropped
 	// Its optimiser checks the divisors it can fold, and the shift counts
 	// it can fold unless what they shift is made of numbers only (it folds
 	// such a shift by 32 or more to 0).
-	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.optimised() {
-		g.checkOperand(a.Op, y.opt.val, a.OpPos, tok)
+	if y.opt.known && (!x.isConst || (a.Op != ArithLsh && a.Op != ArithRsh)) && g.arith.pending == nil {
+		if msg := operandError(a.Op, y.opt.val); msg != "" {
+			g.arith.pending = &Error{Expr: g.expr, Offset: a.OpPos, Token: tok, Msg: msg}
+		}
 	}
 	v := value{guard: x.guard, opt: foldALU(a.Op, x.opt, y.opt)} // libpcap keeps the left operand's guards only
 	op := opALU | aluOps[a.Op]
@@ -262,6 +290,11 @@ func (g *gen) binary(a *ArithBinary) value {
 		v.code = append(x.code, stmt(opLdxImm, 0), stmt(op|opSrcX, 0))
 	case x.isConst && y.isConst:
 		v.isConst, v.val = true, alu(a.Op, x.val, y.val)
+	case y.isConst && y.val > 31 && (a.Op == ArithLsh || a.Op == ArithRsh):
+		// Unoptimised, libpcap shifts by X, which gives 0 from 32 on; its
+		// interpreter is not to be trusted with a constant count that
+		// large.
+		v.code = append(x.code, stmt(opLdxImm, y.val), stmt(op|opSrcX, 0))
 	case y.isConst:
 		v.code = append(x.code, stmt(op, y.val))
 	default:
@@ -273,14 +306,22 @@ func (g *gen) binary(a *ArithBinary) value {
 // checkOperand fails as libpcap does for a division by 0 or a shift by
 // more than 31 bits.
 func (g *gen) checkOperand(op ArithOp, k uint32, pos int, tok string) {
+	if msg := operandError(op, k); msg != "" {
+		g.fail(pos, tok, "%s", msg)
+	}
+}
+
+// operandError is libpcap's error for "x op k", or "".
+func operandError(op ArithOp, k uint32) string {
 	switch {
 	case op == ArithDiv && k == 0:
-		g.fail(pos, tok, "division by zero")
+		return "division by zero"
 	case op == ArithMod && k == 0:
-		g.fail(pos, tok, "modulus by zero")
+		return "modulus by zero"
 	case (op == ArithLsh || op == ArithRsh) && k > 31:
-		g.fail(pos, tok, "shift by more than 31 bits")
+		return "shift by more than 31 bits"
 	}
+	return ""
 }
 
 // foldALU is what libpcap's optimiser knows of "x op y": constants fold
@@ -435,6 +476,26 @@ var accessors = [numProtos]accessorKind{
 	ProtoICMP6: accICMP6,
 }
 
+// guardKey names an accessor's guard: its protocol, with the layers it
+// reads.
+type guardKey struct {
+	proto Proto
+	lay   layers
+}
+
+// establish returns the guard of proto at the current layers, built by
+// build, or true when the same guard has already passed on the way here:
+// it would pass again, with the same loads.
+func (g *gen) establish(proto Proto, build func() cond) cond {
+	k := guardKey{proto, g.lay}
+	if slices.Contains(g.arith.passed, k) {
+		return konst(true)
+	}
+	c := build()
+	g.arith.passed = append(g.arith.passed, k)
+	return c
+}
+
 // ipProtos are the IP protocol numbers of the transport-layer accessors.
 var ipProtos = [numProtos]uint32{ProtoTCP: 6, ProtoUDP: 17, ProtoSCTP: 132, ProtoICMP: 1, ProtoIGMP: 2,
 	ProtoIGRP: 9, ProtoPIM: 103, ProtoVRRP: 112, ProtoCARP: 112}
@@ -456,7 +517,7 @@ func (g *gen) load(n *Load) value {
 		if n.Proto == ProtoRadio {
 			g.failAt(n, "radio information not present in capture")
 		}
-		g.failAt(n, "unsupported index operation")
+		g.failAt(n, "unsupported index operation: this protocol has no byte accessor")
 	}
 
 	// The guards, in the order libpcap runs them.
@@ -466,17 +527,26 @@ func (g *gen) load(n *Load) value {
 	case accLink:
 		idx = g.arithVal(n.Index)
 		v.guard = idx.guard
-	case accNet, accICMP6:
+	case accNet:
 		idx = g.arithVal(n.Index)
-		v.guard = and(idx.guard, g.protoAbbrev(n.Proto, n))
+		v.guard = and(idx.guard, g.establish(n.Proto, func() cond { return g.protoAbbrev(n.Proto, n) }))
+	case accICMP6:
+		// Not as "icmp6" alone: the next header must be ICMPv6 itself,
+		// not after a fragment header.
+		idx = g.arithVal(n.Index)
+		v.guard = and(idx.guard, g.establish(n.Proto, func() cond {
+			return and(g.protoAbbrev(ProtoIP6, n), g.eq(g.lay.net.at(6), 1, 58))
+		}))
 	case accTransport:
-		ip := g.protoAbbrev(ProtoIP, n)
+		ip := g.establish(ProtoIP, func() cond { return g.protoAbbrev(ProtoIP, n) })
 		idx = g.arithVal(n.Index)
 		// libpcap tests the protocol as "tcp" alone does, IPv6 included;
 		// after its IPv4 test only the IPv4 protocol field decides that,
 		// with the same loads.
-		p := g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto])
-		v.guard = and(and(ip, idx.guard), and(p, not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff))))
+		p := g.establish(n.Proto, func() cond {
+			return and(g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto]), not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff)))
+		})
+		v.guard = and(and(ip, idx.guard), p)
 	}
 
 	var base offset
@@ -529,29 +599,46 @@ func sumOrFar(a, b uint32) uint32 {
 func (g *gen) transportLoad(idx value, size int) []insn {
 	net := g.lay.net
 	ind := loadOps[size][1]
-	if net.reg < 0 {
-		hdr := stmt(opLdxMSH, net.k)
-		if idx.isConst {
-			// X is at most 60: the index joins the constant part unless a
-			// sum could wrap.
-			if k, carry := bits.Add32(idx.val, net.k, 0); carry == 0 && idx.val < 0xffffff00 {
-				return []insn{hdr, stmt(ind, k)}
-			}
-			return []insn{hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k)}
-		}
-		return append(idx.code, hdr, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
-	}
-	// A variable network header: its length computed in the ALU.
-	hdrLen := []insn{stmt(opLdxMem, uint32(net.reg)), stmt(opLdBInd, net.k), stmt(opALU|aluAnd, 0xf),
-		stmt(opALU|aluLsh, 2), stmt(opALU|aluAdd|opSrcX, 0)} // A = header length + M[net]
-	if idx.isConst {
-		s := append(hdrLen, stmt(opALU|aluAdd, idx.val), stmt(opTax, 0))
-		return append(s, stmt(ind, net.k))
+	hdr := g.ipv4Transport(net) // X: the transport header's offset, less net.k
+	switch {
+	case idx.isConst && net.reg < 0 && idx.val < 0xffffff00 && net.k <= 0xffff:
+		// X is at most 60: the index joins the constant part, where no sum
+		// can wrap.
+		return append(hdr, stmt(ind, net.k+idx.val))
+	case idx.isConst:
+		return append(hdr, stmt(opLdImm, idx.val), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
+	case net.reg < 0:
+		// ldxb leaves A, the index, alone.
+		s := append(idx.code, hdr...)
+		return append(s, stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
 	}
 	r := g.allocReg()
 	defer g.freeReg(r)
 	s := append(idx.code, stmt(opSt, uint32(r)))
-	s = append(s, hdrLen...)
-	s = append(s, stmt(opTax, 0), stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0))
-	return append(s, stmt(ind, net.k))
+	s = append(s, hdr...)
+	return append(s, stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
+}
+
+// byteOp is "byte N op M": a test of the byte at offset N of the packet,
+// whatever the link layer. For & and |, libpcap applies the operation
+// to whatever A holds, without loading the byte; so does this, for the
+// same verdicts.
+func (g *gen) byteOp(n *Special) cond {
+	switch n.ByteOp {
+	case '=':
+		return g.eq(abs(n.Arg), 1, n.ByteVal)
+	case '>':
+		return g.cmp(abs(n.Arg), 1, opJgt, n.ByteVal)
+	case '<':
+		return not(g.cmp(abs(n.Arg), 1, opJge, n.ByteVal))
+	case '&':
+		if n.ByteVal == 0 {
+			return konst(false) // A & 0 is 0, as libpcap's optimiser finds
+		}
+		return not(g.test([]insn{stmt(opALU|aluAnd, n.ByteVal)}, opJeq, 0))
+	case '|':
+		return not(g.test([]insn{stmt(opALU|aluOr, n.ByteVal)}, opJeq, 0))
+	}
+	g.failAt(n, "unknown operator %q in 'byte'", n.ByteOp)
+	return cond{}
 }

@@ -641,19 +641,11 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 // from the header (they change X).
 func (g *gen) ipv4TransportLoad(off uint32, size int) []insn {
 	net := g.lay.net
-	if net.reg < 0 {
-		return []insn{stmt(opLdxMSH, net.k), stmt(loadOps[size][1], net.k+off)}
-	}
-	return []insn{
-		stmt(opLdxMem, uint32(net.reg)),
-		stmt(opLdBInd, net.k),
-		stmt(opALU|aluAnd, 0xf),
-		stmt(opALU|aluLsh, 2),
-		stmt(opALU|aluAdd|opSrcX, 0),
-		stmt(opTax, 0),
-		stmt(loadOps[size][1], net.k+off),
-	}
+	return append(g.ipv4Transport(net), stmt(loadOps[size][1], net.k+off))
 }
+
+// inMPLS reports whether the primitives now generated are inside MPLS.
+func (g *gen) inMPLS() bool { return g.lay.mpls > 0 }
 
 // protochain is "[ip|ip6] protochain v": v is the protocol of the IPv4
 // or IPv6 header, or of a header behind a chain of IPv6 extension headers

@@ -78,9 +78,7 @@ type block struct {
 	k      uint32 // blockCond: the operand; blockRet: the value returned
 	jt, jf *block
 
-	// Filled in by layout.
-	pos   int // index of the block's first instruction
-	tramp []*block
+	tramp []*block // filled in by layout: far targets, through a ja each
 }
 
 // cond is a boolean expression being built. A constant has no entry; a
@@ -164,24 +162,6 @@ func not(a cond) cond {
 		return konst(!a.val)
 	}
 	return cond{entry: a.entry, t: a.f, f: a.t}
-}
-
-// seq returns a cond that runs stmts and then c. c must be new: its
-// entry block has no other way in.
-func (g *gen) seq(stmts []insn, c cond) cond {
-	if len(stmts) == 0 {
-		return c
-	}
-	if c.isConst() {
-		// Run the statements (their loads may abort), then decide c.
-		t := g.test(append(stmts, stmt(opLdImm, 0)), opJeq, 0)
-		if c.val {
-			return cond{entry: t.entry, t: append(t.t, t.f...)}
-		}
-		return cond{entry: t.entry, f: append(t.t, t.f...)}
-	}
-	c.entry.stmts = append(append([]insn(nil), stmts...), c.entry.stmts...)
-	return c
 }
 
 const (
