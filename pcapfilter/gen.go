@@ -88,6 +88,10 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 		}
 	}()
 	g.initLayers()
+	if root == nil {
+		// An empty expression matches every packet, as in libpcap.
+		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
+	}
 	c := g.node(root)
 	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
 		if g.lay.sawGeneve || g.inet.protochain {
