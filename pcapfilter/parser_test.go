@@ -440,3 +440,21 @@ func FuzzParse(f *testing.F) {
 		checkPositions(t, expr, n)
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	for _, bc := range []struct{ name, expr string }{
+		{"short", "tcp port 21 or 22"},
+		{"typical", "ip and tcp[13] & (tcp-syn|tcp-ack) = tcp-syn and not src net 10.0.0.0/8 and dst port (80 or 443)"},
+		{"1MB", "host 1.2.3.4" + strings.Repeat(" or 10.20.30.40", (MaxExprLen-12)/15)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.expr)))
+			for b.Loop() {
+				if _, err := Parse(bc.expr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
