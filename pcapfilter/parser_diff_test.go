@@ -88,6 +88,8 @@ var vocabulary = strings.Fields(`
 	ether link ip ip6 arp rarp tcp udp icmp icmp6 sctp igmp pim vrrp ah esp iso l1 clnp stp ipx radio decnet
 	broadcast multicast less greater byte len inbound outbound ifindex vlan mpls pppoed pppoes geneve llc
 	type subtype dir addr1 ra on rnr reason action lane vpi oam sio fisu
+	rulenum subrulenum srnr ruleset rset ifname address2 addr3 ta direction length es-is is-is
+	lsu hsls hopc connectmsg metaconnect oamf4 ilmic vci ppp fddi tr wlan slip icmp6type tcp-ack
 	1.2.3.4 10 0x10 010 10.1 10.1.2 ::1 fe80::1 aa:bb:cc:dd:ee:ff aabb.ccdd.eeff $1 localhost
 	0 1 2 4 8 13 14 100 1500 65535 tcp-syn icmp-echo tcpflags 4294967295
 `)

@@ -271,6 +271,8 @@ func TestParse(t *testing.T) {
 		{"llc", "llc", "{llc@0}"},
 		{"llc rnr", "llc rnr", "{llc@0 rnr}"},
 		{"llc any case", "llc UI", "{llc@0 ui}"},
+		{"llc rulenum", "llc rulenum", "{llc@0 rnr}"},
+		{"llc escaped", "llc \\rnr", "{llc@0 rnr}"},
 		{"byte", "byte 2 = 6", "{byte@0 2 = 6}"},
 		{"byte or", "byte 0 | 1", "{byte@0 0 | 1}"},
 
