@@ -29,7 +29,6 @@ type gen struct {
 
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state
-	lan   lanState   // gen_lan.go's own state
 	arith arithState // gen_arith.go's own state
 }
 
@@ -89,6 +88,10 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 		}
 	}()
 	g.initLayers()
+	if root == nil {
+		// An empty expression matches every packet, as in libpcap.
+		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
+	}
 	c := g.node(root)
 	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
 		if g.lay.sawGeneve || g.inet.protochain {
@@ -188,6 +191,8 @@ func (g *gen) special(n *Special) cond {
 		return g.geneve(n)
 	case SpecialLLC:
 		return g.llc(n)
+	case SpecialByte:
+		return g.byteOp(n)
 	}
 	g.fail(-1, "", "internal error: unknown special primitive %d", n.Kind)
 	return cond{}

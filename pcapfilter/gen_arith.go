@@ -1,6 +1,9 @@
 package pcapfilter
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // Relations, byte accessors, arithmetic, len, less and greater.
 //
@@ -18,7 +21,9 @@ import "math/bits"
 //     reads the byte at the network header of any packet.
 //   - A relation ANDs the guards of its left side, then of its right side.
 //   - "p[i]" for a network-layer p guards with i's guards, then p's
-//     protocol test; for a transport-layer p with the IPv4 test, then i's
+//     protocol test; for icmp6 with i's guards, then the IPv6 test and a
+//     next header of 58 (no fragment header: unlike "icmp6" alone); for a
+//     transport-layer p with the IPv4 test, then i's
 //     guards, then p's protocol test (as "tcp" alone, IPv6 included), then
 //     "not a fragment". tcp[], udp[] and the others read past an IPv4
 //     header only: never IPv6.
@@ -34,6 +39,8 @@ import "math/bits"
 //     expression reject all packets.
 //   - libpcap does not optimise an expression with geneve or protochain
 //     anywhere in it: then only the code generator's checks apply.
+//   - An accessor's guard that already passed in the same relation (as
+//     in "tcp[tcp[12] >> 2]") passes again: it is left out.
 //   - Scratch memory: libpcap keeps every intermediate value in one of 16
 //     words (see libpcapRegs), and fails with "too many registers" when an
 //     expression would need more than are free.
@@ -44,6 +51,7 @@ func (g *gen) relation(n *Relation) cond {
 		g.failAt(n, "too many registers needed to evaluate expression (libpcap keeps its values in scratch memory: this relation needs %d words, %d of %d are free)", need, g.freeRegs(), memWords)
 	}
 	first := g.nblocks == 0 // nothing runs before this relation
+	g.arith.passed = g.arith.passed[:0]
 	x := g.arithVal(n.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
@@ -152,6 +160,9 @@ func (g *gen) lenCmp(n *Special) cond {
 
 // arithState is what this part of the generator keeps between primitives.
 type arithState struct {
+	// passed are the accessor guards ANDed so far in the relation being
+	// compiled: a later accessor needs not test them again.
+	passed []guardKey
 	// pending is the first error libpcap's optimiser would find in the
 	// relation being compiled, if its code is not dead.
 	pending *Error
@@ -255,7 +266,9 @@ func (g *gen) binary(a *ArithBinary) value {
 	x := g.arithVal(a.X)
 	r := g.holdReg(x)
 	defer g.releaseReg(r)
+	passed := len(g.arith.passed)
 	y := g.arithVal(a.Y)
+	g.arith.passed = g.arith.passed[:passed] // y's guards are dropped
 	// Its optimiser checks the divisors it can fold, and the shift counts
 	// it can fold unless what they shift is made of numbers only (it folds
 	// such a shift by 32 or more to 0).
@@ -463,6 +476,26 @@ var accessors = [numProtos]accessorKind{
 	ProtoICMP6: accICMP6,
 }
 
+// guardKey names an accessor's guard: its protocol, with the layers it
+// reads.
+type guardKey struct {
+	proto Proto
+	lay   layers
+}
+
+// establish returns the guard of proto at the current layers, built by
+// build, or true when the same guard has already passed on the way here:
+// it would pass again, with the same loads.
+func (g *gen) establish(proto Proto, build func() cond) cond {
+	k := guardKey{proto, g.lay}
+	if slices.Contains(g.arith.passed, k) {
+		return konst(true)
+	}
+	c := build()
+	g.arith.passed = append(g.arith.passed, k)
+	return c
+}
+
 // ipProtos are the IP protocol numbers of the transport-layer accessors.
 var ipProtos = [numProtos]uint32{ProtoTCP: 6, ProtoUDP: 17, ProtoSCTP: 132, ProtoICMP: 1, ProtoIGMP: 2,
 	ProtoIGRP: 9, ProtoPIM: 103, ProtoVRRP: 112, ProtoCARP: 112}
@@ -494,17 +527,26 @@ func (g *gen) load(n *Load) value {
 	case accLink:
 		idx = g.arithVal(n.Index)
 		v.guard = idx.guard
-	case accNet, accICMP6:
+	case accNet:
 		idx = g.arithVal(n.Index)
-		v.guard = and(idx.guard, g.protoAbbrev(n.Proto, n))
+		v.guard = and(idx.guard, g.establish(n.Proto, func() cond { return g.protoAbbrev(n.Proto, n) }))
+	case accICMP6:
+		// Not as "icmp6" alone: the next header must be ICMPv6 itself,
+		// not after a fragment header.
+		idx = g.arithVal(n.Index)
+		v.guard = and(idx.guard, g.establish(n.Proto, func() cond {
+			return and(g.protoAbbrev(ProtoIP6, n), g.eq(g.lay.net.at(6), 1, 58))
+		}))
 	case accTransport:
-		ip := g.protoAbbrev(ProtoIP, n)
+		ip := g.establish(ProtoIP, func() cond { return g.protoAbbrev(ProtoIP, n) })
 		idx = g.arithVal(n.Index)
 		// libpcap tests the protocol as "tcp" alone does, IPv6 included;
 		// after its IPv4 test only the IPv4 protocol field decides that,
 		// with the same loads.
-		p := g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto])
-		v.guard = and(and(ip, idx.guard), and(p, not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff))))
+		p := g.establish(n.Proto, func() cond {
+			return and(g.eq(g.lay.net.at(9), 1, ipProtos[n.Proto]), not(g.cmp(g.lay.net.at(6), 2, opJset, 0x1fff)))
+		})
+		v.guard = and(and(ip, idx.guard), p)
 	}
 
 	var base offset
@@ -575,4 +617,28 @@ func (g *gen) transportLoad(idx value, size int) []insn {
 	s := append(idx.code, stmt(opSt, uint32(r)))
 	s = append(s, hdr...)
 	return append(s, stmt(opLdMem, uint32(r)), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0), stmt(ind, net.k))
+}
+
+// byteOp is "byte N op M": a test of the byte at offset N of the packet,
+// whatever the link layer. For & and |, libpcap applies the operation
+// to whatever A holds, without loading the byte; so does this, for the
+// same verdicts.
+func (g *gen) byteOp(n *Special) cond {
+	switch n.ByteOp {
+	case '=':
+		return g.eq(abs(n.Arg), 1, n.ByteVal)
+	case '>':
+		return g.cmp(abs(n.Arg), 1, opJgt, n.ByteVal)
+	case '<':
+		return not(g.cmp(abs(n.Arg), 1, opJge, n.ByteVal))
+	case '&':
+		if n.ByteVal == 0 {
+			return konst(false) // A & 0 is 0, as libpcap's optimiser finds
+		}
+		return not(g.test([]insn{stmt(opALU|aluAnd, n.ByteVal)}, opJeq, 0))
+	case '|':
+		return not(g.test([]insn{stmt(opALU|aluOr, n.ByteVal)}, opJeq, 0))
+	}
+	g.failAt(n, "unknown operator %q in 'byte'", n.ByteOp)
+	return cond{}
 }

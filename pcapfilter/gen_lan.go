@@ -50,10 +50,6 @@ const (
 	nlpidISIS = 0x83
 )
 
-// lanState is what this part of the generator keeps between primitives:
-// nothing; the layers it needs are in g.lay.
-type lanState struct{}
-
 // isLANProto reports whether p is one of the protocols of this file, whose
 // primitives lanQualified and lanAbbrev generate.
 func isLANProto(p Proto) bool { return p >= ProtoAtalk && p <= ProtoRadio }

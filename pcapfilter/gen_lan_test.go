@@ -137,6 +137,16 @@ func geneveIPv4(proto uint16, options int, inner []byte) []byte {
 	return append(b, inner...)
 }
 
+// geneveIPv6 is geneveIPv4 over IPv6.
+func geneveIPv6(proto uint16, options int, inner []byte) []byte {
+	v4 := geneveIPv4(proto, options, inner)
+	b := make([]byte, 40, 40+len(v4)-20)
+	b[0], b[6], b[7] = 0x60, 17, 64
+	binary.BigEndian.PutUint16(b[4:], uint16(len(v4)-20))
+	b[23], b[39] = 1, 2 // ::1 > ::2
+	return append(b, v4[20:]...)
+}
+
 // pppProtoOf returns the PPP protocol number of a LAN frame's body: ISO
 // (0x23) for IS-IS without LLC, DECnet (0x27) for DECnet, and IPX,
 // spanning tree or AppleTalk for the others in turn.
@@ -219,6 +229,10 @@ func lanPackets(link pcapfilter.LinkType) []testPacket {
 				add(pcapfilter.LinkEthernet, reframe(p, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}), 14+from)
 				add(pcapfilter.LinkLinuxSLL, reframe(p, sllHeader(0x0800)), 16+from)
 				add(pcapfilter.LinkLinuxSLL2, reframe(p, sll2Header(0x0800)), 20+from)
+				ip6 := geneveIPv6(g.proto, g.options, g.inner)
+				p6 := testPacket{name: fmt.Sprintf("geneve6#%d %s", i, pl.name), data: ip6, wire: len(ip6)}
+				add(pcapfilter.LinkIPv6, p6, 40+16+g.options)
+				add(pcapfilter.LinkRaw, p6, 40+16+g.options)
 			}
 		}
 		// Random frames of bytes these protocols care about, the same
@@ -482,6 +496,9 @@ func TestLANPacketsMatter(t *testing.T) {
 		// LLC header's DSAP is, after testing that it is 0xfe: isis and
 		// the IS-IS keywords never match.)
 		{pcapfilter.LinkLinuxSLL, []string{"stp", "ipx", "atalk", "aarp", "netbeui", "iso proto 0xfe", "decnet host 1.1", "pppoes and isis", "pppoes and decnet src 1.1"}},
+		{pcapfilter.LinkRaw, []string{"geneve and stp", "geneve and iso", "geneve and decnet host 1.1", "geneve and llc u"}},
+		{pcapfilter.LinkIPv4, []string{"geneve and stp", "geneve and ipx", "geneve and decnet host 1.1"}},
+		{pcapfilter.LinkIPv6, []string{"geneve and stp", "geneve and atalk", "geneve and decnet host 1.1", "geneve and llc s"}},
 		{pcapfilter.LinkLinuxSLL2, []string{"stp", "ipx", "iso", "atalk", "isis", "decnet host 1.1"}},
 	} {
 		for _, expr := range c.exprs {

@@ -79,8 +79,9 @@ type block struct {
 	jt, jf *block
 
 	// Filled in by layout.
-	pos   int // index of the block's first instruction
-	tramp []*block
+	placed bool     // reached from the entry
+	tail   int      // instructions from the block's first to the program's end
+	tramp  []*block // far targets, reached through a ja each
 }
 
 // cond is a boolean expression being built. A constant has no entry; a
@@ -166,24 +167,6 @@ func not(a cond) cond {
 	return cond{entry: a.entry, t: a.f, f: a.t}
 }
 
-// seq returns a cond that runs stmts and then c. c must be new: its
-// entry block has no other way in.
-func (g *gen) seq(stmts []insn, c cond) cond {
-	if len(stmts) == 0 {
-		return c
-	}
-	if c.isConst() {
-		// Run the statements (their loads may abort), then decide c.
-		t := g.test(append(stmts, stmt(opLdImm, 0)), opJeq, 0)
-		if c.val {
-			return cond{entry: t.entry, t: append(t.t, t.f...)}
-		}
-		return cond{entry: t.entry, f: append(t.t, t.f...)}
-	}
-	c.entry.stmts = append(append([]insn(nil), stmts...), c.entry.stmts...)
-	return c
-}
-
 const (
 	maxBlocks = 1 << 20
 	maxInsns  = 1 << 22
@@ -196,16 +179,15 @@ const (
 // their block.
 func layout(entry *block) ([]bpf.RawInstruction, error) {
 	// Reachable blocks, in creation order.
-	seen := map[*block]bool{}
 	var order []*block
 	stack := []*block{entry}
 	for len(stack) > 0 {
 		b := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if b == nil || seen[b] {
+		if b == nil || b.placed {
 			continue
 		}
-		seen[b] = true
+		b.placed = true
 		order = append(order, b)
 		if b.kind != blockRet {
 			stack = append(stack, b.jt)
@@ -227,7 +209,6 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 	// Sizes from the end, so that every forward target's position is known
 	// when a block is placed; tail is the number of instructions from a
 	// block's first to the end of the program.
-	tail := make(map[*block]int, len(order))
 	n := 0
 	for i := len(order) - 1; i >= 0; i-- {
 		b := order[i]
@@ -235,7 +216,7 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
 			for _, to := range []*block{b.jt, b.jf} {
-				if _, ok := tail[to]; !ok || to.id <= b.id {
+				if to.id <= b.id {
 					return nil, fmt.Errorf("internal error: block %d jumps backward to block %d conditionally", b.id, to.id)
 				}
 			}
@@ -244,7 +225,7 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 			// the other one farther, hence the second round.
 			for range 2 {
 				for _, to := range []*block{b.jt, b.jf} {
-					if !slices.Contains(b.tramp, to) && len(b.tramp)+n-tail[to] > 255 {
+					if !slices.Contains(b.tramp, to) && len(b.tramp)+n-to.tail > 255 {
 						b.tramp = append(b.tramp, to)
 					}
 				}
@@ -255,12 +236,9 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 		if n > maxInsns {
 			return nil, fmt.Errorf("the program would have more than %d instructions", maxInsns)
 		}
-		tail[b] = n
+		b.tail = n
 	}
-	pos := make(map[*block]int, len(order))
-	for _, b := range order {
-		pos[b] = n - tail[b]
-	}
+	pos := func(b *block) int { return n - b.tail }
 	prog := make([]bpf.RawInstruction, 0, n)
 	for _, b := range order {
 		prog = append(prog, b.stmts...)
@@ -269,20 +247,20 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 		case blockRet:
 			prog = append(prog, insn{Op: opRetK, K: b.k})
 		case blockJump:
-			prog = append(prog, insn{Op: opJa, K: uint32(pos[b.jt] - (here + 1))})
+			prog = append(prog, insn{Op: opJa, K: uint32(pos(b.jt) - (here + 1))})
 		case blockCond:
 			in := insn{Op: b.op, K: b.k}
 			target := func(to *block) uint8 {
 				if i := slices.Index(b.tramp, to); i >= 0 {
 					return uint8(i)
 				}
-				return uint8(pos[to] - (here + 1))
+				return uint8(pos(to) - (here + 1))
 			}
 			in.Jt, in.Jf = target(b.jt), target(b.jf)
 			prog = append(prog, in)
 			for i, to := range b.tramp {
 				at := here + 1 + i
-				prog = append(prog, insn{Op: opJa, K: uint32(pos[to] - (at + 1))})
+				prog = append(prog, insn{Op: opJa, K: uint32(pos(to) - (at + 1))})
 			}
 		}
 	}

@@ -336,8 +336,16 @@ func lexAt(s string, i int) token {
 	macn := macLen(s, i)
 	numn := numLen(s, i)
 	hidn := hidLen(s, i)
-	v6n := v6Len(s, i)
-	bogusn := bogusMACLen(s, i)
+	// IPv6 and bogus MAC addresses begin with hex digits and a ':'.
+	j := i
+	for j < len(s) && isHex(s[j]) {
+		j++
+	}
+	v6n, bogusn := 0, 0
+	if j < len(s) && s[j] == ':' {
+		v6n = v6Len(s, i)
+		bogusn = bogusMACLen(s, i)
+	}
 	best := max(idn, macn, numn, hidn, v6n, bogusn)
 	word := s[i : i+best]
 	switch {

@@ -774,12 +774,10 @@ func (p *parser) parseOther(m mode) result {
 			s.Sub = sub
 			p.advance()
 		case tPFRnr:
-			if p.tok.text == "rnr" {
-				s.Sub = "rnr"
-				p.advance()
-			} else {
-				p.failf(p.tok, "unknown LLC type name %q", clip(p.tok.text))
-			}
+			// "rnr" lexes as the pflog keyword, as does its alias
+			// "rulenum", which libpcap takes here as "rnr" too.
+			s.Sub = "rnr"
+			p.advance()
 		}
 		return result{kind: rBool, node: s}
 	case tPFIfname, tPFRset, tPFAction:
