@@ -25,8 +25,13 @@ import (
 // prove more: this errs towards compiling, whose program then matches
 // nothing), and answers yes for graphs too large to analyse.
 
-// reachMaxBlocks bounds the graphs acceptReachable analyses.
-const reachMaxBlocks = 3000
+// reachMaxBlocks bounds the graphs acceptReachable analyses, and
+// reachMaxWork the steps it takes (words of dominator sets and edges
+// looked at): beyond either it answers yes.
+const (
+	reachMaxBlocks = 3000
+	reachMaxWork   = 50_000_000
+)
 
 // reachVal is a value number: equal numbers are the same computation.
 type reachVal int
@@ -46,6 +51,7 @@ type reacher struct {
 	nums   map[reachKey]reachVal
 	consts map[reachVal]uint32 // the value of each constant's number
 	rel    map[int]bool        // the ids of the blocks of relations
+	work   int                 // steps taken, against reachMaxWork
 }
 
 // reachState is what the registers and scratch memory hold, as value
@@ -243,6 +249,9 @@ func acceptReachable(entry, accept *block, rel map[int]bool) bool {
 	acc := index[accept]
 	for range 1000 {
 		changed := r.thread(nodes)
+		if r.work > reachMaxWork {
+			return true
+		}
 		if !nodes[acc].reach {
 			return false
 		}
@@ -259,6 +268,7 @@ func acceptReachable(entry, accept *block, rel map[int]bool) bool {
 func (r *reacher) thread(nodes []reachNode) bool {
 	n := len(nodes)
 	words := (2*n + 63) / 64
+	r.work += 3 * n * words
 	type predEdge struct{ node, edge int }
 	preds := make([][]predEdge, n)
 	for i := range nodes {
@@ -455,6 +465,7 @@ func (r *reacher) fold(nodes []reachNode, s int, dom []uint64) int {
 	}
 	for w, bits := range dom {
 		for bits != 0 {
+			r.work++
 			j := w*64 + trailingZeros(bits)
 			bits &= bits - 1
 			p := &nodes[j/2]
