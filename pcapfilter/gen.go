@@ -110,7 +110,7 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 	reject := g.newBlock(blockRet, nil)
 	patch(c.t, accept)
 	patch(c.f, reject)
-	if !g.lay.sawGeneve && !g.inet.protochain && !acceptReachable(c.entry, accept, g.inet.relTests) {
+	if !g.lay.sawGeneve && !g.inet.protochain && !acceptReachable(c.entry, accept, g.inet.relBlocks) {
 		// libpcap's optimiser proves the same (gen_reach.go).
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
 	}

@@ -57,10 +57,10 @@ type inetState struct {
 	// then turns its optimiser off for the whole expression, so that an
 	// expression it would otherwise find rejecting every packet compiles.
 	protochain bool
-	// relTests are the ids of the blocks of relations, whose code is not
+	// relBlocks are the ids of the blocks of relations, whose code is not
 	// libpcap's: acceptReachable neither decides them nor learns from
 	// them.
-	relTests map[int]bool
+	relBlocks map[int]bool
 }
 
 // markRelation records the blocks first..last as a relation's.
@@ -68,11 +68,11 @@ func (s *inetState) markRelation(first, last int) {
 	if first > last {
 		return
 	}
-	if s.relTests == nil {
-		s.relTests = map[int]bool{}
+	if s.relBlocks == nil {
+		s.relBlocks = map[int]bool{}
 	}
 	for id := first; id <= last; id++ {
-		s.relTests[id] = true
+		s.relBlocks[id] = true
 	}
 }
 
