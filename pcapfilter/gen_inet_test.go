@@ -435,3 +435,158 @@ func TestInetRejectsAll(t *testing.T) {
 	}
 	t.Logf("rejects all packets: both say so %d times; libpcap alone %d times (pcapfilter's program then matched no test packet)", both, missed)
 }
+
+// inetCraftedIP are network-layer packets the corpus lacks: IPv4 options
+// and fragments, AH headers, chains of IPv6 extension headers, IPv4-mapped
+// IPv6 addresses, ARP and RARP.
+func inetCraftedIP() []testPacket {
+	v4 := func(ihl int, frag uint16, proto byte, payload []byte) []byte {
+		h := make([]byte, ihl*4)
+		h[0] = 0x40 | byte(ihl)
+		total := len(h) + len(payload)
+		h[2], h[3] = byte(total>>8), byte(total)
+		h[6], h[7] = byte(frag>>8), byte(frag)
+		h[8], h[9] = 64, proto
+		copy(h[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+		for i := 20; i < len(h); i++ {
+			h[i] = 1 // NOP options
+		}
+		return append(h, payload...)
+	}
+	v6 := func(src byte, next byte, payload []byte) []byte {
+		h := make([]byte, 40)
+		h[0] = 0x60
+		h[4], h[5] = byte(len(payload)>>8), byte(len(payload))
+		h[6], h[7] = next, 64
+		copy(h[8:], []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, src}) // ::ffff:10.0.0.src
+		h[39] = 1                                                                    // ::1
+		return append(h, payload...)
+	}
+	tcp := []byte{0x04, 0x00, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x12, 0xff, 0xff, 0, 0, 0, 0}
+	udp := []byte{0x14, 0xe9, 0x00, 0x35, 0, 12, 0, 0, 0, 0, 0, 0}
+	// ext is an IPv6 extension header of 8 bytes; ah an AH header of 12.
+	ext := func(next byte, payload []byte) []byte { return append([]byte{next, 0, 1, 4, 0, 0, 0, 0}, payload...) }
+	ah := func(next byte, payload []byte) []byte {
+		return append([]byte{next, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, payload...)
+	}
+	arp := func(op byte) []byte {
+		return []byte{0, 1, 8, 0, 6, 4, 0, op, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2}
+	}
+	ip := func(name string, data []byte) testPacket { return testPacket{name: name, data: data, wire: len(data)} }
+	return []testPacket{
+		ip("ipv4 tcp", v4(5, 0, 6, tcp)),
+		ip("ipv4 tcp with options", v4(7, 0, 6, tcp)),
+		ip("ipv4 tcp first fragment", v4(5, 0x2000, 6, tcp)),
+		ip("ipv4 tcp later fragment", v4(5, 0x2010, 6, tcp)),
+		ip("ipv4 udp", v4(5, 0, 17, udp)),
+		ip("ipv4 ah tcp", v4(5, 0, 51, ah(6, tcp))),
+		ip("ipv4 ah udp", v4(6, 0, 51, ah(17, udp))),
+		ip("ipv6 tcp", v6(1, 6, tcp)),
+		ip("ipv6 udp", v6(2, 17, udp)),
+		ip("ipv6 hop dst routing fragment tcp", v6(1, 0, ext(60, ext(43, ext(44, ext(6, tcp)))))),
+		ip("ipv6 fragment udp", v6(2, 44, ext(17, udp))),
+		ip("ipv6 ah tcp", v6(1, 51, ah(6, tcp))),
+		ip("ipv6 hop ah udp", v6(2, 0, ext(51, ah(17, udp)))),
+		ip("ipv6 no next header", v6(1, 59, nil)),
+		ip("ipv6 dst options no next", v6(1, 60, ext(59, nil))),
+		ip("arp request", arp(1)),
+		ip("rarp reply", arp(4)),
+	}
+}
+
+// inetCraftedPackets frames inetCraftedIP's packets for link.
+func inetCraftedPackets(link pcapfilter.LinkType) []testPacket {
+	var out []testPacket
+	for _, p := range inetCraftedIP() {
+		et := uint16(0x800)
+		switch {
+		case strings.HasPrefix(p.name, "ipv6"):
+			et = 0x86dd
+		case strings.HasPrefix(p.name, "arp"):
+			et = 0x806
+		case strings.HasPrefix(p.name, "rarp"):
+			et = 0x8035
+		}
+		switch link {
+		case pcapfilter.LinkEthernet:
+			out = append(out, reframe(p, []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, byte(et >> 8), byte(et)}))
+		case pcapfilter.LinkLinuxSLL:
+			out = append(out, reframe(p, sllHeader(et)))
+		case pcapfilter.LinkLinuxSLL2:
+			out = append(out, reframe(p, sll2Header(et)))
+		case pcapfilter.LinkRaw:
+			if et == 0x800 || et == 0x86dd {
+				out = append(out, p)
+			}
+		case pcapfilter.LinkIPv4:
+			if et == 0x800 {
+				out = append(out, p)
+			}
+		case pcapfilter.LinkIPv6:
+			if et == 0x86dd {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// TestInetCraftedPackets compares the primitives with libpcap on every
+// prefix of packets with IPv4 options, fragments, AH, chains of IPv6
+// extension headers, ARP and RARP: the order of guards and loads decides
+// the verdicts on the prefixes.
+func TestInetCraftedPackets(t *testing.T) {
+	libpcapOrSkip(t)
+	exprs := []string{
+		"protochain 6", "ip protochain 6", "ip6 protochain 6", "ip6 protochain 17", "protochain 51",
+		"ip6 protochain 44", "ip6 protochain 0", "ip6 protochain 60", "protochain 59", "ip protochain 17",
+		"tcp port 80", "port 80", "udp port 53", "src port 1024", "portrange 50-90", "tcp dst portrange 80-80",
+		"tcp", "udp", "ah", "ip6 proto 6", "proto 17", "ip proto 51",
+		"host 10.0.0.1", "dst host 10.0.0.2", "src and dst net 10.0.0.0/8", "arp host 10.0.0.1",
+		"rarp dst host 10.0.0.2", "arp src 10.0.0.1", "ip6 host ::ffff:10.0.0.1", "ip6 src net ::ffff:0:0/96",
+		"ip6 dst host ::1", "host ::1 or host 10.0.0.2", "ip multicast or ip6 multicast or ip broadcast",
+		"ip6 protochain 6 and tcp port 80", "not protochain 17 and port 53",
+	}
+	n := 0
+	for _, link := range allLinks {
+		pkts := inetCraftedPackets(link)
+		if len(pkts) == 0 {
+			t.Fatalf("%v: no crafted packets", link)
+		}
+		for _, expr := range exprs {
+			want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
+			if (werr == nil) != (gerr == nil) {
+				t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
+				continue
+			}
+			if gerr != nil {
+				continue
+			}
+			unopt, err := libpcap.Compile(expr, int(link), snapLen, false, 0)
+			if err != nil {
+				t.Fatalf("%v: %q: libpcap's unoptimised program: %v", link, expr, err)
+			}
+			m := loadProgram(t, got, link)
+		packets:
+			for _, p := range pkts {
+				for cut := 0; cut <= len(p.data); cut++ {
+					data := p.data[:cut]
+					g, err := m.MatchFrame(data, p.wire)
+					if err != nil {
+						t.Fatalf("%v cut to %d: %v", p, cut, err)
+					}
+					n++
+					w := libpcap.Filter(want, data, uint32(cut), uint32(p.wire)) != 0
+					u := libpcap.Filter(unopt, data, uint32(cut), uint32(p.wire)) != 0
+					if g != w && g != u {
+						t.Errorf("%v: %q on %v cut to %d: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s",
+							link, expr, p, cut, g, w, image(got), image(want))
+						break packets
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d verdicts compared", n)
+}
