@@ -590,3 +590,43 @@ func TestInetCraftedPackets(t *testing.T) {
 	}
 	t.Logf("%d verdicts compared", n)
 }
+
+// TestInetRejectsAllCorpusMix joins random expressions of the corpus
+// that compile with and, "and not" and or, on random link types, and
+// compares acceptance with libpcap: pcapfilter must not find that a mix
+// rejects all packets when libpcap compiles it, nor differ otherwise
+// (where libpcap alone finds it, pcapfilter's program rejecting every
+// packet is checked by the other tests).
+func TestInetRejectsAllCorpusMix(t *testing.T) {
+	libpcapOrSkip(t)
+	var pool []string
+	for _, f := range []string{"libpcap-ethernet.txt", "libpcap-raw.txt", "realworld.txt"} {
+		for _, e := range inetCorpusExprs(t, f) {
+			if _, err := pcapfilter.Compile(e, pcapfilter.Options{}); err == nil {
+				pool = append(pool, e)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var both, libpcapOnly int
+	for i := 0; i < 5000; i++ {
+		expr := "(" + pool[r.IntN(len(pool))] + ")"
+		for j := r.IntN(3); j >= 0; j-- {
+			expr += []string{" and ", " and not ", " or "}[r.IntN(3)] + "(" + pool[r.IntN(len(pool))] + ")"
+		}
+		link := allLinks[r.IntN(len(allLinks))]
+		_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+		_, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
+		wAll := werr != nil && strings.Contains(werr.Error(), "rejects all packets")
+		gAll := gerr != nil && strings.Contains(gerr.Error(), "rejects all packets")
+		switch {
+		case wAll && gAll:
+			both++
+		case wAll && gerr == nil:
+			libpcapOnly++
+		case (werr == nil) != (gerr == nil):
+			t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
+		}
+	}
+	t.Logf("%d expressions from %d of the corpus: both find %d reject all packets, libpcap alone %d", 5000, len(pool), both, libpcapOnly)
+}
