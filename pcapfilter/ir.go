@@ -111,7 +111,7 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	if len(g.blockPool) == 0 {
 		// Blocks come in chunks, growing with the program, to allocate
 		// less often.
-		g.blockPool = make([]block, min(16<<(g.nblocks/64), 1024))
+		g.blockPool = make([]block, 16<<min(g.nblocks/64, 6))
 	}
 	b := &g.blockPool[0]
 	g.blockPool = g.blockPool[1:]
