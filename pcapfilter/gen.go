@@ -20,12 +20,13 @@ import (
 
 // gen is the state of one compilation.
 type gen struct {
-	expr    string
-	link    LinkType
-	snap    uint32
-	netmask uint32
-	nblocks int
-	regs    uint16 // scratch memory words in use, a bit each
+	expr      string
+	link      LinkType
+	snap      uint32
+	netmask   uint32
+	nblocks   int
+	blockPool []block // blocks allocated and not yet used
+	regs      uint16  // scratch memory words in use, a bit each
 
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state

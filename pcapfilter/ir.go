@@ -108,7 +108,15 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	if g.nblocks > maxBlocks {
 		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
 	}
-	return &block{id: g.nblocks, kind: kind, stmts: stmts}
+	if len(g.blockPool) == 0 {
+		// Blocks come in chunks, growing with the program, to allocate
+		// less often.
+		g.blockPool = make([]block, 16<<min(g.nblocks/64, 6))
+	}
+	b := &g.blockPool[0]
+	g.blockPool = g.blockPool[1:]
+	*b = block{id: g.nblocks, kind: kind, stmts: stmts}
+	return b
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one
