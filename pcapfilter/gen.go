@@ -160,7 +160,9 @@ func (g *gen) node(n Node) cond {
 		g.failAt(n, "'%s' applies only to link types the Go compiler does not support (it supports %s); WithLibpcap() compiles for them", n.Keyword, supportedLinks)
 	case *Relation:
 		before := g.nblocks
+		g.inet.inRelation++
 		c := g.relation(n)
+		g.inet.inRelation--
 		g.inet.markRelation(before+1, g.nblocks)
 		return c
 	}

@@ -61,18 +61,34 @@ type inetState struct {
 	// libpcap's: acceptReachable neither decides them nor learns from
 	// them.
 	relBlocks map[int]bool
+	// inRelation is how many relations are being generated; libpcap's
+	// blocks are the blocks of the IP-family keywords that guard them
+	// (keep), which are numbered with the others.
+	inRelation int
+	keep       map[int]bool
 }
 
-// markRelation records the blocks first..last as a relation's.
+// markRelation records the blocks first..last as a relation's, but for
+// those of its keywords.
 func (s *inetState) markRelation(first, last int) {
-	if first > last {
-		return
-	}
 	if s.relBlocks == nil {
 		s.relBlocks = map[int]bool{}
 	}
 	for id := first; id <= last; id++ {
-		s.relBlocks[id] = true
+		if !s.keep[id] {
+			s.relBlocks[id] = true
+		}
+	}
+}
+
+// keepBlocks records the blocks first..last as those of an IP-family
+// keyword that guards a relation.
+func (s *inetState) keepBlocks(first, last int) {
+	if s.keep == nil {
+		s.keep = map[int]bool{}
+	}
+	for id := first; id <= last; id++ {
+		s.keep[id] = true
 	}
 }
 
@@ -105,6 +121,11 @@ var typeKeywords = map[Type]string{
 
 // protoAbbrev is a protocol keyword alone, such as "tcp" or "ip6".
 func (g *gen) protoAbbrev(p Proto, at Node) cond {
+	if g.inet.inRelation > 0 && !isLANProto(p) {
+		// A guard of a byte accessor, with the code libpcap has for it.
+		first := g.nblocks + 1
+		defer func() { g.inet.keepBlocks(first, g.nblocks) }()
+	}
 	switch p {
 	case ProtoIP:
 		return g.linktype(etherTypeIP)

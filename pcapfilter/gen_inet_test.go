@@ -608,8 +608,9 @@ func TestInetRejectsAllCorpusMix(t *testing.T) {
 		}
 	}
 	r := rand.New(rand.NewPCG(3, 4))
+	const mixes = 5000
 	var both, libpcapOnly int
-	for i := 0; i < 5000; i++ {
+	for i := 0; i < mixes; i++ {
 		expr := "(" + pool[r.IntN(len(pool))] + ")"
 		for j := r.IntN(3); j >= 0; j-- {
 			expr += []string{" and ", " and not ", " or "}[r.IntN(3)] + "(" + pool[r.IntN(len(pool))] + ")"
@@ -628,5 +629,5 @@ func TestInetRejectsAllCorpusMix(t *testing.T) {
 			t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
 		}
 	}
-	t.Logf("%d expressions from %d of the corpus: both find %d reject all packets, libpcap alone %d", 5000, len(pool), both, libpcapOnly)
+	t.Logf("%d expressions from %d of the corpus: both find %d reject all packets, libpcap alone %d", mixes, len(pool), both, libpcapOnly)
 }

@@ -17,7 +17,8 @@ import (
 //
 // acceptReachable threads the jumps of the block graph the same way,
 // until nothing changes, and reports whether the accepting block is still
-// reachable. It sees comparisons as libpcap's peephole leaves them ("and
+// reachable. What a path knows is only what it learnt since it last
+// joined another path. It sees comparisons as libpcap's peephole leaves them ("and
 // #m; jeq #0" is "jset #m"). It leaves the blocks of relations alone:
 // libpcap computes their values otherwise (through scratch memory and X),
 // and what it then proves depends on more than this models. So it proves
@@ -320,9 +321,10 @@ func (r *reacher) thread(nodes []reachNode) bool {
 					copy(din, dom)
 					continue
 				}
-				for w := range din {
-					din[w] &= dom[w]
-				}
+				// Where paths join, forget what they knew: libpcap's
+				// optimiser, which rearranges such joins, does not always
+				// keep it, and this must prove no more than it does.
+				clear(din)
 				fresh := func(slot int) reachVal {
 					return r.num(reachKey{op: 0xfffd, k: uint32(i), b: reachVal(slot)})
 				}
@@ -369,8 +371,16 @@ func (r *reacher) thread(nodes []reachNode) bool {
 		nd.konst = -1
 		nd.dt = append(slices.Clone(din), 0)[:words]
 		nd.df = append(slices.Clone(din), 0)[:words]
-		nd.dt[(2*i)/64] |= 1 << ((2 * i) % 64)
-		nd.df[(2*i+1)/64] |= 1 << ((2*i + 1) % 64)
+		if opaque {
+			// libpcap's code for a relation has joins of its own: past
+			// one, nothing known before it holds.
+			clear(nd.dt)
+			clear(nd.df)
+			clear(nd.din)
+		} else {
+			nd.dt[(2*i)/64] |= 1 << ((2 * i) % 64)
+			nd.df[(2*i+1)/64] |= 1 << ((2*i + 1) % 64)
+		}
 		if nd.b.kind != blockCond || opaque {
 			continue
 		}
