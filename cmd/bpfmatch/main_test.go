@@ -80,7 +80,7 @@ func checkResult(t *testing.T, r result, wantCode int, wantOut, wantErr string) 
 }
 
 func TestRun(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	const (
 		match   = "match\n"
 		noMatch = "no match\n"
@@ -291,7 +291,7 @@ func TestDefaultsAsDocumented(t *testing.T) {
 // TestBinaryExitCodes builds the command and checks its exit codes and
 // output streams end to end.
 func TestBinaryExitCodes(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	bin := buildBinary(t)
 	tests := []struct {
 		name       string
@@ -374,10 +374,11 @@ var programExprs = []string{
 	"geneve or udp port 4789",
 }
 
-// TestProgramOutputMatchesTcpdump compares -d, -dd and -ddd with tcpdump's,
-// both for a fake packet's link type and snap length and with -r.
+// TestProgramOutputMatchesTcpdump compares -d -libpcap, -dd -libpcap and
+// -ddd -libpcap with tcpdump's, both for a fake packet's link type and snap
+// length and with -r: the same program, formatted the same.
 func TestProgramOutputMatchesTcpdump(t *testing.T) {
-	requireLibpcap(t)
+	needLibpcap(t)
 	tcpdump := needTcpdump(t)
 	captures := []struct {
 		file string
@@ -397,9 +398,9 @@ func TestProgramOutputMatchesTcpdump(t *testing.T) {
 		for _, expr := range programExprs {
 			for _, d := range []string{"-d", "-dd", "-ddd"} {
 				want, werr := exec.Command(tcpdump, d, "-r", file, expr).Output()
-				runs := [][]string{{d, "-r", file, "--", expr}}
+				runs := [][]string{{d, "-libpcap", "-r", file, "--", expr}}
 				if c.fake != nil {
-					runs = append(runs, append(append([]string{d}, c.fake...), "--", expr))
+					runs = append(runs, append(append([]string{d, "-libpcap"}, c.fake...), "--", expr))
 				}
 				for _, args := range runs {
 					r := runArgs(args...)
@@ -424,7 +425,7 @@ func TestProgramOutputMatchesTcpdump(t *testing.T) {
 // TestWrite writes fake packets with -w and reads them back with pcapgo,
 // with -r, and with tcpdump -vv, which checks lengths and checksums.
 func TestWrite(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	tcpdump, _ := exec.LookPath("tcpdump")
 	if tcpdump == "" {
 		t.Log("tcpdump is not on PATH: checking the files with pcapgo only")
@@ -529,7 +530,7 @@ func TestWrite(t *testing.T) {
 
 // TestReadErrors covers files -r must refuse or read with care.
 func TestReadErrors(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	dir := t.TempDir()
 	le := binary.LittleEndian
 	pcapHeader := func(snap, linktype uint32) []byte {
@@ -694,7 +695,7 @@ func runTcpdumpCount(tcpdump, file, expr string) (n int, ok bool, msg string) {
 // real-world expression (with -short: a subset), and that both refuse the
 // same expressions.
 func TestReadCountsMatchTcpdump(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	tcpdump := needTcpdump(t)
 	pcapDir := needCorpus(t, "pcaps")
 	exprs := readExprs(t, needCorpus(t, "filters", "realworld.txt"))
@@ -771,9 +772,12 @@ func TestReadCountsMatchTcpdump(t *testing.T) {
 				compared++
 				switch {
 				case !ok && r.code == exitError:
-					// Both report libpcap's message.
-					if !strings.Contains(r.stderr, msg) {
-						t.Errorf("%s, %q: tcpdump and bpfmatch fail differently: tcpdump: %s\n%v", name, j.expr, msg, r)
+					// With -libpcap, bpfmatch reports libpcap's message.
+					if bpfmatch.HaveLibpcap {
+						lr := runArgs("-libpcap", "-r", j.file, "--", j.expr)
+						if lr.code != exitError || !strings.Contains(lr.stderr, msg) {
+							t.Errorf("%s, %q: tcpdump and bpfmatch -libpcap fail differently: tcpdump: %s\n%v", name, j.expr, msg, lr)
+						}
 					}
 					bothRefused++
 					refusals[msg]++
@@ -810,11 +814,18 @@ func TestReadCountsMatchTcpdump(t *testing.T) {
 	}
 }
 
-// requireLibpcap skips tests that compile expressions in a build without cgo.
-func requireLibpcap(t *testing.T) {
+// requireCompile skips tests that compile expressions in a build that
+// cannot: one without libpcap while Compile still uses libpcap. Any other
+// failure to compile "tcp" fails the test.
+func requireCompile(t *testing.T) {
 	t.Helper()
-	if !bpfmatch.HaveLibpcap {
-		t.Skip("built without cgo: bpfmatch cannot compile expressions")
+	_, err := bpfmatch.Compile("tcp")
+	switch {
+	case err == nil:
+	case !bpfmatch.HaveLibpcap && strings.Contains(err.Error(), "-tags libpcap"):
+		t.Skipf("this build cannot compile expressions: %v", err)
+	default:
+		t.Fatalf("Compile(\"tcp\"): %v", err)
 	}
 }
 
@@ -826,7 +837,12 @@ func buildBinary(t *testing.T) string {
 		t.Skip("go command not on PATH; cannot build the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "bpfmatch")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if bpfmatch.HaveLibpcap {
+		// The binary compiles as the test does.
+		args = append(args, "-tags", "libpcap")
+	}
+	if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
