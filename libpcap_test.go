@@ -329,3 +329,12 @@ func TestWithLibpcapConcurrent(t *testing.T) {
 		t.Errorf("%d wrong verdicts in %d concurrent matches run by libpcap", wrong.Load(), 8*500)
 	}
 }
+
+// matchTestPackets are the packets of matchTests.
+func matchTestPackets() []FakePacket {
+	var out []FakePacket
+	for _, tc := range matchTests {
+		out = append(out, tc.p)
+	}
+	return out
+}

@@ -577,15 +577,6 @@ func FuzzFakePacket(f *testing.F) {
 	})
 }
 
-// matchTestPackets are the packets of matchTests.
-func matchTestPackets() []FakePacket {
-	var out []FakePacket
-	for _, tc := range matchTests {
-		out = append(out, tc.p)
-	}
-	return out
-}
-
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name string

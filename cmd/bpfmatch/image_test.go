@@ -69,7 +69,7 @@ func TestImageEqualsLibpcap(t *testing.T) {
 	// program past the end and back.
 	long := make([]bpf.RawInstruction, 70000)
 	for i := range long {
-		long[i] = bpf.RawInstruction{Op: 0x05, K: uint32(0xffffffff - i*61417)}
+		long[i] = bpf.RawInstruction{Op: 0x05, K: ^uint32(i * 61417)}
 	}
 	lines += compareImage(t, "ja", long)
 

@@ -75,43 +75,40 @@ func (p *Program) Match(data []byte, wirelen uint32) bool {
 var (
 	handleOnce sync.Once
 	handle     *pcap.Handle
-	handleFile *os.File // kept: libpcap reads through its descriptor
 	handleErr  error
 )
 
 // instructionHandle returns the handle whose NewBPFInstructionFilter makes
 // BPF values from instructions. gopacket 1.1.19 offers that only as a
 // method of an open handle and has no pcap_open_dead for it, so this is an
-// offline handle on a pipe holding an empty capture's file header, opened
-// once and kept; the link type of the header does not matter, since the
+// offline handle on an empty capture file, opened once and kept (the file
+// is removed at once); its link type does not matter, since the
 // instructions are given.
 func instructionHandle() (*pcap.Handle, error) {
 	handleOnce.Do(func() {
-		r, w, err := os.Pipe()
+		f, err := os.CreateTemp("", "bpfmatch-empty-*.pcap")
 		if err != nil {
-			handleErr = fmt.Errorf("libpcap: pipe for an offline handle: %w", err)
+			handleErr = fmt.Errorf("libpcap: creating an empty capture file: %w", err)
 			return
 		}
+		defer os.Remove(f.Name())
 		var hdr [24]byte
 		binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4) // pcap, microseconds
 		binary.LittleEndian.PutUint16(hdr[4:], 2)
 		binary.LittleEndian.PutUint16(hdr[6:], 4)
 		binary.LittleEndian.PutUint32(hdr[16:], 262144) // snap length
 		binary.LittleEndian.PutUint32(hdr[20:], 1)      // LINKTYPE_ETHERNET
-		_, err = w.Write(hdr[:])
-		w.Close()
+		_, err = f.Write(hdr[:])
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
-			r.Close()
-			handleErr = fmt.Errorf("libpcap: writing an empty capture's header: %w", err)
+			handleErr = fmt.Errorf("libpcap: writing an empty capture file: %w", err)
 			return
 		}
-		h, err := pcap.OpenOfflineFile(r)
-		if err != nil {
-			r.Close()
-			handleErr = errors.Join(errors.New("libpcap: opening an offline handle"), err)
-			return
+		if handle, err = pcap.OpenOffline(f.Name()); err != nil {
+			handleErr = errors.Join(errors.New("libpcap: opening an empty capture file"), err)
 		}
-		handle, handleFile = h, r
 	})
 	return handle, handleErr
 }
