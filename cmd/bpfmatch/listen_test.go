@@ -242,6 +242,6 @@ func TestListenUsageErrors(t *testing.T) {
 	})
 	t.Run("compile error", func(t *testing.T) {
 		requireCompile(t)
-		checkResult(t, runArgs("-listen", "127.0.0.1:0", "tcp port"), exitError, "", "syntax error")
+		checkResult(t, runArgs("-listen", "127.0.0.1:0", "tcp port"), exitError, "", `bpfmatch: compiling "tcp port" for ethernet: `)
 	})
 }
