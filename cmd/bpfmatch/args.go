@@ -25,7 +25,7 @@ var (
 )
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
-       bpfmatch -r FILE [-d | -dd | -ddd] [EXPRESSION...]
+       bpfmatch -r FILE [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
        bpfmatch -listen ADDR [-udp] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
