@@ -227,12 +227,20 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if *update && code == 0 {
 		var lines []string
-		usedPrograms.Range(func(k, v any) bool {
+		usedPrograms.Range(func(k, _ any) bool {
 			key := k.(programKey)
-			if !strings.ContainsAny(key.expr, "\t\n") {
-				text := strings.TrimSuffix(strings.ReplaceAll(FormatProgram(v.([]bpf.RawInstruction)), "\n", ","), ",")
-				lines = append(lines, fmt.Sprintf("%d\t%d\t%s\t%s", key.link, key.snap, key.expr, text))
+			if strings.ContainsAny(key.expr, "\t\n") {
+				return true
 			}
+			// libpcap's program, whichever compiler the tests used: the
+			// stored programs are libpcap's for TestStoredPrograms.
+			prog, err := compileLibpcap(key.expr, key.link, key.snap, 0)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "-update: not storing %q: %v\n", key.expr, err)
+				return true
+			}
+			text := strings.TrimSuffix(strings.ReplaceAll(FormatProgram(prog), "\n", ","), ",")
+			lines = append(lines, fmt.Sprintf("%d\t%d\t%s\t%s", key.link, key.snap, key.expr, text))
 			return true
 		})
 		sort.Strings(lines)
