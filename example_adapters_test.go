@@ -1,8 +1,3 @@
-//go:build cgo && libpcap
-
-// The examples compile expressions, which needs libpcap until Compile
-// uses the Go compiler (useGoCompiler); then this constraint goes.
-
 package bpfmatch_test
 
 import (

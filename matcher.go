@@ -129,7 +129,7 @@ func WithLibpcap() Option { return func(o *options) { o.libpcap = true } }
 // needs the build tag libpcap. WithLibpcap always means libpcap. The
 // godoc of the package, Compile and Matcher describe the state with the
 // switch on.
-const useGoCompiler = false
+const useGoCompiler = true
 
 // goLinkTypes are the link types the Go compiler generates code for.
 var goLinkTypes = []LinkType{
