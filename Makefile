@@ -1,11 +1,21 @@
-# The two commands of the README: `make demo` and `make test`. Both install
-# what the build needs (libpcap-dev for cgo, tcpdump for the tests' second
-# opinion) when it is missing, on Debian or Ubuntu, as root or with sudo.
+# The two commands of the README: `make demo` and `make test`.
+#
+# `make demo` needs nothing but Go: it builds without cgo, as a static
+# binary would be built, and compiles with the Go compiler.
+# `make test` installs what the comparisons with libpcap need (libpcap-dev
+# for cgo, tcpdump for a second opinion) when it is missing, on Debian or
+# Ubuntu, as root or with sudo, and runs the tests with the build tag
+# libpcap, then again without cgo, then builds for every platform.
 
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: demo test deps lint equivalence
+# The platforms `make cross` builds and vets for, without cgo.
+PLATFORMS := linux/amd64 linux/386 linux/arm64 linux/arm linux/mipsle \
+	darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64 js/wasm wasip1/wasm
+
+.PHONY: demo test deps lint equivalence cross test386
 
 deps:
 	@if [ ! -f /usr/include/pcap.h ] || ! command -v tcpdump >/dev/null 2>&1; then \
@@ -14,24 +24,39 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpcap-dev tcpdump >/dev/null; \
 	fi
 
-demo: deps
-	$(GO) run ./cmd/bpfmatch -src 10.1.2.3:40000 -dst 192.0.2.21:21 -payload 'USER anonymous' \
+demo:
+	CGO_ENABLED=0 $(GO) run ./cmd/bpfmatch -src 10.1.2.3:40000 -dst 192.0.2.21:21 -payload 'USER anonymous' \
 		'tcp dst port 21 and src net 10.0.0.0/8'
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
+	$(GO) vet -tags libpcap ./...
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(STATICCHECK) -tags libpcap ./...
+	CGO_ENABLED=0 $(STATICCHECK) ./...
 
 test: deps lint
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -tags libpcap -count=1 ./...
 	@$(MAKE) --no-print-directory equivalence
 	CGO_ENABLED=0 $(GO) test -count=1 ./...
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	@$(MAKE) --no-print-directory cross test386
+	$(GO) test -tags libpcap -run '^$$' -bench . -benchtime 1x ./...
 
 # The differential tests again, showing how many comparisons with libpcap
 # and tcpdump they made.
 equivalence:
-	@out=$$($(GO) test -count=1 -v -run 'Differential|FlowEqualsMatch|StoredPrograms|ReadCountsMatchTcpdump' ./... 2>&1); code=$$?; \
+	@out=$$($(GO) test -tags libpcap -count=1 -v -run 'Differential|FlowEqualsMatch|StoredPrograms|ReadCountsMatchTcpdump|ImageEqualsLibpcap' ./... 2>&1); code=$$?; \
 		echo "$$out" | grep -E 'comparisons|compared|^(--- FAIL|ok|FAIL|panic)'; exit $$code
+
+# Every package and its tests build and vet on every platform, without cgo.
+cross:
+	@for p in $(PLATFORMS); do \
+		echo "cross: $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./... && \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... || exit 1; \
+	done
+
+# The tests run on a 32-bit platform too, where int is 32 bits.
+test386:
+	CGO_ENABLED=0 GOARCH=386 $(GO) test -count=1 -short ./...

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,4 +161,22 @@ func corpusCaptures(t testing.TB) []capture {
 		out = append(out, c)
 	}
 	return out
+}
+
+// TestCorpusCaptureLinkTypes reads every corpus capture and checks that
+// its link type is one the Go compiler knows, so that Compile serves every
+// capture of the corpus without libpcap.
+func TestCorpusCaptureLinkTypes(t *testing.T) {
+	caps := corpusCaptures(t)
+	byLink := map[LinkType]int{}
+	for _, c := range caps {
+		if !slices.Contains(goLinkTypes, c.link) {
+			t.Errorf("%s: link type %v, which the Go compiler does not know", c.name, c.link)
+		}
+		if len(c.data) == 0 {
+			t.Errorf("%s: no packets read", c.name)
+		}
+		byLink[c.link] += len(c.data)
+	}
+	t.Logf("%d captures; packets by link type: %v", len(caps), byLink)
 }

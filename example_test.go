@@ -1,8 +1,7 @@
-//go:build cgo
-
 package bpfmatch_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -125,6 +124,11 @@ func ExampleMatcher_MatchConn() {
 func ExampleCompile_error() {
 	_, err := bpfmatch.Compile("tcp dst port 21 and")
 	fmt.Println(err)
+	var ce *bpfmatch.CompileError
+	if errors.As(err, &ce) {
+		fmt.Printf("at byte %d: %s\n", ce.Offset, ce.Msg)
+	}
 	// Output:
-	// bpfmatch: compiling "tcp dst port 21 and" for ethernet: can't parse filter expression: syntax error
+	// bpfmatch: compiling "tcp dst port 21 and" for ethernet: at offset 19 (end of expression): unexpected end of expression: expected a primitive or an id
+	// at byte 19: unexpected end of expression: expected a primitive or an id
 }

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && libpcap
 
 package bpfmatch
 
@@ -8,12 +8,13 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 	"golang.org/x/net/bpf"
 )
 
 func init() {
-	execOracle = libpcapFilter
-	execValidateOracle = libpcapValidate
+	execOracle = libpcap.Filter
+	execValidateOracle = libpcap.Validate
 }
 
 // TestExecCorpusDifferential runs every corpus expression on every packet
@@ -85,7 +86,7 @@ func TestExecCorpusDifferential(t *testing.T) {
 					split := min(len(data), 54)
 					f = frame{hdr: data[:split], payload: data[split:], caplen: caplen, wirelen: wire}
 					gotSplit := cp.prog.run(&f)
-					if lp := libpcapFilter(cp.raw, data, caplen, wire); got != lp || gotSplit != lp || want != lp {
+					if lp := libpcap.Filter(cp.raw, data, caplen, wire); got != lp || gotSplit != lp || want != lp {
 						t.Errorf("%q on %s packet %d (caplen %d, wire %d): run %#x, split at %d %#x, refRun %#x, libpcap %#x\npacket %s",
 							cp.expr, c.name, i, caplen, wire, got, split, gotSplit, want, lp, hexOf(data[:caplen]))
 					}
@@ -243,7 +244,7 @@ func FuzzExecEquivalence(f *testing.F) {
 			raw = progs[sel]
 		} else {
 			raw = execGenProgram(seed, len(data))
-			if !libpcapValidate(raw) {
+			if !libpcap.Validate(raw) {
 				t.Fatalf("generated a program libpcap does not validate:\n%s", FormatProgram(raw))
 			}
 		}
@@ -256,7 +257,7 @@ func FuzzExecEquivalence(f *testing.F) {
 		if _, stopped := refRun(raw, data, caplen, wire); stopped {
 			return // libpcap 1.10 would loop forever
 		}
-		lp := libpcapFilter(raw, data, caplen, wire)
+		lp := libpcap.Filter(raw, data, caplen, wire)
 		for _, split := range []int{len(data), 0, len(data) / 2, min(len(data), 54)} {
 			f := frame{hdr: data[:split], payload: data[split:], caplen: caplen, wirelen: wire}
 			if got := p.run(&f); got != lp {

@@ -532,7 +532,7 @@ func TestStrings(t *testing.T) {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
 	}
-	for lt, want := range map[uint32]LinkType{1: LinkEthernet, 101: LinkRaw, 113: 113, 228: 228, 100: 11} {
+	for lt, want := range map[uint32]LinkType{1: LinkEthernet, 101: LinkRaw, 113: 113, 228: 228, 229: 229, 276: 276, 100: 11} {
 		if got := LinkTypeFromPcap(lt); got != want {
 			t.Errorf("LinkTypeFromPcap(%d) = %v, want %v", lt, got, want)
 		}

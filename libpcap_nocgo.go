@@ -1,15 +1,22 @@
-//go:build !cgo
+//go:build !(cgo && libpcap)
 
 package bpfmatch
 
 import "golang.org/x/net/bpf"
 
-// HaveLibpcap reports whether this build links libpcap, so that Compile and
-// WithLibpcap work: it needs cgo.
+// HaveLibpcap reports whether this build links libpcap, so that
+// WithLibpcap works: it needs cgo and the build tag libpcap
+// (go build -tags libpcap).
 const HaveLibpcap = false
 
 func compileLibpcap(expr string, link LinkType, _ int, _ uint32) ([]bpf.RawInstruction, error) {
-	return nil, &CompileError{Expr: expr, LinkType: link, Msg: errNoLibpcap.Error()}
+	return nil, &CompileError{Expr: expr, LinkType: link, Offset: -1, Msg: errNoLibpcap.Error()}
 }
 
-func libpcapRun([]bpf.RawInstruction, *frame) uint32 { return 0 }
+// libpcapProgram is never made in a build without libpcap: newOptions
+// refuses WithLibpcap.
+type libpcapProgram struct{}
+
+func newLibpcapProgram([]bpf.RawInstruction) (*libpcapProgram, error) { return nil, errNoLibpcap }
+
+func (*libpcapProgram) run(*frame) uint32 { return 0 }

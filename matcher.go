@@ -3,13 +3,20 @@
 //
 // It builds the packet a capture would have seen arriving (a FakePacket:
 // Ethernet, optional 802.1Q tag, IPv4 or IPv6, TCP or UDP, the payload) from
-// a connection's metadata, and runs the program libpcap compiled for the
+// a connection's metadata, and runs the program compiled for the
 // expression (Compile), in Go. The verdicts are libpcap's own: the tests
-// compare them with pcap_offline_filter on the same bytes and lengths.
+// compare them with libpcap's on the same bytes and lengths.
 // A Flow prepares one connection's headers once and matches each payload
-// with no allocation. Only Compile needs cgo and libpcap; programs compiled
-// ahead of time run anywhere (ParseProgram, Load). Listener, Router and
-// PacketConn put a filter in front of a server.
+// with no allocation. Listener, Router and PacketConn put a filter in front
+// of a server.
+//
+// The package is pure Go. Compile compiles with the Go compiler of package
+// pcapfilter, for Ethernet, raw IP and Linux cooked captures. libpcap is
+// optional: built with cgo and the build tag libpcap (go build -tags
+// libpcap, with libpcap's headers installed), WithLibpcap compiles with
+// libpcap and runs the program with libpcap too, through gopacket's pcap
+// package, for cross-checking and for link types the Go compiler does not
+// know. Programs compiled ahead of time run anywhere (ParseProgram, Load).
 package bpfmatch
 
 import (
@@ -19,8 +26,10 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
+	"github.com/headlessbpf/bpfmatch/pcapfilter"
 	"golang.org/x/net/bpf"
 )
 
@@ -28,8 +37,9 @@ import (
 // which is what a filter's offsets are relative to.
 type LinkType int
 
-// The link types fake packets can be framed for. Compile accepts any link
-// type libpcap knows, for MatchFrame.
+// The link types fake packets can be framed for. Compile also accepts
+// Linux cooked captures (113, 276) and LINKTYPE_IPV4 and _IPV6 (228, 229),
+// for MatchFrame; with WithLibpcap, any link type libpcap knows.
 const (
 	LinkEthernet LinkType = 1  // DLT_EN10MB
 	LinkRaw      LinkType = 12 // DLT_RAW: the IP header first
@@ -105,16 +115,46 @@ func WithNetmask(mask netip.Addr) Option {
 	}
 }
 
-// WithLibpcap makes the Matcher run programs with libpcap's
-// pcap_offline_filter, through cgo, instead of in Go: slower, and there
-// for cross-checking. Compile and Load fail with it in a build without cgo.
+// WithLibpcap makes Compile compile with libpcap's pcap_compile instead
+// of the Go compiler, for any link type libpcap knows, and makes the
+// Matcher run its program with libpcap's pcap_offline_filter (through
+// gopacket's pcap package) instead of in Go: slower, and there for
+// cross-checking. It needs a build with cgo and the build tag libpcap
+// (HaveLibpcap); in any other build Compile and Load fail with it, saying
+// so.
 func WithLibpcap() Option { return func(o *options) { o.libpcap = true } }
 
-// CompileError is the error of an expression libpcap would not compile.
+// useGoCompiler is THE SWITCH of Compile's compiler: true compiles with the
+// Go compiler (package pcapfilter), false with libpcap as before, which
+// needs the build tag libpcap. WithLibpcap always means libpcap. The
+// godoc of the package, Compile and Matcher describe the state with the
+// switch on.
+const useGoCompiler = true
+
+// goLinkTypes are the link types the Go compiler generates code for.
+var goLinkTypes = []LinkType{
+	LinkType(pcapfilter.LinkEthernet),
+	LinkType(pcapfilter.LinkRaw),
+	LinkType(pcapfilter.LinkLinuxSLL),
+	LinkType(pcapfilter.LinkIPv4),
+	LinkType(pcapfilter.LinkIPv6),
+	LinkType(pcapfilter.LinkLinuxSLL2),
+}
+
+// CompileError is the error of an expression that does not compile: what
+// is wrong and, from the Go compiler, where.
 type CompileError struct {
 	Expr     string
 	LinkType LinkType
-	Msg      string // libpcap's message, or why the expression was not given to it
+	// Offset is the byte offset in Expr of the offending token, or -1
+	// where it is not known: libpcap's messages do not say where.
+	Offset int
+	// Token is the offending token as written, "" at the end of the
+	// expression or where Offset is -1.
+	Token string
+	// Msg is what is wrong: the Go compiler's or libpcap's message, or
+	// why the expression was not given to a compiler.
+	Msg string
 }
 
 func (e *CompileError) Error() string {
@@ -122,40 +162,91 @@ func (e *CompileError) Error() string {
 	if len(expr) > 200 {
 		expr = expr[:200] + "..." // the message of a huge expression stays readable
 	}
-	return fmt.Sprintf("bpfmatch: compiling %q for %v: %s", expr, e.LinkType, e.Msg)
+	switch {
+	case e.Offset < 0:
+		return fmt.Sprintf("bpfmatch: compiling %q for %v: %s", expr, e.LinkType, e.Msg)
+	case e.Token == "":
+		return fmt.Sprintf("bpfmatch: compiling %q for %v: at offset %d (end of expression): %s", expr, e.LinkType, e.Offset, e.Msg)
+	}
+	tok := e.Token
+	if len(tok) > 40 {
+		tok = tok[:40] + "..."
+	}
+	return fmt.Sprintf("bpfmatch: compiling %q for %v: at offset %d (%q): %s", expr, e.LinkType, e.Offset, tok, e.Msg)
 }
 
-// A Matcher is a filter expression compiled by libpcap, which tells whether
-// packets match it. It is safe for concurrent use by multiple goroutines.
+// A Matcher is a compiled filter expression, which tells whether packets
+// match it. It is safe for concurrent use by multiple goroutines.
 type Matcher struct {
 	expr string
 	link LinkType
 	snap uint32
 	raw  []bpf.RawInstruction
-	prog *program // nil when libpcap executes raw
+	prog *program        // the Go executor's program; nil with WithLibpcap
+	lib  *libpcapProgram // libpcap's, with WithLibpcap
+
+	// For the tests' comparisons with libpcap: how raw was compiled.
+	netmask    uint32
+	goCompiled bool
 }
 
-// Compile compiles a tcpdump filter expression with libpcap, for Ethernet
-// frames and the default snap length unless options say otherwise. The
-// error of an invalid expression is a *CompileError with libpcap's message.
-// Compile needs cgo; a build without it can Load programs compiled before.
+// Compile compiles a tcpdump filter expression (pcap-filter(7)) with the
+// Go compiler of package pcapfilter, for Ethernet frames and the default
+// snap length unless options say otherwise. The Go compiler knows the link
+// types LinkEthernet, LinkRaw, Linux cooked captures (113 and 276) and
+// LINKTYPE_IPV4 and _IPV6 (228, 229); WithLibpcap compiles for any other.
+// The error of an expression that does not compile is a *CompileError
+// saying what is wrong and where.
 func Compile(expr string, opts ...Option) (*Matcher, error) {
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	if strings.IndexByte(expr, 0) >= 0 {
-		return nil, &CompileError{Expr: expr, LinkType: o.link, Msg: "expression contains a NUL byte"}
+	if i := strings.IndexByte(expr, 0); i >= 0 {
+		return nil, &CompileError{Expr: expr, LinkType: o.link, Offset: i, Token: "\x00", Msg: "expression contains a NUL byte"}
 	}
-	raw, err := compileLibpcap(expr, o.link, o.snap, o.netmask)
+	var raw []bpf.RawInstruction
+	byGo := useGoCompiler && !o.libpcap
+	if byGo {
+		raw, err = compileGo(expr, o.link, o.snap, o.netmask)
+	} else {
+		raw, err = compileLibpcap(expr, o.link, o.snap, o.netmask)
+	}
 	if err != nil {
 		return nil, err
 	}
 	m, err := newMatcher(expr, raw, o)
 	if err != nil {
-		return nil, fmt.Errorf("bpfmatch: libpcap compiled %q into a program that does not validate: %w", expr, err)
+		by := "libpcap"
+		if byGo {
+			by = "the Go compiler"
+		}
+		return nil, fmt.Errorf("bpfmatch: %s compiled %q into a program that does not validate: %w", by, expr, err)
 	}
+	m.netmask, m.goCompiled = o.netmask, byGo
 	return m, nil
+}
+
+// compileGo compiles expr with the Go compiler, whose errors become
+// *CompileError with the offset and token it gives.
+func compileGo(expr string, link LinkType, snap int, netmask uint32) ([]bpf.RawInstruction, error) {
+	if !slices.Contains(goLinkTypes, link) {
+		how := "WithLibpcap() compiles it"
+		if !HaveLibpcap {
+			how += ", in a build with cgo and -tags libpcap"
+		}
+		return nil, &CompileError{Expr: expr, LinkType: link, Offset: -1,
+			Msg: fmt.Sprintf("the Go compiler does not know link type %v (it knows DLT 1 ethernet, 12 raw IP, 113 and 276 Linux cooked, 228 IPv4, 229 IPv6); %s", link, how)}
+	}
+	raw, err := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: pcapfilter.LinkType(link), SnapLen: snap, Netmask: netmask})
+	if err != nil {
+		var pe *pcapfilter.Error
+		if errors.As(err, &pe) {
+			return nil, &CompileError{Expr: expr, LinkType: link, Offset: pe.Offset, Token: pe.Token, Msg: pe.Msg}
+		}
+		return nil, &CompileError{Expr: expr, LinkType: link, Offset: -1, Msg: err.Error()}
+	}
+	return raw, nil
 }
 
 // Load returns a Matcher that runs a program already compiled, such as
@@ -203,11 +294,15 @@ func newMatcher(expr string, raw []bpf.RawInstruction, o options) (*Matcher, err
 	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
 	if !o.libpcap {
 		m.prog = prog
+		return m, nil
+	}
+	if m.lib, err = newLibpcapProgram(raw); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-var errNoLibpcap = errors.New("compiling expressions needs libpcap, and this program was built without cgo")
+var errNoLibpcap = errors.New("this program was built without libpcap: build it with cgo and -tags libpcap (libpcap's headers installed)")
 
 // MustCompile is like Compile but panics if the expression cannot be
 // compiled. It simplifies initialising global variables.
@@ -229,8 +324,7 @@ func (m *Matcher) LinkType() LinkType { return m.link }
 // SnapLen returns the snap length m matches frames with.
 func (m *Matcher) SnapLen() int { return int(m.snap) }
 
-// Program returns a copy of the program libpcap compiled, as tcpdump -ddd
-// prints it.
+// Program returns a copy of m's program, as tcpdump -ddd prints it.
 func (m *Matcher) Program() []bpf.RawInstruction {
 	return append([]bpf.RawInstruction(nil), m.raw...)
 }
@@ -278,7 +372,7 @@ func (m *Matcher) MatchFrom(src, dst net.Addr, payload []byte) (bool, error) {
 // its captured bytes, wireLen is its length on the wire (len(data) for a
 // frame captured whole). Bytes past the snap length are ignored.
 func (m *Matcher) MatchFrame(data []byte, wireLen int) (bool, error) {
-	if wireLen < len(data) || wireLen > math.MaxUint32 {
+	if wireLen < len(data) || uint64(wireLen) > math.MaxUint32 {
 		return false, fmt.Errorf("bpfmatch: wire length %d is less than the %d bytes captured or more than 2^32-1", wireLen, len(data))
 	}
 	f := frame{hdr: data, caplen: min(uint32(len(data)), m.snap), wirelen: uint32(wireLen)}
@@ -287,7 +381,7 @@ func (m *Matcher) MatchFrame(data []byte, wireLen int) (bool, error) {
 
 func (m *Matcher) run(f *frame) uint32 {
 	if m.prog == nil {
-		return libpcapRun(m.raw, f)
+		return m.lib.run(f)
 	}
 	return m.prog.run(f)
 }

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && libpcap
 
 package bpfmatch
 
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 	"golang.org/x/net/bpf"
 )
 
@@ -58,7 +59,7 @@ func TestProgramValidateDifferential(t *testing.T) {
 			raw[n-1].Op = []uint16{bpfRetK, bpfRetA, 0x0e, 0x1e}[r.IntN(4)]
 		}
 		_, err := newProgram(raw)
-		lp := libpcapValidate(raw)
+		lp := libpcap.Validate(raw)
 		rule := stricterRule(raw)
 		if want := lp && rule == ""; want != (err == nil) {
 			t.Fatalf("newProgram accepts: %v (%v), libpcap: %v, stricter rule: %q\nprogram:\n%s",
@@ -88,7 +89,7 @@ func TestProgramValidateDifferential(t *testing.T) {
 				continue
 			}
 			compiled++
-			if !libpcapValidate(raw) {
+			if !libpcap.Validate(raw) {
 				t.Errorf("%q for %v: libpcap does not validate its own program", e, link)
 			}
 			if _, err := newProgram(raw); err != nil {

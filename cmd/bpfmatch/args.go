@@ -25,7 +25,7 @@ var (
 )
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
-       bpfmatch -r FILE [-d | -dd | -ddd] [EXPRESSION...]
+       bpfmatch -r FILE [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
        bpfmatch -listen ADDR [-udp] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
@@ -57,6 +57,10 @@ Program:
   -d                   print the compiled program as tcpdump -d does, and exit
   -dd                  print it as a C array fragment, as tcpdump -dd does
   -ddd                 print it as decimal numbers, as tcpdump -ddd does
+  -libpcap             compile with libpcap instead of the Go compiler, and
+                       match with libpcap too (-d -libpcap prints libpcap's
+                       program); needs a bpfmatch built with cgo and
+                       -tags libpcap
 
 Listening:
   -listen ADDR         accept TCP connections on ADDR (127.0.0.1:8080, say)
@@ -83,12 +87,14 @@ var errHelp = errors.New("help requested")
 
 // config is what the command line asks for.
 type config struct {
-	expr  string
-	link  bpfmatch.LinkType
-	snap  int
-	dump  int // 1, 2, 3 for -d, -dd, -ddd; 0 to match
-	read  string
-	write string
+	expr string
+	link bpfmatch.LinkType
+	snap int
+	dump int // 1, 2, 3 for -d, -dd, -ddd; 0 to match
+	// libpcap compiles and matches with libpcap (-libpcap).
+	libpcap bool
+	read    string
+	write   string
 
 	proto       bpfmatch.Protocol
 	src, dst    string // as given; "" for the default
@@ -114,7 +120,7 @@ func isFlagName(name string) bool { return flagNames[name] }
 type rawFlags struct {
 	link, proto, src, dst, payload, payloadHex, vlan, flags, snaplen string
 	read, write                                                      string
-	d, dd, ddd                                                       bool
+	d, dd, ddd, libpcap                                              bool
 	listenFlags
 }
 
@@ -139,6 +145,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.BoolVar(&r.d, "d", false, "print the program as tcpdump -d")
 	fs.BoolVar(&r.dd, "dd", false, "print the program as tcpdump -dd")
 	fs.BoolVar(&r.ddd, "ddd", false, "print the program as tcpdump -ddd")
+	fs.BoolVar(&r.libpcap, "libpcap", false, "compile and match with libpcap")
 	r.listenFlags.define(fs)
 	return fs
 }
@@ -157,10 +164,14 @@ func parseArgs(args []string) (*config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	cfg := &config{
-		expr:  strings.Join(fs.Args(), " "),
-		snap:  bpfmatch.DefaultSnapLen,
-		read:  r.read,
-		write: r.write,
+		expr:    strings.Join(fs.Args(), " "),
+		snap:    bpfmatch.DefaultSnapLen,
+		read:    r.read,
+		write:   r.write,
+		libpcap: r.libpcap,
+	}
+	if r.libpcap && !bpfmatch.HaveLibpcap {
+		return nil, errors.New("-libpcap: this bpfmatch was built without libpcap; build it with cgo and libpcap's headers: go build -tags libpcap ./cmd/bpfmatch")
 	}
 	for _, name := range []string{"link", "proto", "src", "dst", "payload", "payload-hex", "vlan", "flags", "snaplen", "w"} {
 		if set[name] {
@@ -289,6 +300,16 @@ func parseArgs(args []string) (*config, error) {
 		cfg.flags = f
 	}
 	return cfg, nil
+}
+
+// options are the Compile options for a link type and snap length, with
+// WithLibpcap for -libpcap.
+func (cfg *config) options(link bpfmatch.LinkType, snap int) []bpfmatch.Option {
+	opts := []bpfmatch.Option{bpfmatch.WithLinkType(link), bpfmatch.WithSnapLen(snap)}
+	if cfg.libpcap {
+		opts = append(opts, bpfmatch.WithLibpcap())
+	}
+	return opts
 }
 
 // parseHex decodes hex digits, ignoring white space, colons and a leading

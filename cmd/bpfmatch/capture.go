@@ -111,7 +111,8 @@ func (c *capture) init() (err error) {
 	magic := binary.LittleEndian.Uint32(hdr)
 	switch magic {
 	case magicPcapNG:
-		if err := checkPcapng(br); err != nil {
+		link, err := checkPcapng(br)
+		if err != nil {
 			return fmt.Errorf("reading pcapng: %v", err)
 		}
 		if _, err := c.f.Seek(0, io.SeekStart); err != nil {
@@ -130,9 +131,8 @@ func (c *capture) init() (err error) {
 		if err != nil {
 			return fmt.Errorf("reading pcapng: %v", err)
 		}
-		// pcapgo keeps only 8 bits of a link type (layers.LinkType is a
-		// uint8), so pcapng files with types above 255 are misread.
-		c.link, c.snap = bpfmatch.LinkTypeFromPcap(uint32(iface.LinkType)), adjustSnap(iface.SnapLength)
+		// The link type as checkPcapng read it: pcapgo keeps only 8 bits.
+		c.link, c.snap = bpfmatch.LinkTypeFromPcap(link), adjustSnap(iface.SnapLength)
 		return nil
 	case magicMicros, magicNanos, magicMicrosSwapped, magicNanosSwapped:
 	default:
@@ -213,7 +213,7 @@ func runRead(cfg *config, stdout, stderr io.Writer) int {
 
 	// Compile before reading any packet, so that a bad expression is an
 	// error even for a file without packets, as in tcpdump.
-	m, err := bpfmatch.Compile(cfg.expr, bpfmatch.WithLinkType(c.link), bpfmatch.WithSnapLen(c.snap))
+	m, err := bpfmatch.Compile(cfg.expr, cfg.options(c.link, c.snap)...)
 	if err != nil {
 		return fail(stderr, compileError(err, cfg.expr))
 	}

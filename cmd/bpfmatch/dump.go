@@ -23,17 +23,13 @@ func formatDecimal(raw []bpf.RawInstruction) string {
 	return bpfmatch.FormatProgram(raw)
 }
 
-// formatImage returns raw as tcpdump -d prints it: libpcap's bpf_image of
-// each instruction, a line each.
-func formatImage(raw []bpf.RawInstruction) (string, error) {
-	lines, err := bpfImage(raw)
-	if err != nil {
-		return "", err
-	}
+// formatImage returns raw as tcpdump -d prints it: libpcap's text of each
+// instruction (imageLine), a line each.
+func formatImage(raw []bpf.RawInstruction) string {
 	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l)
+	for i, r := range raw {
+		b.WriteString(imageLine(r, i))
 		b.WriteByte('\n')
 	}
-	return b.String(), nil
+	return b.String()
 }

@@ -110,7 +110,7 @@ func runListen(cfg *config, stdout, stderr io.Writer) int {
 // cfg.listen.count have come. It exits 0 if at least one matched, as -r
 // does.
 func listen(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
-	m, err := bpfmatch.Compile(cfg.expr, bpfmatch.WithLinkType(cfg.link), bpfmatch.WithSnapLen(cfg.snap))
+	m, err := bpfmatch.Compile(cfg.expr, cfg.options(cfg.link, cfg.snap)...)
 	if err != nil {
 		return fail(stderr, compileError(err, cfg.expr))
 	}

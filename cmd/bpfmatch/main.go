@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 
 // runPacket matches the fake packet cfg describes, or prints the program.
 func runPacket(cfg *config, stdout, stderr io.Writer) int {
-	m, err := bpfmatch.Compile(cfg.expr, bpfmatch.WithLinkType(cfg.link), bpfmatch.WithSnapLen(cfg.snap))
+	m, err := bpfmatch.Compile(cfg.expr, cfg.options(cfg.link, cfg.snap)...)
 	if err != nil {
 		return fail(stderr, compileError(err, cfg.expr))
 	}
@@ -91,17 +91,13 @@ func runPacket(cfg *config, stdout, stderr io.Writer) int {
 // printProgram prints raw as tcpdump -d, -dd or -ddd (level 1, 2 or 3) do.
 func printProgram(stdout, stderr io.Writer, raw []bpf.RawInstruction, level int) int {
 	var s string
-	var err error
 	switch level {
 	case 1:
-		s, err = formatImage(raw)
+		s = formatImage(raw)
 	case 2:
 		s = formatC(raw)
 	default:
 		s = formatDecimal(raw)
-	}
-	if err != nil {
-		return fail(stderr, err)
 	}
 	if _, err := io.WriteString(stdout, s); err != nil {
 		return fail(stderr, err)

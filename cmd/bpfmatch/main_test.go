@@ -80,7 +80,7 @@ func checkResult(t *testing.T, r result, wantCode int, wantOut, wantErr string) 
 }
 
 func TestRun(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	const (
 		match   = "match\n"
 		noMatch = "no match\n"
@@ -224,18 +224,12 @@ func TestRun(t *testing.T) {
 		{"-r missing", []string{"-r", filepath.Join(dir, "missing.pcap"), "tcp"}, 2, "", "no such file or directory"},
 		{"-r directory", []string{"-r", dir, "tcp"}, 2, "", "is a directory"},
 
-		// Expressions libpcap refuses.
-		{"syntax error", []string{"tcp", "port"}, 2, "", `compiling "tcp port" for ethernet: can't parse filter expression: syntax error`},
-		{"unknown word", []string{"nosuchproto"}, 2, "", "syntax error"},
-		{"unknown host", []string{"host no-such-host.invalid"}, 2, "", "unknown host 'no-such-host.invalid'"},
-		{"ether on raw", []string{"-link", "raw", "ether host 00:00:5e:00:53:00"}, 2, "", "ethernet addresses supported only on"},
-		{"rejects all", []string{"tcp and udp"}, 2, "", "expression rejects all packets"},
 		{"NUL byte", []string{"tcp\x00"}, 2, "", "NUL byte"},
 		{"flag after expression", []string{"tcp", "-src", "10.0.0.1:1"}, 2, "", "(flags such as -src must come before the expression)"},
 		{"flag= after expression", []string{"tcp", "-proto=udp"}, 2, "", "(flags such as -proto=udp must come before the expression)"},
 		{"ip broadcast, netmask 0 as tcpdump -r", []string{"ip broadcast"}, 1, "no match\n", ""},
 		{"ip broadcast to all ones", []string{"-proto", "udp", "-dst", "255.255.255.255:67", "ip broadcast"}, 0, "match\n", ""},
-		{"compile error with -d", []string{"-d", "tcp port"}, 2, "", "syntax error"},
+		{"compile error with -d", []string{"-d", "tcp port"}, 2, "", `bpfmatch: compiling "tcp port" for ethernet: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,6 +237,34 @@ func TestRun(t *testing.T) {
 			checkResult(t, r, tt.wantCode, tt.wantOut, tt.wantErr)
 			if tt.wantCode == exitError && !strings.Contains(r.stderr, "bpfmatch -h") && !strings.HasPrefix(r.stderr, "bpfmatch: ") {
 				t.Errorf("error message does not start with bpfmatch:\n%v", r)
+			}
+		})
+	}
+
+	// Expressions libpcap refuses: the compiler in use refuses them too,
+	// and -libpcap with libpcap's message.
+	refused := []struct {
+		name       string
+		flags      []string
+		expr       string
+		libpcapErr string
+		mayPass    bool // the Go compiler may compile it: it rejects every packet
+	}{
+		{"syntax error", nil, "tcp port", `compiling "tcp port" for ethernet: can't parse filter expression: syntax error`, false},
+		{"unknown word", nil, "nosuchproto", "syntax error", false},
+		{"unknown host", nil, "host no-such-host.invalid", "unknown host 'no-such-host.invalid'", false},
+		{"ether on raw", []string{"-link", "raw"}, "ether host 00:00:5e:00:53:00", "ethernet addresses supported only on", false},
+		{"rejects all", nil, "tcp and udp", "expression rejects all packets", true},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{}, tt.flags...), tt.expr)
+			r := runArgs(args...)
+			if !(tt.mayPass && r.code == exitNoMatch && r.stdout == "no match\n") {
+				checkResult(t, r, exitError, "", fmt.Sprintf("bpfmatch: compiling %q for ", tt.expr))
+			}
+			if bpfmatch.HaveLibpcap {
+				checkResult(t, runArgs(append([]string{"-libpcap"}, args...)...), exitError, "", tt.libpcapErr)
 			}
 		})
 	}
@@ -291,7 +313,7 @@ func TestDefaultsAsDocumented(t *testing.T) {
 // TestBinaryExitCodes builds the command and checks its exit codes and
 // output streams end to end.
 func TestBinaryExitCodes(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	bin := buildBinary(t)
 	tests := []struct {
 		name       string
@@ -302,7 +324,7 @@ func TestBinaryExitCodes(t *testing.T) {
 	}{
 		{"match", []string{"tcp", "port", "80"}, 0, "match\n", ""},
 		{"no match", []string{"udp"}, 1, "no match\n", ""},
-		{"compile error", []string{"tcp", "port"}, 2, "", "syntax error"},
+		{"compile error", []string{"tcp", "port"}, 2, "", `bpfmatch: compiling "tcp port" for ethernet: `},
 		{"usage error", []string{"-vlan", "x"}, 2, "", `-vlan "x"`},
 		{"help", []string{"-h"}, 0, usageText, ""},
 		{"program", []string{"-ddd", ""}, 0, "1\n6 0 0 262144\n", ""},
@@ -374,10 +396,11 @@ var programExprs = []string{
 	"geneve or udp port 4789",
 }
 
-// TestProgramOutputMatchesTcpdump compares -d, -dd and -ddd with tcpdump's,
-// both for a fake packet's link type and snap length and with -r.
+// TestProgramOutputMatchesTcpdump compares -d -libpcap, -dd -libpcap and
+// -ddd -libpcap with tcpdump's, both for a fake packet's link type and snap
+// length and with -r: the same program, formatted the same.
 func TestProgramOutputMatchesTcpdump(t *testing.T) {
-	requireLibpcap(t)
+	needLibpcap(t)
 	tcpdump := needTcpdump(t)
 	captures := []struct {
 		file string
@@ -397,9 +420,9 @@ func TestProgramOutputMatchesTcpdump(t *testing.T) {
 		for _, expr := range programExprs {
 			for _, d := range []string{"-d", "-dd", "-ddd"} {
 				want, werr := exec.Command(tcpdump, d, "-r", file, expr).Output()
-				runs := [][]string{{d, "-r", file, "--", expr}}
+				runs := [][]string{{d, "-libpcap", "-r", file, "--", expr}}
 				if c.fake != nil {
-					runs = append(runs, append(append([]string{d}, c.fake...), "--", expr))
+					runs = append(runs, append(append([]string{d, "-libpcap"}, c.fake...), "--", expr))
 				}
 				for _, args := range runs {
 					r := runArgs(args...)
@@ -424,7 +447,7 @@ func TestProgramOutputMatchesTcpdump(t *testing.T) {
 // TestWrite writes fake packets with -w and reads them back with pcapgo,
 // with -r, and with tcpdump -vv, which checks lengths and checksums.
 func TestWrite(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	tcpdump, _ := exec.LookPath("tcpdump")
 	if tcpdump == "" {
 		t.Log("tcpdump is not on PATH: checking the files with pcapgo only")
@@ -529,7 +552,7 @@ func TestWrite(t *testing.T) {
 
 // TestReadErrors covers files -r must refuse or read with care.
 func TestReadErrors(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	dir := t.TempDir()
 	le := binary.LittleEndian
 	pcapHeader := func(snap, linktype uint32) []byte {
@@ -605,7 +628,7 @@ func TestReadErrors(t *testing.T) {
 		{"text file", []byte("hello, world, this is not a capture\n"), "", 2, "", "not a pcap or pcapng file (magic number"},
 		{"header truncated", pcapHeader(65535, 1)[:20], "", 2, "", "pcap file header truncated"},
 		{"no packets", pcapHeader(65535, 1), "tcp", 1, "0\n", ""},
-		{"no packets, bad expression", pcapHeader(65535, 1), "tcp port", 2, "", "syntax error"},
+		{"no packets, bad expression", pcapHeader(65535, 1), "tcp port", 2, "", `bpfmatch: compiling "tcp port" for ethernet: `},
 		{"one packet", cat(pcapHeader(65535, 1), record(uint32(len(eth)), uint32(len(eth)), eth)), "tcp port 80", 0, "1\n", ""},
 		{"one packet, no match", cat(pcapHeader(65535, 1), record(uint32(len(eth)), uint32(len(eth)), eth)), "udp", 1, "0\n", ""},
 		{"raw link type", cat(pcapHeader(65535, 101), record(uint32(len(eth)), uint32(len(eth)), eth)), "ether host 02:00:00:00:00:01", 2, "", "ethernet addresses supported only on"},
@@ -694,7 +717,7 @@ func runTcpdumpCount(tcpdump, file, expr string) (n int, ok bool, msg string) {
 // real-world expression (with -short: a subset), and that both refuse the
 // same expressions.
 func TestReadCountsMatchTcpdump(t *testing.T) {
-	requireLibpcap(t)
+	requireCompile(t)
 	tcpdump := needTcpdump(t)
 	pcapDir := needCorpus(t, "pcaps")
 	exprs := readExprs(t, needCorpus(t, "filters", "realworld.txt"))
@@ -771,12 +794,19 @@ func TestReadCountsMatchTcpdump(t *testing.T) {
 				compared++
 				switch {
 				case !ok && r.code == exitError:
-					// Both report libpcap's message.
-					if !strings.Contains(r.stderr, msg) {
-						t.Errorf("%s, %q: tcpdump and bpfmatch fail differently: tcpdump: %s\n%v", name, j.expr, msg, r)
+					// With -libpcap, bpfmatch reports libpcap's message.
+					if bpfmatch.HaveLibpcap {
+						lr := runArgs("-libpcap", "-r", j.file, "--", j.expr)
+						if lr.code != exitError || !strings.Contains(lr.stderr, msg) {
+							t.Errorf("%s, %q: tcpdump and bpfmatch -libpcap fail differently: tcpdump: %s\n%v", name, j.expr, msg, lr)
+						}
 					}
 					bothRefused++
 					refusals[msg]++
+				case !ok && msg == "expression rejects all packets" && r.code == exitNoMatch && r.stdout == "0\n":
+					// libpcap's optimiser proved it; the Go compiler's
+					// program rejects them too.
+					agreed++
 				case !ok:
 					t.Errorf("%s, %q: tcpdump failed (%s), bpfmatch did not\n%v", name, j.expr, msg, r)
 				case r.code == exitError:
@@ -810,11 +840,18 @@ func TestReadCountsMatchTcpdump(t *testing.T) {
 	}
 }
 
-// requireLibpcap skips tests that compile expressions in a build without cgo.
-func requireLibpcap(t *testing.T) {
+// requireCompile skips tests that compile expressions in a build that
+// cannot: one without libpcap while Compile still uses libpcap. Any other
+// failure to compile "tcp" fails the test.
+func requireCompile(t *testing.T) {
 	t.Helper()
-	if !bpfmatch.HaveLibpcap {
-		t.Skip("built without cgo: bpfmatch cannot compile expressions")
+	_, err := bpfmatch.Compile("tcp")
+	switch {
+	case err == nil:
+	case !bpfmatch.HaveLibpcap && strings.Contains(err.Error(), "-tags libpcap"):
+		t.Skipf("this build cannot compile expressions: %v", err)
+	default:
+		t.Fatalf("Compile(\"tcp\"): %v", err)
 	}
 }
 
@@ -826,7 +863,12 @@ func buildBinary(t *testing.T) string {
 		t.Skip("go command not on PATH; cannot build the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "bpfmatch")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if bpfmatch.HaveLibpcap {
+		// The binary compiles as the test does.
+		args = append(args, "-tags", "libpcap")
+	}
+	if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

@@ -24,25 +24,31 @@ const (
 // make it allocate gigabytes or report a truncated last packet as the end
 // of the file. Here every block must be whole, its length a multiple of 4
 // (as libpcap requires), and every packet's captured bytes inside its block.
-func checkPcapng(r io.Reader) error {
+// It returns the link type of the first interface in full: pcapgo keeps
+// only its low 8 bits (layers.LinkType is a uint8), which would misread
+// LINKTYPE_LINUX_SLL2 (276), and for the same reason it refuses a file
+// whose interfaces' link types differ only above those bits, which pcapgo
+// would not tell apart.
+func checkPcapng(r io.Reader) (link uint32, err error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	var order binary.ByteOrder = binary.LittleEndian
 	var snaps []uint32 // snapshot lengths of the section's interfaces
 	var head [28]byte
+	haveLink := false
 	for n := 1; ; n++ {
 		if _, err := io.ReadFull(br, head[:8]); err != nil {
 			if err == io.EOF && n > 1 {
-				return nil
+				return link, nil
 			}
-			return fmt.Errorf("block %d: %w", n, truncated(err))
+			return 0, fmt.Errorf("block %d: %w", n, truncated(err))
 		}
 		typ := binary.LittleEndian.Uint32(head[0:]) // the SHB type reads the same either way
 		if n == 1 && typ != ngSectionHeader {
-			return errors.New("does not start with a section header block")
+			return 0, errors.New("does not start with a section header block")
 		}
 		if typ == ngSectionHeader {
 			if _, err := io.ReadFull(br, head[8:12]); err != nil {
-				return fmt.Errorf("block %d: %w", n, truncated(err))
+				return 0, fmt.Errorf("block %d: %w", n, truncated(err))
 			}
 			switch uint32(ngByteOrderMagic) {
 			case binary.LittleEndian.Uint32(head[8:]):
@@ -50,7 +56,7 @@ func checkPcapng(r io.Reader) error {
 			case binary.BigEndian.Uint32(head[8:]):
 				order = binary.BigEndian
 			default:
-				return fmt.Errorf("block %d: section header with a bad byte-order magic", n)
+				return 0, fmt.Errorf("block %d: section header with a bad byte-order magic", n)
 			}
 			snaps = snaps[:0]
 		}
@@ -69,7 +75,7 @@ func checkPcapng(r io.Reader) error {
 			need = 32
 		}
 		if length < need || length%4 != 0 {
-			return fmt.Errorf("block %d (type %#x): bad length %d", n, typ, length)
+			return 0, fmt.Errorf("block %d (type %#x): bad length %d", n, typ, length)
 		}
 		read := uint32(8)
 		if typ == ngSectionHeader {
@@ -87,7 +93,7 @@ func checkPcapng(r io.Reader) error {
 		}
 		if fixed > 0 {
 			if _, err := io.ReadFull(br, head[8:fixed]); err != nil {
-				return fmt.Errorf("block %d: %w", n, truncated(err))
+				return 0, fmt.Errorf("block %d: %w", n, truncated(err))
 			}
 			read = fixed
 		}
@@ -96,6 +102,13 @@ func checkPcapng(r io.Reader) error {
 		switch typ {
 		case ngInterfaceDescriptor:
 			snaps = append(snaps, order.Uint32(head[12:]))
+			l := uint32(order.Uint16(head[8:]))
+			switch {
+			case !haveLink:
+				link, haveLink = l, true
+			case l != link && l&0xff == link&0xff:
+				return 0, fmt.Errorf("block %d: interfaces of link types %d and %d, which pcapgo cannot tell apart", n, link, l)
+			}
 		case ngPacket, ngEnhancedPacket:
 			caplen = order.Uint32(head[20:])
 		case ngSimplePacket:
@@ -107,10 +120,10 @@ func checkPcapng(r io.Reader) error {
 			}
 		}
 		if caplen > room {
-			return fmt.Errorf("block %d: captured length %d exceeds the block's %d bytes of data", n, caplen, room)
+			return 0, fmt.Errorf("block %d: captured length %d exceeds the block's %d bytes of data", n, caplen, room)
 		}
 		if _, err := br.Discard(int(length - read)); err != nil {
-			return fmt.Errorf("block %d: %w", n, truncated(err))
+			return 0, fmt.Errorf("block %d: %w", n, truncated(err))
 		}
 	}
 }

@@ -1,8 +1,16 @@
 //go:build cgo && libpcap
 
 // Package libpcap is the project's one binding to libpcap: its compiler,
-// its interpreter and bpf_validate, for the libpcap path of bpfmatch
-// (build tag libpcap) and for the tests that compare with libpcap.
+// its interpreter, bpf_validate and bpf_image, for the libpcap path of
+// bpfmatch (build tag libpcap) and for the tests that compare with libpcap.
+//
+// Program, bpfmatch's WithLibpcap executor, runs programs through
+// gopacket's pcap package (pcap.BPF.Matches), the dependency the design
+// names. This file's own cgo covers what gopacket lacks: pcap_compile with
+// a netmask and the optimise flag (gopacket's passes "netmask unknown" and
+// always optimises), bpf_validate, bpf_image, and Filter, a
+// pcap_offline_filter on a Go slice with no program to build first, which
+// the differential tests call millions of times.
 package libpcap
 
 /*

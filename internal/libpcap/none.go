@@ -29,3 +29,13 @@ func Validate([]bpf.RawInstruction) bool { return false }
 
 // Image returns nil.
 func Image([]bpf.RawInstruction) []string { return nil }
+
+// Program would run a program with gopacket's pcap.BPF; this build has
+// none.
+type Program struct{}
+
+// NewProgram returns ErrUnavailable.
+func NewProgram([]bpf.RawInstruction) (*Program, error) { return nil, ErrUnavailable }
+
+// Match returns false.
+func (*Program) Match([]byte, uint32) bool { return false }
