@@ -71,8 +71,10 @@ type capture struct {
 	link bpfmatch.LinkType // of the file, or its first interface
 	snap int               // its snapshot length, as libpcap adjusts it
 
-	pcap *pcapgo.Reader
-	ng   *pcapgo.NgReader
+	pcap  *pcapgo.Reader
+	ng    *pcapgo.NgReader
+	br    *bufio.Reader    // what pcap reads from
+	order binary.ByteOrder // of pcap's record headers
 }
 
 // File format magic numbers, as the first four bytes read little-endian.
@@ -149,6 +151,7 @@ func (c *capture) init() (err error) {
 	}
 	c.link = bpfmatch.LinkTypeFromPcap(order.Uint32(hdr[20:]) & 0x03ffffff)
 	c.snap = adjustSnap(order.Uint32(hdr[16:]))
+	c.br, c.order = br, order
 	if c.pcap, err = pcapgo.NewReader(br); err != nil {
 		return fmt.Errorf("reading pcap: %v", err)
 	}
@@ -189,6 +192,11 @@ func (c *capture) next() (data []byte, wireLen int, err error) {
 			err = fmt.Errorf("an interface has a link type other than the first interface's (%v)", c.link)
 		}
 	} else {
+		// pcapgo takes a record's length as an int, negative on 32-bit
+		// platforms past 2^31, which then passes its check: check first.
+		if h, _ := c.br.Peek(16); len(h) == 16 && c.order.Uint32(h[8:]) > maxSnapLen {
+			return nil, 0, fmt.Errorf("capture length exceeds snap length (%d > %d)", c.order.Uint32(h[8:]), maxSnapLen)
+		}
 		data, ci, err = c.pcap.ReadPacketData()
 	}
 	switch {
