@@ -94,7 +94,7 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 		return []bpf.RawInstruction{{Op: opRetK, K: g.snap}}, nil
 	}
 	c := g.node(root)
-	if (c.isConst() && !c.val) || (!c.isConst() && len(c.t) == 0) {
+	if (c.isConst() && !c.val) || (!c.isConst() && c.t.empty()) {
 		if g.lay.sawGeneve || g.inet.protochain {
 			// libpcap does not optimise an expression with geneve or
 			// protochain, and only its optimiser finds that one rejects

@@ -727,18 +727,16 @@ func (g *gen) protochain(n *Qualified, p Proto, v uint32) cond {
 	enter.jt = loop.entry
 	noNext := g.test(nil, opJeq, ipprotoNoNext)
 	patch(loop.f, noNext.entry)
-	var done []**block // exits to the final test
-	done = append(done, loop.t...)
-	done = append(done, noNext.t...)
+	done := join(loop.t, noNext.t) // exits to the final test
 	notExt := noNext.f
 	if p == ProtoIP6 {
 		// An IPv6 extension header: its next header at 0, its length in
 		// 8-byte units, less 1, at 1.
-		var ext []**block
+		var ext exits
 		for _, h := range []uint32{ipprotoHopOpts, ipprotoDstOpts, ipprotoRouting, ipprotoFragment} {
 			t := g.test(nil, opJeq, h)
 			patch(notExt, t.entry)
-			ext = append(ext, t.t...)
+			ext = join(ext, t.t)
 			notExt = t.f
 		}
 		step := g.newBlock(blockJump, []insn{
@@ -759,7 +757,7 @@ func (g *gen) protochain(n *Qualified, p Proto, v uint32) cond {
 	// start), not the offset past the AH header.
 	ah := g.test(nil, opJeq, ipprotoAH)
 	patch(notExt, ah.entry)
-	done = append(done, ah.f...)
+	done = join(done, ah.f)
 	ahStep := g.newBlock(blockJump, []insn{
 		stmt(opTxa, 0),
 		stmt(opLdBInd, base),

@@ -359,7 +359,7 @@ func (g *gen) geneve(n *Special) cond {
 	})
 	j3 := g.test([]insn{stmt(opStx, uint32(netReg)), stmt(opLdImm, 0)}, opJeq, 0)
 	j1.jt, j1.jf, j2.jt = j2, j3.entry, j3.entry
-	c = and(c, cond{entry: j1, t: append(j3.t, j3.f...)})
+	c = and(c, cond{entry: j1, t: join(j3.t, j3.f)})
 
 	g.lay.kind = linkEther
 	g.lay.linkType = offset{reg: typeReg}

@@ -35,9 +35,12 @@ import (
 
 // reachMaxBlocks bounds the graphs acceptReachable analyses, and
 // reachMaxWork the steps it takes (words of dominator sets and edges
-// looked at): beyond either it answers yes.
+// looked at): beyond either it answers yes. The analysis costs the
+// square of the blocks, and compiling must stay linear in the
+// expression's size: 256 blocks cover all but the longest corpus
+// expression (the median has 5, the 90th percentile 23).
 const (
-	reachMaxBlocks = 3000
+	reachMaxBlocks = 256
 	reachMaxWork   = 50_000_000
 )
 
@@ -278,7 +281,10 @@ func (r *reacher) thread(nodes []reachNode) bool {
 	words := (2*n + 63) / 64
 	r.work += 3 * n * words
 	type predEdge struct{ node, edge int }
-	preds := make([][]predEdge, n)
+	// The edges into each node, in one array (start[i] to start[i+1]),
+	// and the dominator sets of every node, in another: two allocations
+	// a pass.
+	start := make([]int, n+1)
 	for i := range nodes {
 		nodes[i].reach = i == 0
 	}
@@ -289,16 +295,37 @@ func (r *reacher) thread(nodes []reachNode) bool {
 		}
 		if nd.jt >= 0 {
 			nodes[nd.jt].reach = true
-			preds[nd.jt] = append(preds[nd.jt], predEdge{i, 2 * i})
+			start[nd.jt+1]++
 		}
-		if nd.jf >= 0 && nd.jf == nd.jt {
-			// Both ways lead there: neither edge's comparison holds.
-			preds[nd.jt][len(preds[nd.jt])-1].edge = -1
-		} else if nd.jf >= 0 {
+		if nd.jf >= 0 && nd.jf != nd.jt {
 			nodes[nd.jf].reach = true
-			preds[nd.jf] = append(preds[nd.jf], predEdge{i, 2*i + 1})
+			start[nd.jf+1]++
 		}
 	}
+	for i := 1; i <= n; i++ {
+		start[i] += start[i-1]
+	}
+	edges := make([]predEdge, start[n])
+	fill := slices.Clone(start[:n])
+	for i := range nodes {
+		nd := &nodes[i]
+		if !nd.reach {
+			continue
+		}
+		if nd.jt >= 0 {
+			e := predEdge{i, 2 * i}
+			if nd.jf == nd.jt {
+				e.edge = -1 // both ways lead there: neither edge's comparison holds
+			}
+			edges[fill[nd.jt]] = e
+			fill[nd.jt]++
+		}
+		if nd.jf >= 0 && nd.jf != nd.jt {
+			edges[fill[nd.jf]] = predEdge{i, 2*i + 1}
+			fill[nd.jf]++
+		}
+	}
+	sets := make([]uint64, 3*n*words)
 	unknown := r.num(reachKey{op: 0xffff})
 	for i := range nodes {
 		nd := &nodes[i]
@@ -307,14 +334,14 @@ func (r *reacher) thread(nodes []reachNode) bool {
 		}
 		// The values and dominators every edge in agrees on.
 		var st reachState
-		din := make([]uint64, words)
+		din := sets[3*i*words : (3*i+1)*words : (3*i+1)*words]
 		if i == 0 {
 			st.a, st.x = unknown, unknown
 			for j := range st.mem {
 				st.mem[j] = unknown
 			}
 		} else {
-			for j, p := range preds[i] {
+			for j, p := range edges[start[i]:start[i+1]] {
 				pn := &nodes[p.node]
 				dom := pn.dt
 				switch {
@@ -376,8 +403,10 @@ func (r *reacher) thread(nodes []reachNode) bool {
 		nd.out = st
 		nd.din = din
 		nd.konst = -1
-		nd.dt = append(slices.Clone(din), 0)[:words]
-		nd.df = append(slices.Clone(din), 0)[:words]
+		nd.dt = sets[(3*i+1)*words : (3*i+2)*words : (3*i+2)*words]
+		nd.df = sets[(3*i+2)*words : (3*i+3)*words : (3*i+3)*words]
+		copy(nd.dt, din)
+		copy(nd.df, din)
 		if opaque {
 			// libpcap's code for a relation has joins of its own: past
 			// one, nothing known before it holds.

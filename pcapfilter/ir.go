@@ -82,6 +82,56 @@ type block struct {
 	placed bool     // reached from the entry
 	tail   int      // instructions from the block's first to the program's end
 	tramp  []*block // far targets, reached through a ja each
+
+	next [2]exit // the exit after each of this block's in the list it is in
+}
+
+// exit is a jump still to be patched: the jt (edge 0) or jf (edge 1) of a
+// block.
+type exit struct {
+	b    *block
+	edge uint8
+}
+
+func (e exit) set(to *block) {
+	if e.edge == 0 {
+		e.b.jt = to
+	} else {
+		e.b.jf = to
+	}
+}
+
+// exits is a list of exits, linked through the blocks' next fields, so
+// that joining two lists costs nothing.
+type exits struct{ head, tail exit }
+
+func one(b *block, edge uint8) exits { return exits{exit{b, edge}, exit{b, edge}} }
+
+func (l exits) empty() bool { return l.head.b == nil }
+
+// join returns the list of a's exits and then b's; a and b are used up.
+func join(a, b exits) exits {
+	switch {
+	case a.empty():
+		return b
+	case b.empty():
+		return a
+	}
+	a.tail.b.next[a.tail.edge] = b.head
+	return exits{a.head, b.tail}
+}
+
+// patch points every exit of l at to.
+func patch(l exits, to *block) {
+	for e := l.head; e.b != nil; {
+		next := e.b.next[e.edge]
+		e.b.next[e.edge] = exit{}
+		e.set(to)
+		if e == l.tail {
+			break
+		}
+		e = next
+	}
 }
 
 // cond is a boolean expression being built. A constant has no entry; a
@@ -89,17 +139,11 @@ type block struct {
 // on) its loads.
 type cond struct {
 	entry *block
-	t, f  []**block // exits still to patch: when true, when false
-	val   bool      // the value of a constant
+	t, f  exits // exits still to patch: when true, when false
+	val   bool  // the value of a constant
 }
 
 func (c cond) isConst() bool { return c.entry == nil }
-
-func patch(exits []**block, to *block) {
-	for _, e := range exits {
-		*e = to
-	}
-}
 
 // newBlock returns a block of the graph, created after every block before
 // it: blocks are laid out in creation order.
@@ -124,7 +168,7 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 func (g *gen) test(stmts []insn, op uint16, k uint32) cond {
 	b := g.newBlock(blockCond, stmts)
 	b.op, b.k = op, k
-	return cond{entry: b, t: []**block{&b.jt}, f: []**block{&b.jf}}
+	return cond{entry: b, t: one(b, 0), f: one(b, 1)}
 }
 
 // konst returns the constant cond v.
@@ -143,10 +187,10 @@ func and(a, b cond) cond {
 			return a
 		}
 		// a still runs, for its loads may abort; it is never true.
-		return cond{entry: a.entry, f: append(a.t, a.f...)}
+		return cond{entry: a.entry, f: join(a.t, a.f)}
 	}
 	patch(a.t, b.entry)
-	return cond{entry: a.entry, t: b.t, f: append(a.f, b.f...)}
+	return cond{entry: a.entry, t: b.t, f: join(a.f, b.f)}
 }
 
 // or returns "a or b": b runs only when a is false.
@@ -161,10 +205,10 @@ func or(a, b cond) cond {
 		if !b.val {
 			return a
 		}
-		return cond{entry: a.entry, t: append(a.t, a.f...)}
+		return cond{entry: a.entry, t: join(a.t, a.f)}
 	}
 	patch(a.f, b.entry)
-	return cond{entry: a.entry, t: append(a.t, b.t...), f: b.f}
+	return cond{entry: a.entry, t: join(a.t, b.t), f: b.f}
 }
 
 // not returns "not a": true and false swapped, aborts kept.
