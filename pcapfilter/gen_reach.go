@@ -232,9 +232,9 @@ func acceptReachable(entry, accept *block, rel map[int]bool) bool {
 		return false
 	}
 	slices.SortFunc(blocks, func(a, b *block) int { return a.id - b.id })
-	index := make(map[*block]int, len(blocks))
-	for i, b := range blocks {
-		index[b] = i
+	index := func(b *block) int {
+		i, _ := slices.BinarySearchFunc(blocks, b.id, func(x *block, id int) int { return x.id - id })
+		return i
 	}
 	nodes := make([]reachNode, len(blocks))
 	for i, b := range blocks {
@@ -243,21 +243,21 @@ func acceptReachable(entry, accept *block, rel map[int]bool) bool {
 			if b.jt == nil {
 				return true
 			}
-			nodes[i].jt = index[b.jt]
+			nodes[i].jt = index(b.jt)
 		}
 		if b.kind == blockCond {
 			if b.jf == nil {
 				return true
 			}
-			nodes[i].jf = index[b.jf]
+			nodes[i].jf = index(b.jf)
 		}
 		// Loops (protochain's) are for the unoptimised programs only.
 		if (nodes[i].jt >= 0 && nodes[i].jt <= i) || (nodes[i].jf >= 0 && nodes[i].jf <= i) {
 			return true
 		}
 	}
-	r := &reacher{nums: map[reachKey]reachVal{}, consts: map[reachVal]uint32{}, rel: rel}
-	acc := index[accept]
+	r := &reacher{nums: make(map[reachKey]reachVal, 8*len(blocks)), consts: map[reachVal]uint32{}, rel: rel}
+	acc := index(accept)
 	for range 1000 {
 		changed := r.thread(nodes)
 		if r.work > reachMaxWork {
