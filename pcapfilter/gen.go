@@ -51,6 +51,13 @@ type compileError struct{ err *Error }
 // fail stops the compilation with an error at byte offset pos of the
 // expression (-1 for none), naming the token tok there.
 func (g *gen) fail(pos int, tok string, format string, args ...any) {
+	for i, a := range args {
+		// A name in a message is quoted at most in part: it may be most
+		// of a 1 MB expression.
+		if s, ok := a.(string); ok && len(s) > 64 {
+			args[i] = s[:64] + "..."
+		}
+	}
 	panic(compileError{&Error{Expr: g.expr, Offset: pos, Token: tok, Msg: fmt.Sprintf(format, args...)}})
 }
 
