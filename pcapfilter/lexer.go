@@ -198,69 +198,87 @@ type token struct {
 	msg   string // tError: what is wrong
 }
 
-// lexer produces the tokens of an expression one at a time. It keeps no
-// state but its position, so the parser may look ahead by copying it.
+// lexer produces the tokens of an expression one at a time. Its state is
+// its position and the token peek looked at, so the parser may look
+// further ahead by copying it.
 type lexer struct {
-	src string
-	pos int
+	src    string
+	pos    int
+	ahead  token // the next token, when peeked
+	peeked bool
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isHex(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-func isAlnum(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-}
+// Character classes, for dispatching on a token's first byte and
+// scanning names.
+const (
+	cSpace = 1 << iota // white space
+	cDigit             // 0-9
+	cHex               // 0-9 a-f A-F
+	cAlnum             // 0-9 a-z A-Z
+	cName              // what a name may contain: alnum . - _
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == ' ', c == '\t', c == '\n', c == '\r':
+			t[c] = cSpace
+		case '0' <= c && c <= '9':
+			t[c] = cDigit | cHex | cAlnum | cName
+		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+			t[c] = cHex | cAlnum | cName
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			t[c] = cAlnum | cName
+		case c == '.', c == '-', c == '_':
+			t[c] = cName
+		}
+	}
+	return t
+}()
+
+func isSpace(c byte) bool { return charClass[c]&cSpace != 0 }
+func isDigit(c byte) bool { return charClass[c]&cDigit != 0 }
+func isHex(c byte) bool   { return charClass[c]&cHex != 0 }
+func isAlnum(c byte) bool { return charClass[c]&cAlnum != 0 }
 
 // next returns the next token and advances past it.
 func (lx *lexer) next() token {
-	s := lx.src
-	i := lx.pos
-	for i < len(s) && isSpace(s[i]) {
-		i++
+	if lx.peeked {
+		lx.peeked = false
+		lx.pos = lx.ahead.end
+		return lx.ahead
 	}
-	if i >= len(s) {
-		lx.pos = i
-		return token{kind: tEOF, pos: i, end: i}
-	}
-	t := lexAt(s, i)
+	t := lexAt(lx.src, lx.pos)
 	lx.pos = t.end
 	return t
 }
 
-// peek returns the next token without advancing.
+// peek returns the next token without advancing. The token is kept for
+// next, so looking ahead costs no second scan.
 func (lx *lexer) peek() token {
-	c := *lx
-	return c.next()
+	if !lx.peeked {
+		lx.ahead = lexAt(lx.src, lx.pos)
+		lx.peeked = true
+	}
+	return lx.ahead
 }
 
-// lexAt lexes the token starting at s[i], which is not white space.
+// lexAt lexes the token at or after s[i], skipping white space.
 func lexAt(s string, i int) token {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i >= len(s) {
+		return token{kind: tEOF, pos: i, end: i}
+	}
 	c := s[i]
-	two := ""
-	if i+1 < len(s) {
-		two = s[i : i+2]
+	if isAlnum(c) {
+		return lexWord(s, i)
 	}
 	op := func(k tokKind, n int) token { return token{kind: k, pos: i, end: i + n, text: s[i : i+n]} }
-	switch two {
-	case ">=":
-		return op(tGe, 2)
-	case "<=":
-		return op(tLe, 2)
-	case "!=":
-		return op(tNe, 2)
-	case "==":
-		return op(tEq, 2)
-	case "<<":
-		return op(tLsh, 2)
-	case ">>":
-		return op(tRsh, 2)
-	case "&&":
-		return op(tAnd, 2)
-	case "||":
-		return op(tOr, 2)
+	var c2 byte // the byte after c, 0 at the end
+	if i+1 < len(s) {
+		c2 = s[i+1]
 	}
 	switch c {
 	case '(':
@@ -273,18 +291,46 @@ func lexAt(s string, i int) token {
 		return op(tRBracket, 1)
 	case ':':
 		// A ':' may begin an IPv6 address ("::1").
-		if n := v6Len(s, i); n > 0 {
-			return lexV6(s, i, n)
+		if c2 == ':' {
+			return lexV6(s, i, v6Len(s, i))
 		}
 		return op(tColon, 1)
 	case '!':
+		if c2 == '=' {
+			return op(tNe, 2)
+		}
 		return op(tNot, 1)
 	case '=':
+		if c2 == '=' {
+			return op(tEq, 2)
+		}
 		return op(tEq, 1)
 	case '<':
+		switch c2 {
+		case '=':
+			return op(tLe, 2)
+		case '<':
+			return op(tLsh, 2)
+		}
 		return op(tLt, 1)
 	case '>':
+		switch c2 {
+		case '=':
+			return op(tGe, 2)
+		case '>':
+			return op(tRsh, 2)
+		}
 		return op(tGt, 1)
+	case '&':
+		if c2 == '&' {
+			return op(tAnd, 2)
+		}
+		return op(tAmp, 1)
+	case '|':
+		if c2 == '|' {
+			return op(tOr, 2)
+		}
+		return op(tPipe, 1)
 	case '+':
 		return op(tPlus, 1)
 	case '-':
@@ -295,10 +341,6 @@ func lexAt(s string, i int) token {
 		return op(tSlash, 1)
 	case '%':
 		return op(tPercent, 1)
-	case '&':
-		return op(tAmp, 1)
-	case '|':
-		return op(tPipe, 1)
 	case '^':
 		return op(tCaret, 1)
 	case '\\':
@@ -322,39 +364,144 @@ func lexAt(s string, i int) token {
 			return token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
 		}
 	}
-	if !isAlnum(c) {
-		j := i + 1
-		for j < len(s) && s[j] >= 0x80 {
-			j++ // keep a UTF-8 sequence whole
-		}
-		return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+	j := i + 1
+	for j < len(s) && s[j] >= 0x80 {
+		j++ // keep a UTF-8 sequence whole
 	}
+	return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+}
 
-	// The candidates, longest wins; on a tie the earlier of keyword, MAC,
-	// number, dotted number, IPv6, bogus MAC, name.
-	idn := idLen(s, i)
-	macn := macLen(s, i)
-	numn := numLen(s, i)
-	hidn := hidLen(s, i)
-	// IPv6 and bogus MAC addresses begin with hex digits and a ':'.
+// lexWord lexes the token at s[i], a letter or digit: a keyword, number,
+// address or name.
+//
+// Every candidate token class but those with a ':' (MAC addresses with
+// colons, IPv6 addresses, bogus MAC addresses) matches only characters a
+// name may contain, and ends in a letter, digit or '.', so it is no longer
+// than the name at s[i]: the name is the longest match, and the class is
+// the first in libpcap's order whose pattern matches all of it. The
+// classes with a ':' need one right after the leading hex digits; when it
+// is there, lexColonWord tries every class.
+func lexWord(s string, i int) token {
 	j := i
 	for j < len(s) && isHex(s[j]) {
 		j++
 	}
-	v6n, bogusn := 0, 0
 	if j < len(s) && s[j] == ':' {
-		v6n = v6Len(s, i)
-		bogusn = bogusMACLen(s, i)
+		return lexColonWord(s, i)
 	}
+	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
+	last := j // after the last letter, digit or '.'
+	for j < len(s) {
+		c := s[j]
+		cc := charClass[c]
+		if cc&cName == 0 {
+			break
+		}
+		j++
+		if cc&cAlnum != 0 || c == '.' {
+			last = j
+		}
+	}
+	word := s[i:last]
+	e := lookupWord(word)
+	if e != nil && e.kind != tNum {
+		return token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+	}
+	switch {
+	case isMAC(word):
+		return token{kind: tEID, pos: i, end: last, text: word}
+	case isNum(word):
+		return lexNum(s, i, len(word))
+	case isHID(word):
+		return token{kind: tHID, pos: i, end: last, text: word}
+	case e != nil:
+		return token{kind: tNum, pos: i, end: last, text: word, num: e.num}
+	}
+	return token{kind: tID, pos: i, end: last, text: word}
+}
+
+// isNum reports whether w is a number: [0-9]+ or 0[xX][0-9a-fA-F]+.
+func isNum(w string) bool {
+	if len(w) > 2 && w[0] == '0' && (w[1] == 'x' || w[1] == 'X') {
+		w = w[2:]
+		for k := 0; k < len(w); k++ {
+			if !isHex(w[k]) {
+				return false
+			}
+		}
+		return true
+	}
+	for k := 0; k < len(w); k++ {
+		if !isDigit(w[k]) {
+			return false
+		}
+	}
+	return len(w) > 0
+}
+
+// isHID reports whether w is two, three or four numbers joined by dots.
+func isHID(w string) bool {
+	parts := 1
+	k := 0
+	for n := 0; n < len(w); n++ {
+		if w[n] == '.' {
+			if parts == 4 || !isNum(w[k:n]) {
+				return false
+			}
+			parts++
+			k = n + 1
+		}
+	}
+	return parts > 1 && isNum(w[k:])
+}
+
+// isMAC reports whether w is a MAC address written without colons: six
+// groups of one or two hex digits separated by '-' or '.', three groups of
+// four hex digits separated by '.', or twelve hex digits.
+func isMAC(w string) bool {
+	switch {
+	case len(w) < 11 || len(w) > 17:
+		return false
+	case len(w) == 12 && hexRun(w, 0, 12) == 12:
+		return true
+	case len(w) == 14 && w[4] == '.' && w[9] == '.' &&
+		hexRun(w, 0, 4) == 4 && hexRun(w, 5, 4) == 4 && hexRun(w, 10, 4) == 4:
+		return true
+	}
+	sep := byte(0)
+	k := 0
+	for g := 0; g < 6; g++ {
+		if g > 0 {
+			if k >= len(w) || (w[k] != '-' && w[k] != '.') || (sep != 0 && w[k] != sep) {
+				return false
+			}
+			sep = w[k]
+			k++
+		}
+		n := hexRun(w, k, 2)
+		if n == 0 {
+			return false
+		}
+		k += n
+	}
+	return k == len(w)
+}
+
+// lexColonWord lexes the token at s[i], hex digits and a ':', by trying
+// every token class: the longest match wins, and on a tie the earlier of
+// keyword, MAC, number, dotted number, IPv6, bogus MAC, name.
+func lexColonWord(s string, i int) token {
+	idn := idLen(s, i)
+	macn := macLen(s, i)
+	numn := numLen(s, i)
+	hidn := hidLen(s, i)
+	v6n := v6Len(s, i)
+	bogusn := bogusMACLen(s, i)
 	best := max(idn, macn, numn, hidn, v6n, bogusn)
 	word := s[i : i+best]
-	switch {
-	case idn == best:
-		if p, ok := protoNames[word]; ok {
-			return token{kind: tProto, pos: i, end: i + best, text: word, proto: p}
-		}
-		if k, ok := keywords[word]; ok {
-			return token{kind: k, pos: i, end: i + best, text: word}
+	if idn == best {
+		if e := lookupWord(word); e != nil && e.kind != tNum {
+			return token{kind: e.kind, pos: i, end: i + best, text: word, proto: e.proto}
 		}
 	}
 	switch best {
@@ -369,10 +516,73 @@ func lexAt(s string, i int) token {
 	case bogusn:
 		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
 	}
-	if v, ok := namedNums[word]; ok {
-		return token{kind: tNum, pos: i, end: i + best, text: word, num: v}
+	if e := lookupWord(word); e != nil && e.kind == tNum {
+		return token{kind: tNum, pos: i, end: i + best, text: word, num: e.num}
 	}
 	return token{kind: tID, pos: i, end: i + best, text: word}
+}
+
+// wordEntry is a reserved word: a keyword (kind, and proto for a
+// protocol) or a named constant (kind tNum and its value).
+type wordEntry struct {
+	word  string
+	kind  tokKind
+	proto Proto
+	num   uint32
+}
+
+// The reserved words in an open-addressing hash table, built from
+// keywords, protoNames and namedNums: looking a word up hashes its few
+// bytes once and compares one or two strings.
+const wordTableBits = 10
+
+var (
+	wordTable  [1 << wordTableBits]wordEntry
+	maxWordLen int
+)
+
+func init() {
+	add := func(e wordEntry) {
+		h := hashWord(e.word)
+		for wordTable[h].word != "" {
+			h = (h + 1) & (len(wordTable) - 1)
+		}
+		wordTable[h] = e
+		maxWordLen = max(maxWordLen, len(e.word))
+	}
+	for w, p := range protoNames {
+		add(wordEntry{word: w, kind: tProto, proto: p})
+	}
+	for w, k := range keywords {
+		add(wordEntry{word: w, kind: k})
+	}
+	for w, v := range namedNums {
+		add(wordEntry{word: w, kind: tNum, num: v})
+	}
+}
+
+func hashWord(w string) int {
+	h := uint32(len(w))
+	for k := 0; k < len(w); k++ {
+		h = h*31 + uint32(w[k])
+	}
+	return int((h * 0x9E3779B1) >> (32 - wordTableBits))
+}
+
+// lookupWord returns the reserved word w, or nil.
+func lookupWord(w string) *wordEntry {
+	if len(w) < 2 || len(w) > maxWordLen {
+		return nil
+	}
+	for h := hashWord(w); ; h = (h + 1) & (len(wordTable) - 1) {
+		e := &wordTable[h]
+		if e.word == w {
+			return e
+		}
+		if e.word == "" {
+			return nil
+		}
+	}
 }
 
 func quoteTok(s string) string { return "'" + s + "'" }
