@@ -243,106 +243,140 @@ func isAlnum(c byte) bool { return charClass[c]&cAlnum != 0 }
 
 // next returns the next token and advances past it.
 func (lx *lexer) next() token {
+	var t token
+	lx.read(&t)
+	return t
+}
+
+// read reads the next token into t and advances past it.
+func (lx *lexer) read(t *token) {
 	if lx.peeked {
 		lx.peeked = false
-		lx.pos = lx.ahead.end
-		return lx.ahead
+		*t = lx.ahead
+	} else {
+		lexAt(lx.src, lx.pos, t)
 	}
-	t := lexAt(lx.src, lx.pos)
 	lx.pos = t.end
-	return t
 }
 
 // peek returns the next token without advancing. The token is kept for
 // next, so looking ahead costs no second scan.
 func (lx *lexer) peek() token {
 	if !lx.peeked {
-		lx.ahead = lexAt(lx.src, lx.pos)
+		lexAt(lx.src, lx.pos, &lx.ahead)
 		lx.peeked = true
 	}
 	return lx.ahead
 }
 
-// lexAt lexes the token at or after s[i], skipping white space.
-func lexAt(s string, i int) token {
+// lexAt lexes the token at or after s[i] into t, skipping white space.
+func lexAt(s string, i int, t *token) {
 	for i < len(s) && isSpace(s[i]) {
 		i++
 	}
 	if i >= len(s) {
-		return token{kind: tEOF, pos: i, end: i}
+		*t = token{kind: tEOF, pos: i, end: i}
+		return
 	}
 	c := s[i]
 	if isAlnum(c) {
-		return lexWord(s, i)
+		lexWord(s, i, t)
+		return
 	}
-	op := func(k tokKind, n int) token { return token{kind: k, pos: i, end: i + n, text: s[i : i+n]} }
+	op := func(k tokKind, n int) { *t = token{kind: k, pos: i, end: i + n, text: s[i : i+n]} }
 	var c2 byte // the byte after c, 0 at the end
 	if i+1 < len(s) {
 		c2 = s[i+1]
 	}
 	switch c {
 	case '(':
-		return op(tLParen, 1)
+		op(tLParen, 1)
+		return
 	case ')':
-		return op(tRParen, 1)
+		op(tRParen, 1)
+		return
 	case '[':
-		return op(tLBracket, 1)
+		op(tLBracket, 1)
+		return
 	case ']':
-		return op(tRBracket, 1)
+		op(tRBracket, 1)
+		return
 	case ':':
 		// A ':' may begin an IPv6 address ("::1").
 		if c2 == ':' {
-			return lexV6(s, i, v6Len(s, i))
+			*t = lexV6(s, i, v6Len(s, i))
+			return
 		}
-		return op(tColon, 1)
+		op(tColon, 1)
+		return
 	case '!':
 		if c2 == '=' {
-			return op(tNe, 2)
+			op(tNe, 2)
+			return
 		}
-		return op(tNot, 1)
+		op(tNot, 1)
+		return
 	case '=':
 		if c2 == '=' {
-			return op(tEq, 2)
+			op(tEq, 2)
+			return
 		}
-		return op(tEq, 1)
+		op(tEq, 1)
+		return
 	case '<':
 		switch c2 {
 		case '=':
-			return op(tLe, 2)
+			op(tLe, 2)
+			return
 		case '<':
-			return op(tLsh, 2)
+			op(tLsh, 2)
+			return
 		}
-		return op(tLt, 1)
+		op(tLt, 1)
+		return
 	case '>':
 		switch c2 {
 		case '=':
-			return op(tGe, 2)
+			op(tGe, 2)
+			return
 		case '>':
-			return op(tRsh, 2)
+			op(tRsh, 2)
+			return
 		}
-		return op(tGt, 1)
+		op(tGt, 1)
+		return
 	case '&':
 		if c2 == '&' {
-			return op(tAnd, 2)
+			op(tAnd, 2)
+			return
 		}
-		return op(tAmp, 1)
+		op(tAmp, 1)
+		return
 	case '|':
 		if c2 == '|' {
-			return op(tOr, 2)
+			op(tOr, 2)
+			return
 		}
-		return op(tPipe, 1)
+		op(tPipe, 1)
+		return
 	case '+':
-		return op(tPlus, 1)
+		op(tPlus, 1)
+		return
 	case '-':
-		return op(tMinus, 1)
+		op(tMinus, 1)
+		return
 	case '*':
-		return op(tStar, 1)
+		op(tStar, 1)
+		return
 	case '/':
-		return op(tSlash, 1)
+		op(tSlash, 1)
+		return
 	case '%':
-		return op(tPercent, 1)
+		op(tPercent, 1)
+		return
 	case '^':
-		return op(tCaret, 1)
+		op(tCaret, 1)
+		return
 	case '\\':
 		// A backslash and the characters up to white space, '!', '(' or
 		// ')' are a name: "\ip" is the name "ip".
@@ -351,9 +385,11 @@ func lexAt(s string, i int) token {
 			j++
 		}
 		if j == i+1 {
-			return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "a backslash must be followed by a name"}
+			*t = token{kind: tError, pos: i, end: j, text: s[i:j], msg: "a backslash must be followed by a name"}
+			return
 		}
-		return token{kind: tID, pos: i, end: j, text: s[i+1 : j]}
+		*t = token{kind: tID, pos: i, end: j, text: s[i+1 : j]}
+		return
 	case '$':
 		// An ARCnet address: '$' and one or two hex digits.
 		j := i + 1
@@ -361,14 +397,16 @@ func lexAt(s string, i int) token {
 			j++
 		}
 		if j > i+1 {
-			return token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
+			*t = token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
+			return
 		}
 	}
 	j := i + 1
 	for j < len(s) && s[j] >= 0x80 {
 		j++ // keep a UTF-8 sequence whole
 	}
-	return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+	*t = token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+	return
 }
 
 // lexWord lexes the token at s[i], a letter or digit: a keyword, number,
@@ -381,13 +419,14 @@ func lexAt(s string, i int) token {
 // the first in libpcap's order whose pattern matches all of it. The
 // classes with a ':' need one right after the leading hex digits; when it
 // is there, lexColonWord tries every class.
-func lexWord(s string, i int) token {
+func lexWord(s string, i int, t *token) {
 	j := i
 	for j < len(s) && isHex(s[j]) {
 		j++
 	}
 	if j < len(s) && s[j] == ':' {
-		return lexColonWord(s, i)
+		lexColonWord(s, i, t)
+		return
 	}
 	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
 	last := j // after the last letter, digit or '.'
@@ -405,19 +444,25 @@ func lexWord(s string, i int) token {
 	word := s[i:last]
 	e := lookupWord(word)
 	if e != nil && e.kind != tNum {
-		return token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+		*t = token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+		return
 	}
 	switch {
 	case isMAC(word):
-		return token{kind: tEID, pos: i, end: last, text: word}
+		*t = token{kind: tEID, pos: i, end: last, text: word}
+		return
 	case isNum(word):
-		return lexNum(s, i, len(word))
+		*t = lexNum(s, i, len(word))
+		return
 	case isHID(word):
-		return token{kind: tHID, pos: i, end: last, text: word}
+		*t = token{kind: tHID, pos: i, end: last, text: word}
+		return
 	case e != nil:
-		return token{kind: tNum, pos: i, end: last, text: word, num: e.num}
+		*t = token{kind: tNum, pos: i, end: last, text: word, num: e.num}
+		return
 	}
-	return token{kind: tID, pos: i, end: last, text: word}
+	*t = token{kind: tID, pos: i, end: last, text: word}
+	return
 }
 
 // isNum reports whether w is a number: [0-9]+ or 0[xX][0-9a-fA-F]+.
@@ -490,7 +535,7 @@ func isMAC(w string) bool {
 // lexColonWord lexes the token at s[i], hex digits and a ':', by trying
 // every token class: the longest match wins, and on a tie the earlier of
 // keyword, MAC, number, dotted number, IPv6, bogus MAC, name.
-func lexColonWord(s string, i int) token {
+func lexColonWord(s string, i int, t *token) {
 	idn := idLen(s, i)
 	macn := macLen(s, i)
 	numn := numLen(s, i)
@@ -501,25 +546,33 @@ func lexColonWord(s string, i int) token {
 	word := s[i : i+best]
 	if idn == best {
 		if e := lookupWord(word); e != nil && e.kind != tNum {
-			return token{kind: e.kind, pos: i, end: i + best, text: word, proto: e.proto}
+			*t = token{kind: e.kind, pos: i, end: i + best, text: word, proto: e.proto}
+			return
 		}
 	}
 	switch best {
 	case macn:
-		return token{kind: tEID, pos: i, end: i + best, text: word}
+		*t = token{kind: tEID, pos: i, end: i + best, text: word}
+		return
 	case numn:
-		return lexNum(s, i, best)
+		*t = lexNum(s, i, best)
+		return
 	case hidn:
-		return token{kind: tHID, pos: i, end: i + best, text: word}
+		*t = token{kind: tHID, pos: i, end: i + best, text: word}
+		return
 	case v6n:
-		return lexV6(s, i, best)
+		*t = lexV6(s, i, best)
+		return
 	case bogusn:
-		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
+		*t = token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
+		return
 	}
 	if e := lookupWord(word); e != nil && e.kind == tNum {
-		return token{kind: tNum, pos: i, end: i + best, text: word, num: e.num}
+		*t = token{kind: tNum, pos: i, end: i + best, text: word, num: e.num}
+		return
 	}
-	return token{kind: tID, pos: i, end: i + best, text: word}
+	*t = token{kind: tID, pos: i, end: i + best, text: word}
+	return
 }
 
 // wordEntry is a reserved word: a keyword (kind, and proto for a

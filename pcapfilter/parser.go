@@ -135,7 +135,7 @@ type parser struct {
 }
 
 func (p *parser) advance() {
-	p.tok = p.lx.next()
+	p.lx.read(&p.tok)
 	if p.tok.kind == tError {
 		p.fail(p.tok, p.tok.msg)
 	}
