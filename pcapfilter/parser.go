@@ -117,10 +117,11 @@ const (
 // result is a parsed piece of an expression.
 type result struct {
 	kind  rkind
-	node  Node  // rBool, rID
-	arith Arith // rArith
-	num   Num   // rNum, not allocated until it is arithmetic
-	q     qual  // the qualifiers a following bare id takes
+	node  Node   // rBool, rID
+	arith Arith  // rArith
+	num   Num    // rNum, not allocated until it is arithmetic
+	text  string // rNum: the number as written, when known
+	q     qual   // the qualifiers a following bare id takes
 	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
 	// parenthesized list of ids begin with an id, a number or "not", but
 	// not with another parenthesized list ("host ((a or b))" is an error).
@@ -280,7 +281,11 @@ func (p *parser) element(r result, m mode) result {
 			p.unexpected("a comparison operator after the number")
 		}
 		n := r.num
-		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: p.numText(n.NumPos), Num: n.Val}, r.q, n.NumPos)
+		text := r.text
+		if text == "" {
+			text = p.numText(n.NumPos)
+		}
+		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
 	case rArith:
 		p.unexpected("a comparison operator")
 	}
@@ -350,7 +355,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 		if m != modeID && isArithOp(p.tok.kind) {
 			return p.relationFrom(p.nodes.num.new(n))
 		}
-		return result{kind: rNum, num: n, q: q}
+		return result{kind: rNum, num: n, text: t.text, q: q}
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
