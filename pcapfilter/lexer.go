@@ -211,11 +211,13 @@ type lexer struct {
 // Character classes, for dispatching on a token's first byte and
 // scanning names.
 const (
-	cSpace = 1 << iota // white space
-	cDigit             // 0-9
-	cHex               // 0-9 a-f A-F
-	cAlnum             // 0-9 a-z A-Z
-	cName              // what a name may contain: alnum . - _
+	cSpace   = 1 << iota // white space
+	cDigit               // 0-9
+	cHex                 // 0-9 a-f A-F
+	cAlnum               // 0-9 a-z A-Z
+	cName                // what a name may contain: alnum . - _
+	cNameEnd             // what a name may end with: alnum .
+	cWord                // what reserved words are made of: 0-9 a-z -
 )
 
 var charClass = func() (t [256]uint8) {
@@ -224,12 +226,20 @@ var charClass = func() (t [256]uint8) {
 		case c == ' ', c == '\t', c == '\n', c == '\r':
 			t[c] = cSpace
 		case '0' <= c && c <= '9':
-			t[c] = cDigit | cHex | cAlnum | cName
-		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
-			t[c] = cHex | cAlnum | cName
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-			t[c] = cAlnum | cName
-		case c == '.', c == '-', c == '_':
+			t[c] = cDigit | cHex | cAlnum | cName | cNameEnd | cWord
+		case 'a' <= c && c <= 'f':
+			t[c] = cHex | cAlnum | cName | cNameEnd | cWord
+		case 'A' <= c && c <= 'F':
+			t[c] = cHex | cAlnum | cName | cNameEnd
+		case 'g' <= c && c <= 'z':
+			t[c] = cAlnum | cName | cNameEnd | cWord
+		case 'G' <= c && c <= 'Z':
+			t[c] = cAlnum | cName | cNameEnd
+		case c == '.':
+			t[c] = cName | cNameEnd
+		case c == '-':
+			t[c] = cName | cWord
+		case c == '_':
 			t[c] = cName
 		}
 	}
@@ -420,49 +430,57 @@ func lexAt(s string, i int, t *token) {
 // classes with a ':' need one right after the leading hex digits; when it
 // is there, lexColonWord tries every class.
 func lexWord(s string, i int, t *token) {
-	j := i
-	for j < len(s) && isHex(s[j]) {
-		j++
-	}
-	if j < len(s) && s[j] == ':' {
-		lexColonWord(s, i, t)
-		return
-	}
-	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
-	last := j // after the last letter, digit or '.'
+	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?, and the classes
+	// of all its characters (all), and of those of the name without the
+	// '-' and '_' it cannot end with (wall).
+	j, last := i, i
+	all, wall := uint8(0xff), uint8(0xff)
 	for j < len(s) {
-		c := s[j]
-		cc := charClass[c]
+		cc := charClass[s[j]]
 		if cc&cName == 0 {
 			break
 		}
+		all &= cc
 		j++
-		if cc&cAlnum != 0 || c == '.' {
-			last = j
+		if cc&cNameEnd != 0 {
+			last, wall = j, all
 		}
 	}
-	word := s[i:last]
-	e := lookupWord(word)
-	if e != nil && e.kind != tNum {
-		*t = token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+	if all&cHex != 0 && j < len(s) && s[j] == ':' {
+		lexColonWord(s, i, t)
 		return
+	}
+	word := s[i:last]
+	if wall&cDigit != 0 {
+		// Digits only: a number, or twelve of them a MAC address.
+		if len(word) == 12 {
+			*t = token{kind: tEID, pos: i, end: last, text: word}
+		} else {
+			*t = lexNum(s, i, len(word))
+		}
+		return
+	}
+	// Reserved words begin with a letter and have no capitals, '.' or '_'.
+	var e *wordEntry
+	if wall&cWord != 0 && !isDigit(word[0]) {
+		e = lookupWord(word)
+		if e != nil && e.kind != tNum {
+			*t = token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+			return
+		}
 	}
 	switch {
 	case isMAC(word):
 		*t = token{kind: tEID, pos: i, end: last, text: word}
-		return
 	case isNum(word):
 		*t = lexNum(s, i, len(word))
-		return
 	case isHID(word):
 		*t = token{kind: tHID, pos: i, end: last, text: word}
-		return
 	case e != nil:
 		*t = token{kind: tNum, pos: i, end: last, text: word, num: e.num}
-		return
+	default:
+		*t = token{kind: tID, pos: i, end: last, text: word}
 	}
-	*t = token{kind: tID, pos: i, end: last, text: word}
-	return
 }
 
 // isNum reports whether w is a number: [0-9]+ or 0[xX][0-9a-fA-F]+.
@@ -576,9 +594,12 @@ func lexColonWord(s string, i int, t *token) {
 }
 
 // wordEntry is a reserved word: a keyword (kind, and proto for a
-// protocol) or a named constant (kind tNum and its value).
+// protocol) or a named constant (kind tNum and its value). The word is
+// wordText[off:off+n]; the table holds no pointers, so the garbage
+// collector need not scan it.
 type wordEntry struct {
-	word  string
+	off   uint16
+	n     uint8
 	kind  tokKind
 	proto Proto
 	num   uint32
@@ -591,27 +612,32 @@ const wordTableBits = 10
 
 var (
 	wordTable  [1 << wordTableBits]wordEntry
+	wordText   string
 	maxWordLen int
 )
 
 func init() {
-	add := func(e wordEntry) {
-		h := hashWord(e.word)
-		for wordTable[h].word != "" {
+	var text strings.Builder
+	add := func(w string, e wordEntry) {
+		e.off, e.n = uint16(text.Len()), uint8(len(w))
+		text.WriteString(w)
+		h := hashWord(w)
+		for wordTable[h].n != 0 {
 			h = (h + 1) & (len(wordTable) - 1)
 		}
 		wordTable[h] = e
-		maxWordLen = max(maxWordLen, len(e.word))
+		maxWordLen = max(maxWordLen, len(w))
 	}
 	for w, p := range protoNames {
-		add(wordEntry{word: w, kind: tProto, proto: p})
+		add(w, wordEntry{kind: tProto, proto: p})
 	}
 	for w, k := range keywords {
-		add(wordEntry{word: w, kind: k})
+		add(w, wordEntry{kind: k})
 	}
 	for w, v := range namedNums {
-		add(wordEntry{word: w, kind: tNum, num: v})
+		add(w, wordEntry{kind: tNum, num: v})
 	}
+	wordText = text.String()
 }
 
 func hashWord(w string) int {
@@ -629,11 +655,11 @@ func lookupWord(w string) *wordEntry {
 	}
 	for h := hashWord(w); ; h = (h + 1) & (len(wordTable) - 1) {
 		e := &wordTable[h]
-		if e.word == w {
-			return e
-		}
-		if e.word == "" {
+		if e.n == 0 {
 			return nil
+		}
+		if int(e.n) == len(w) && wordText[e.off:int(e.off)+len(w)] == w {
+			return e
 		}
 	}
 }
