@@ -190,11 +190,11 @@ var namedNums = map[string]uint32{
 // token is one token of an expression.
 type token struct {
 	kind  tokKind
+	proto Proto  // tProto: the qualifier
+	num   uint32 // tNum: the value
 	pos   int    // byte offset of its first byte
 	end   int    // byte offset after its last byte
 	text  string // the id's text, backslash removed; the keyword as written
-	num   uint32 // tNum: the value
-	proto Proto  // tProto: the qualifier
 	msg   string // tError: what is wrong
 }
 
@@ -430,27 +430,31 @@ func lexAt(s string, i int, t *token) {
 // classes with a ':' need one right after the leading hex digits; when it
 // is there, lexColonWord tries every class.
 func lexWord(s string, i int, t *token) {
-	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?, and the classes
-	// of all its characters (all), and of those of the name without the
-	// '-' and '_' it cannot end with (wall).
-	j, last := i, i
-	all, wall := uint8(0xff), uint8(0xff)
+	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
+	j, last := i+1, i+1
 	for j < len(s) {
 		cc := charClass[s[j]]
 		if cc&cName == 0 {
 			break
 		}
-		all &= cc
 		j++
 		if cc&cNameEnd != 0 {
-			last, wall = j, all
+			last = j
 		}
 	}
-	if all&cHex != 0 && j < len(s) && s[j] == ':' {
+	if j < len(s) && s[j] == ':' && hexRun(s, i, j-i) == j-i {
 		lexColonWord(s, i, t)
 		return
 	}
+	// The classes all the name's characters have (wall), and its hash
+	// for lookupHashed (wh).
 	word := s[i:last]
+	wall, wh := uint8(0xff), uint32(0)
+	for k := 0; k < len(word); k++ {
+		c := word[k]
+		wall &= charClass[c]
+		wh = wh*31 + uint32(c)
+	}
 	if wall&cDigit != 0 {
 		// Digits only: a number, or twelve of them a MAC address.
 		if len(word) == 12 {
@@ -463,7 +467,7 @@ func lexWord(s string, i int, t *token) {
 	// Reserved words begin with a letter and have no capitals, '.' or '_'.
 	var e *wordEntry
 	if wall&cWord != 0 && !isDigit(word[0]) {
-		e = lookupWord(word)
+		e = lookupHashed(word, wh)
 		if e != nil && e.kind != tNum {
 			*t = token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
 			return
@@ -640,20 +644,36 @@ func init() {
 	wordText = text.String()
 }
 
+// hashWord is the slot of w in wordTable: a polynomial hash of its bytes
+// (which lexWord computes as it scans), mixed with its length.
 func hashWord(w string) int {
-	h := uint32(len(w))
+	h := uint32(0)
 	for k := 0; k < len(w); k++ {
 		h = h*31 + uint32(w[k])
 	}
-	return int((h * 0x9E3779B1) >> (32 - wordTableBits))
+	return mixHash(h, len(w))
+}
+
+func mixHash(h uint32, n int) int {
+	return int(((h ^ uint32(n)) * 0x9E3779B1) >> (32 - wordTableBits))
 }
 
 // lookupWord returns the reserved word w, or nil.
 func lookupWord(w string) *wordEntry {
+	h := uint32(0)
+	for k := 0; k < len(w); k++ {
+		h = h*31 + uint32(w[k])
+	}
+	return lookupHashed(w, h)
+}
+
+// lookupHashed returns the reserved word w, whose polynomial hash is h,
+// or nil.
+func lookupHashed(w string, h uint32) *wordEntry {
 	if len(w) < 2 || len(w) > maxWordLen {
 		return nil
 	}
-	for h := hashWord(w); ; h = (h + 1) & (len(wordTable) - 1) {
+	for h := mixHash(h, len(w)); ; h = (h + 1) & (len(wordTable) - 1) {
 		e := &wordTable[h]
 		if e.n == 0 {
 			return nil

@@ -111,6 +111,29 @@ func BenchmarkLex(b *testing.B) {
 	}
 }
 
+// BenchmarkLexOld times the old lexer on the same expressions, for
+// comparing with BenchmarkLex in one process.
+func BenchmarkLexOld(b *testing.B) {
+	for _, e := range benchParseExprs(b) {
+		b.Run(e[0], func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(e[1])))
+			for b.Loop() {
+				s := e[1]
+				for i := 0; ; {
+					for i < len(s) && oldIsSpace(s[i]) {
+						i++
+					}
+					if i >= len(s) {
+						break
+					}
+					i = oldLexAt(s, i).end
+				}
+			}
+		})
+	}
+}
+
 // lexStream is every token of s, errors included (the lexer goes on after
 // one), as the old lexer makes them when old is set.
 func lexStream(s string, old bool) []token {
