@@ -430,6 +430,50 @@ func lexAt(s string, i int, t *token) {
 // classes with a ':' need one right after the leading hex digits; when it
 // is there, lexColonWord tries every class.
 func lexWord(s string, i int, t *token) {
+	// Fast paths for the common words: all digits, or a lowercase letter
+	// and letters, digits and '-' (all keywords are), ending in a
+	// character no token class continues with. Other words take the
+	// general path below.
+	if c := s[i]; isDigit(c) {
+		j := i + 1
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j == len(s) || charClass[s[j]]&cName == 0 && s[j] != ':' {
+			if j-i == 12 {
+				*t = token{kind: tEID, pos: i, end: j, text: s[i:j]}
+			} else {
+				*t = lexNum(s, i, j-i)
+			}
+			return
+		}
+	} else if 'a' <= c && c <= 'z' {
+		j, h := i+1, uint32(c)
+		for j < len(s) {
+			c := s[j]
+			if charClass[c]&cWord == 0 {
+				break
+			}
+			h = h*31 + uint32(c)
+			j++
+		}
+		if (j == len(s) || charClass[s[j]]&cName == 0 && s[j] != ':') && s[j-1] != '-' {
+			word := s[i:j]
+			e := lookupHashed(word, h)
+			switch {
+			case e != nil && e.kind != tNum:
+				*t = token{kind: e.kind, pos: i, end: j, text: word, proto: e.proto}
+			case isMAC(word):
+				*t = token{kind: tEID, pos: i, end: j, text: word}
+			case e != nil:
+				*t = token{kind: tNum, pos: i, end: j, text: word, num: e.num}
+			default:
+				*t = token{kind: tID, pos: i, end: j, text: word}
+			}
+			return
+		}
+	}
+
 	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
 	j, last := i+1, i+1
 	for j < len(s) {

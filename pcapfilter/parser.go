@@ -116,16 +116,16 @@ const (
 
 // result is a parsed piece of an expression.
 type result struct {
-	kind  rkind
-	node  Node   // rBool, rID
-	arith Arith  // rArith
-	num   Num    // rNum, not allocated until it is arithmetic
-	text  string // rNum: the number as written, when known
-	q     qual   // the qualifiers a following bare id takes
+	kind rkind
 	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
 	// parenthesized list of ids begin with an id, a number or "not", but
 	// not with another parenthesized list ("host ((a or b))" is an error).
 	parenIDs bool
+	numEnd   int32 // rNum: the end of the number's text, 0 when unknown
+	node     Node  // rBool, rID
+	arith    Arith // rArith
+	num      Num   // rNum, not allocated until it is arithmetic
+	q        qual  // the qualifiers a following bare id takes
 }
 
 type parser struct {
@@ -281,8 +281,10 @@ func (p *parser) element(r result, m mode) result {
 			p.unexpected("a comparison operator after the number")
 		}
 		n := r.num
-		text := r.text
-		if text == "" {
+		var text string
+		if r.numEnd > 0 {
+			text = p.src[n.NumPos:r.numEnd]
+		} else {
 			text = p.numText(n.NumPos)
 		}
 		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
@@ -355,7 +357,7 @@ func (p *parser) parseUnit(m mode, q qual) result {
 		if m != modeID && isArithOp(p.tok.kind) {
 			return p.relationFrom(p.nodes.num.new(n))
 		}
-		return result{kind: rNum, num: n, text: t.text, q: q}
+		return result{kind: rNum, num: n, numEnd: int32(t.end), q: q}
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
