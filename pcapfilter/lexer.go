@@ -416,7 +416,6 @@ func lexAt(s string, i int, t *token) {
 		j++ // keep a UTF-8 sequence whole
 	}
 	*t = token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
-	return
 }
 
 // lexWord lexes the token at s[i], a letter or digit: a keyword, number,
@@ -638,7 +637,6 @@ func lexColonWord(s string, i int, t *token) {
 		return
 	}
 	*t = token{kind: tID, pos: i, end: i + best, text: word}
-	return
 }
 
 // wordEntry is a reserved word: a keyword (kind, and proto for a

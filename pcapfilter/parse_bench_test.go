@@ -258,6 +258,25 @@ func TestLexerMatchesOld(t *testing.T) {
 	t.Logf("%d strings lex as before (%d from the corpus)", len(inputs), len(corpus))
 }
 
+// FuzzLexerMatchesOld compares the lexer with the old one on fuzzed
+// strings (go test -fuzz FuzzLexerMatchesOld ./pcapfilter).
+func FuzzLexerMatchesOld(f *testing.F) {
+	for _, s := range append(append([]string{}, templates...), lexProbeWords...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, want := lexStream(s, false), lexStream(s, true)
+		if len(got) != len(want) {
+			t.Fatalf("lex %q: %d tokens; the old lexer made %d:\n%+v\n%+v", s, len(got), len(want), got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("lex %q: token %d is %+v; the old lexer made %+v", s, i, got[i], want[i])
+			}
+		}
+	})
+}
+
 var parseDump = flag.String("parse.dump", "", "TestParseDump: write every probe's tree or error to this file")
 
 // TestParseDump writes the trees (or errors) Parse makes of the corpus
