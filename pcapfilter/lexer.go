@@ -434,15 +434,20 @@ func lexWord(s string, i int, t *token) {
 	// character no token class continues with. Other words take the
 	// general path below.
 	if c := s[i]; isDigit(c) {
-		j := i + 1
+		j, v := i+1, uint32(c-'0')
 		for j < len(s) && isDigit(s[j]) {
+			v = v*10 + uint32(s[j]-'0') // lexNum checks the long ones
 			j++
 		}
 		if j == len(s) || charClass[s[j]]&cName == 0 && s[j] != ':' {
-			if j-i == 12 {
+			switch {
+			case j-i == 12:
 				*t = token{kind: tEID, pos: i, end: j, text: s[i:j]}
-			} else {
-				*t = lexNum(s, i, j-i)
+			case j-i <= 9 && (c != '0' || j-i == 1):
+				// Decimal, and too short to overflow.
+				*t = token{kind: tNum, num: v, pos: i, end: j, text: s[i:j]}
+			default:
+				lexNum(s, i, j-i, t)
 			}
 			return
 		}
@@ -503,7 +508,7 @@ func lexWord(s string, i int, t *token) {
 		if len(word) == 12 {
 			*t = token{kind: tEID, pos: i, end: last, text: word}
 		} else {
-			*t = lexNum(s, i, len(word))
+			lexNum(s, i, len(word), t)
 		}
 		return
 	}
@@ -520,7 +525,7 @@ func lexWord(s string, i int, t *token) {
 	case isMAC(word):
 		*t = token{kind: tEID, pos: i, end: last, text: word}
 	case isNum(word):
-		*t = lexNum(s, i, len(word))
+		lexNum(s, i, len(word), t)
 	case isHID(word):
 		*t = token{kind: tHID, pos: i, end: last, text: word}
 	case e != nil:
@@ -620,7 +625,7 @@ func lexColonWord(s string, i int, t *token) {
 		*t = token{kind: tEID, pos: i, end: i + best, text: word}
 		return
 	case numn:
-		*t = lexNum(s, i, best)
+		lexNum(s, i, best, t)
 		return
 	case hidn:
 		*t = token{kind: tHID, pos: i, end: i + best, text: word}
@@ -736,11 +741,10 @@ func clip(s string) string {
 	return s
 }
 
-// lexNum makes the number s[i:i+n]: decimal, 0x hex, or octal with a
-// leading 0, of at most 32 bits.
-func lexNum(s string, i, n int) token {
+// lexNum makes the number s[i:i+n] into t: decimal, 0x hex, or octal with
+// a leading 0, of at most 32 bits.
+func lexNum(s string, i, n int, t *token) {
 	word := s[i : i+n]
-	t := token{kind: tNum, pos: i, end: i + n, text: word}
 	base, digits := uint64(10), word
 	switch {
 	case len(word) > 2 && (word[1] == 'x' || word[1] == 'X'):
@@ -761,15 +765,16 @@ func lexNum(s string, i, n int) token {
 			dv = uint64(d-'A') + 10
 		}
 		if dv >= base {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
+			*t = token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
+			return
 		}
 		v = v*base + dv
 		if v > 0xffffffff {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
+			*t = token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
+			return
 		}
 	}
-	t.num = uint32(v)
-	return t
+	*t = token{kind: tNum, num: uint32(v), pos: i, end: i + n, text: word}
 }
 
 // lexV6 makes the IPv6 address s[i:i+n], which must be valid.

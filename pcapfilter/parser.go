@@ -166,8 +166,16 @@ func (c *chunk[T]) new(v T) *T {
 	return &c.buf[len(c.buf)-1]
 }
 
+// advance reads the next token into p.tok (lexer.read, by hand: this is
+// the parser's hottest path).
 func (p *parser) advance() {
-	p.lx.read(&p.tok)
+	if p.lx.peeked {
+		p.lx.peeked = false
+		p.tok = p.lx.ahead
+	} else {
+		lexAt(p.lx.src, p.lx.pos, &p.tok)
+	}
+	p.lx.pos = p.tok.end
 	if p.tok.kind == tError {
 		p.fail(p.tok, p.tok.msg)
 	}
