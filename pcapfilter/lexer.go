@@ -451,6 +451,26 @@ func lexWord(s string, i int, t *token) {
 			}
 			return
 		}
+		if s[j] == '.' {
+			// Dotted decimal numbers, as in an IPv4 address: two to
+			// four parts make a tHID, but three of four digits a MAC
+			// address, which the general path sorts out.
+			parts, k, short := 1, j, j-i != 4
+			for parts < 5 && k+1 < len(s) && s[k] == '.' && isDigit(s[k+1]) {
+				n := k + 2
+				for n < len(s) && isDigit(s[n]) {
+					n++
+				}
+				short = short || n-k-1 != 4
+				parts++
+				k = n
+			}
+			if parts <= 4 && (parts != 3 || short) &&
+				(k == len(s) || charClass[s[k]]&cName == 0 && s[k] != ':') {
+				*t = token{kind: tHID, pos: i, end: k, text: s[i:k]}
+				return
+			}
+		}
 	} else if 'a' <= c && c <= 'z' {
 		j, h := i+1, uint32(c)
 		for j < len(s) {
