@@ -258,6 +258,51 @@ func TestLexerMatchesOld(t *testing.T) {
 	t.Logf("%d strings lex as before (%d from the corpus)", len(inputs), len(corpus))
 }
 
+// TestWordTable checks the reserved-word table against the maps it is
+// built from: each word finds its own entry (protocols before keywords
+// before named constants), and near misses find none.
+func TestWordTable(t *testing.T) {
+	check := func(w string, kind tokKind, proto Proto, num uint32) {
+		t.Helper()
+		e := lookupWord(w)
+		if e == nil || e.kind != kind || e.proto != proto || e.num != num || wordText[e.off:int(e.off)+int(e.n)] != w {
+			t.Errorf("lookupWord(%q) = %+v; want kind %d proto %d num %d", w, e, kind, proto, num)
+		}
+		for _, miss := range []string{w + "x", w[:len(w)-1], strings.ToUpper(w)} {
+			if e := lookupWord(miss); e != nil && !reserved(miss) {
+				t.Errorf("lookupWord(%q) = %+v; it is not reserved", miss, e)
+			}
+		}
+	}
+	n := 0
+	for w, p := range protoNames {
+		check(w, tProto, p, 0)
+		n++
+	}
+	for w, k := range keywords {
+		if _, ok := protoNames[w]; !ok {
+			check(w, k, 0, 0)
+			n++
+		}
+	}
+	for w, v := range namedNums {
+		_, p := protoNames[w]
+		_, k := keywords[w]
+		if !p && !k {
+			check(w, tNum, 0, v)
+			n++
+		}
+	}
+	t.Logf("%d reserved words", n)
+}
+
+func reserved(w string) bool {
+	_, p := protoNames[w]
+	_, k := keywords[w]
+	_, n := namedNums[w]
+	return p || k || n
+}
+
 // FuzzLexerMatchesOld compares the lexer with the old one on fuzzed
 // strings (go test -fuzz FuzzLexerMatchesOld ./pcapfilter).
 func FuzzLexerMatchesOld(f *testing.F) {
