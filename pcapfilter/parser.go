@@ -74,8 +74,8 @@ func Parse(expr string) (root Node, err error) {
 		return nil, nil
 	}
 	r := p.parseUnit(modeTerm, qual{})
-	r = p.element(r, modeTerm)
-	r = p.chain(r, false)
+	p.element(&r, modeTerm)
+	p.chain(&r, false)
 	if p.tok.kind != tEOF {
 		p.unexpected("'and', 'or' or the end of the expression")
 	}
@@ -252,10 +252,11 @@ func (p *parser) expect(k tokKind, what string) token {
 	return t
 }
 
-// chain parses "{ (and|or) element }" after left. In a list of ids (pid)
-// each element must be an id; otherwise an element is a primitive or a
-// bare id, which takes the qualifiers of the element before it.
-func (p *parser) chain(left result, pid bool) result {
+// chain parses "{ (and|or) element }" after left, making left the whole.
+// In a list of ids (pid) each element must be an id; otherwise an element
+// is a primitive or a bare id, which takes the qualifiers of the element
+// before it. (Results are large: chain and element update them in place.)
+func (p *parser) chain(left *result, pid bool) {
 	for p.tok.kind == tAnd || p.tok.kind == tOr {
 		op := And
 		if p.tok.kind == tOr {
@@ -269,20 +270,20 @@ func (p *parser) chain(left result, pid bool) result {
 		if pid {
 			m = modeID
 		}
-		r := p.element(p.parseUnit(m, q), m)
+		r := p.parseUnit(m, q)
+		p.element(&r, m)
 		kind := rBool
 		if pid {
 			kind = rID
 		}
-		left = result{kind: kind, node: p.nodes.binary.new(Binary{Op: op, OpPos: opPos, X: left.node, Y: r.node}), q: r.q}
+		*left = result{kind: kind, node: p.nodes.binary.new(Binary{Op: op, OpPos: opPos, X: left.node, Y: r.node}), q: r.q}
 	}
-	return left
 }
 
 // element makes r, parsed in mode m, a node that and/or can join: a
 // number becomes an id where ids are allowed; arithmetic without a
 // comparison is an error.
-func (p *parser) element(r result, m mode) result {
+func (p *parser) element(r *result, m mode) {
 	switch r.kind {
 	case rNum:
 		if m == modeTerm {
@@ -295,11 +296,10 @@ func (p *parser) element(r result, m mode) result {
 		} else {
 			text = p.numText(n.NumPos)
 		}
-		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
+		*r = p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
 	case rArith:
 		p.unexpected("a comparison operator")
 	}
-	return r
 }
 
 // numText is the text of the number at pos, as written.
@@ -343,7 +343,8 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	case tNot:
 		p.enter()
 		p.advance()
-		r := p.element(p.parseUnit(m, q), m)
+		r := p.parseUnit(m, q)
+		p.element(&r, m)
 		p.leave()
 		return result{kind: r.kind, node: p.nodes.not.new(Not{NotPos: t.pos, X: r.node}), q: r.q}
 
@@ -473,7 +474,8 @@ func (p *parser) parseHead(proto Proto, pos int) result {
 	if q.Type != TypeDefault {
 		p.advance()
 	}
-	r := p.element(p.parseUnit(modeID, qual{q: q, ok: true, pos: pos}), modeID)
+	r := p.parseUnit(modeID, qual{q: q, ok: true, pos: pos})
+	p.element(&r, modeID)
 	return result{kind: rBool, node: r.node, q: qual{q: q, ok: true, pos: pos}}
 }
 
@@ -542,8 +544,9 @@ func (p *parser) parseParen(m mode, q qual) result {
 		}
 		p.unexpected("')'")
 	}
-	first = p.element(first, m)
-	r := p.chain(first, first.kind == rID)
+	p.element(&first, m)
+	r := first
+	p.chain(&r, first.kind == rID)
 	if p.tok.kind != tRParen {
 		if p.tok.kind == tEOF {
 			p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
