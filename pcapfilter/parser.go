@@ -173,7 +173,15 @@ func (p *parser) advance() {
 		p.lx.peeked = false
 		p.tok = p.lx.ahead
 	} else {
-		lexAt(p.lx.src, p.lx.pos, &p.tok)
+		s, i := p.lx.src, p.lx.pos
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		if i < len(s) && isAlnum(s[i]) {
+			lexWord(s, i, &p.tok)
+		} else {
+			lexAt(s, i, &p.tok)
+		}
 	}
 	p.lx.pos = p.tok.end
 	if p.tok.kind == tError {
