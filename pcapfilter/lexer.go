@@ -190,117 +190,212 @@ var namedNums = map[string]uint32{
 // token is one token of an expression.
 type token struct {
 	kind  tokKind
+	proto Proto  // tProto: the qualifier
+	num   uint32 // tNum: the value
 	pos   int    // byte offset of its first byte
 	end   int    // byte offset after its last byte
 	text  string // the id's text, backslash removed; the keyword as written
-	num   uint32 // tNum: the value
-	proto Proto  // tProto: the qualifier
 	msg   string // tError: what is wrong
 }
 
-// lexer produces the tokens of an expression one at a time. It keeps no
-// state but its position, so the parser may look ahead by copying it.
-type lexer struct {
-	src string
-	pos int
+// set makes t the token kind at s[pos:end] with text s[pos:end], field by
+// field: cheaper than assigning a whole token through a pointer.
+func (t *token) set(kind tokKind, pos, end int, text string) {
+	t.kind, t.proto, t.num, t.pos, t.end, t.text = kind, 0, 0, pos, end, text
+	if t.msg != "" {
+		t.msg = ""
+	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isHex(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+// lexer produces the tokens of an expression one at a time. Its state is
+// its position and the token peek looked at, so the parser may look
+// further ahead by copying it.
+type lexer struct {
+	src    string
+	pos    int
+	ahead  token // the next token, when peeked
+	peeked bool
 }
-func isAlnum(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-}
+
+// Character classes, for dispatching on a token's first byte and
+// scanning names.
+const (
+	cSpace   = 1 << iota // white space
+	cDigit               // 0-9
+	cHex                 // 0-9 a-f A-F
+	cAlnum               // 0-9 a-z A-Z
+	cName                // what a name may contain: alnum . - _
+	cNameEnd             // what a name may end with: alnum .
+	cWord                // what reserved words are made of: 0-9 a-z -
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == ' ', c == '\t', c == '\n', c == '\r':
+			t[c] = cSpace
+		case '0' <= c && c <= '9':
+			t[c] = cDigit | cHex | cAlnum | cName | cNameEnd | cWord
+		case 'a' <= c && c <= 'f':
+			t[c] = cHex | cAlnum | cName | cNameEnd | cWord
+		case 'A' <= c && c <= 'F':
+			t[c] = cHex | cAlnum | cName | cNameEnd
+		case 'g' <= c && c <= 'z':
+			t[c] = cAlnum | cName | cNameEnd | cWord
+		case 'G' <= c && c <= 'Z':
+			t[c] = cAlnum | cName | cNameEnd
+		case c == '.':
+			t[c] = cName | cNameEnd
+		case c == '-':
+			t[c] = cName | cWord
+		case c == '_':
+			t[c] = cName
+		}
+	}
+	return t
+}()
+
+func isSpace(c byte) bool { return charClass[c]&cSpace != 0 }
+func isDigit(c byte) bool { return charClass[c]&cDigit != 0 }
+func isHex(c byte) bool   { return charClass[c]&cHex != 0 }
+func isAlnum(c byte) bool { return charClass[c]&cAlnum != 0 }
 
 // next returns the next token and advances past it.
 func (lx *lexer) next() token {
-	s := lx.src
-	i := lx.pos
+	var t token
+	lx.read(&t)
+	return t
+}
+
+// read reads the next token into t and advances past it.
+func (lx *lexer) read(t *token) {
+	if lx.peeked {
+		lx.peeked = false
+		*t = lx.ahead
+	} else {
+		lexAt(lx.src, lx.pos, t)
+	}
+	lx.pos = t.end
+}
+
+// peek returns the next token without advancing. The token is kept for
+// next, so looking ahead costs no second scan.
+func (lx *lexer) peek() token {
+	if !lx.peeked {
+		lexAt(lx.src, lx.pos, &lx.ahead)
+		lx.peeked = true
+	}
+	return lx.ahead
+}
+
+// lexAt lexes the token at or after s[i] into t, skipping white space.
+func lexAt(s string, i int, t *token) {
 	for i < len(s) && isSpace(s[i]) {
 		i++
 	}
 	if i >= len(s) {
-		lx.pos = i
-		return token{kind: tEOF, pos: i, end: i}
+		t.set(tEOF, i, i, "")
+		return
 	}
-	t := lexAt(s, i)
-	lx.pos = t.end
-	return t
-}
-
-// peek returns the next token without advancing.
-func (lx *lexer) peek() token {
-	c := *lx
-	return c.next()
-}
-
-// lexAt lexes the token starting at s[i], which is not white space.
-func lexAt(s string, i int) token {
 	c := s[i]
-	two := ""
-	if i+1 < len(s) {
-		two = s[i : i+2]
+	if isAlnum(c) {
+		lexWord(s, i, t)
+		return
 	}
-	op := func(k tokKind, n int) token { return token{kind: k, pos: i, end: i + n, text: s[i : i+n]} }
-	switch two {
-	case ">=":
-		return op(tGe, 2)
-	case "<=":
-		return op(tLe, 2)
-	case "!=":
-		return op(tNe, 2)
-	case "==":
-		return op(tEq, 2)
-	case "<<":
-		return op(tLsh, 2)
-	case ">>":
-		return op(tRsh, 2)
-	case "&&":
-		return op(tAnd, 2)
-	case "||":
-		return op(tOr, 2)
+	op := func(k tokKind, n int) { t.set(k, i, i+n, s[i:i+n]) }
+	var c2 byte // the byte after c, 0 at the end
+	if i+1 < len(s) {
+		c2 = s[i+1]
 	}
 	switch c {
 	case '(':
-		return op(tLParen, 1)
+		op(tLParen, 1)
+		return
 	case ')':
-		return op(tRParen, 1)
+		op(tRParen, 1)
+		return
 	case '[':
-		return op(tLBracket, 1)
+		op(tLBracket, 1)
+		return
 	case ']':
-		return op(tRBracket, 1)
+		op(tRBracket, 1)
+		return
 	case ':':
 		// A ':' may begin an IPv6 address ("::1").
-		if n := v6Len(s, i); n > 0 {
-			return lexV6(s, i, n)
+		if c2 == ':' {
+			*t = lexV6(s, i, v6Len(s, i))
+			return
 		}
-		return op(tColon, 1)
+		op(tColon, 1)
+		return
 	case '!':
-		return op(tNot, 1)
+		if c2 == '=' {
+			op(tNe, 2)
+			return
+		}
+		op(tNot, 1)
+		return
 	case '=':
-		return op(tEq, 1)
+		if c2 == '=' {
+			op(tEq, 2)
+			return
+		}
+		op(tEq, 1)
+		return
 	case '<':
-		return op(tLt, 1)
+		switch c2 {
+		case '=':
+			op(tLe, 2)
+			return
+		case '<':
+			op(tLsh, 2)
+			return
+		}
+		op(tLt, 1)
+		return
 	case '>':
-		return op(tGt, 1)
-	case '+':
-		return op(tPlus, 1)
-	case '-':
-		return op(tMinus, 1)
-	case '*':
-		return op(tStar, 1)
-	case '/':
-		return op(tSlash, 1)
-	case '%':
-		return op(tPercent, 1)
+		switch c2 {
+		case '=':
+			op(tGe, 2)
+			return
+		case '>':
+			op(tRsh, 2)
+			return
+		}
+		op(tGt, 1)
+		return
 	case '&':
-		return op(tAmp, 1)
+		if c2 == '&' {
+			op(tAnd, 2)
+			return
+		}
+		op(tAmp, 1)
+		return
 	case '|':
-		return op(tPipe, 1)
+		if c2 == '|' {
+			op(tOr, 2)
+			return
+		}
+		op(tPipe, 1)
+		return
+	case '+':
+		op(tPlus, 1)
+		return
+	case '-':
+		op(tMinus, 1)
+		return
+	case '*':
+		op(tStar, 1)
+		return
+	case '/':
+		op(tSlash, 1)
+		return
+	case '%':
+		op(tPercent, 1)
+		return
 	case '^':
-		return op(tCaret, 1)
+		op(tCaret, 1)
+		return
 	case '\\':
 		// A backslash and the characters up to white space, '!', '(' or
 		// ')' are a name: "\ip" is the name "ip".
@@ -309,9 +404,11 @@ func lexAt(s string, i int) token {
 			j++
 		}
 		if j == i+1 {
-			return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "a backslash must be followed by a name"}
+			*t = token{kind: tError, pos: i, end: j, text: s[i:j], msg: "a backslash must be followed by a name"}
+			return
 		}
-		return token{kind: tID, pos: i, end: j, text: s[i+1 : j]}
+		*t = token{kind: tID, pos: i, end: j, text: s[i+1 : j]}
+		return
 	case '$':
 		// An ARCnet address: '$' and one or two hex digits.
 		j := i + 1
@@ -319,60 +416,350 @@ func lexAt(s string, i int) token {
 			j++
 		}
 		if j > i+1 {
-			return token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
+			*t = token{kind: tAID, pos: i, end: j, text: s[i+1 : j]}
+			return
 		}
 	}
-	if !isAlnum(c) {
-		j := i + 1
-		for j < len(s) && s[j] >= 0x80 {
-			j++ // keep a UTF-8 sequence whole
+	j := i + 1
+	for j < len(s) && s[j] >= 0x80 {
+		j++ // keep a UTF-8 sequence whole
+	}
+	*t = token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+}
+
+// lexWord lexes the token at s[i], a letter or digit: a keyword, number,
+// address or name.
+//
+// Every candidate token class but those with a ':' (MAC addresses with
+// colons, IPv6 addresses, bogus MAC addresses) matches only characters a
+// name may contain, and ends in a letter, digit or '.', so it is no longer
+// than the name at s[i]: the name is the longest match, and the class is
+// the first in libpcap's order whose pattern matches all of it. The
+// classes with a ':' need one right after the leading hex digits; when it
+// is there, lexColonWord tries every class.
+func lexWord(s string, i int, t *token) {
+	// Fast paths for the common words: all digits, or a lowercase letter
+	// and letters, digits and '-' (all keywords are), ending in a
+	// character no token class continues with. Other words take the
+	// general path below.
+	if c := s[i]; isDigit(c) {
+		j, v := i+1, uint32(c-'0')
+		for j < len(s) && isDigit(s[j]) {
+			v = v*10 + uint32(s[j]-'0') // lexNum checks the long ones
+			j++
 		}
-		return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
+		if j == len(s) || charClass[s[j]]&cName == 0 && s[j] != ':' {
+			switch {
+			case j-i == 12:
+				*t = token{kind: tEID, pos: i, end: j, text: s[i:j]}
+			case j-i <= 9 && (c != '0' || j-i == 1):
+				// Decimal, and too short to overflow.
+				t.set(tNum, i, j, s[i:j])
+				t.num = v
+			default:
+				lexNum(s, i, j-i, t)
+			}
+			return
+		}
+		if s[j] == '.' {
+			// Dotted decimal numbers, as in an IPv4 address: two to
+			// four parts make a tHID, but three of four digits a MAC
+			// address, which the general path sorts out.
+			parts, k, short := 1, j, j-i != 4
+			for parts < 5 && k+1 < len(s) && s[k] == '.' && isDigit(s[k+1]) {
+				n := k + 2
+				for n < len(s) && isDigit(s[n]) {
+					n++
+				}
+				short = short || n-k-1 != 4
+				parts++
+				k = n
+			}
+			if parts <= 4 && (parts != 3 || short) &&
+				(k == len(s) || charClass[s[k]]&cName == 0 && s[k] != ':') {
+				t.set(tHID, i, k, s[i:k])
+				return
+			}
+		}
+	} else if 'a' <= c && c <= 'z' {
+		j, h := i+1, uint32(c)
+		for j < len(s) {
+			c := s[j]
+			if charClass[c]&cWord == 0 {
+				break
+			}
+			h = h*31 + uint32(c)
+			j++
+		}
+		if (j == len(s) || charClass[s[j]]&cName == 0 && s[j] != ':') && s[j-1] != '-' {
+			word := s[i:j]
+			e := lookupHashed(word, h)
+			switch {
+			case e != nil && e.kind != tNum:
+				t.set(e.kind, i, j, word)
+				t.proto = e.proto
+			case isMAC(word):
+				*t = token{kind: tEID, pos: i, end: j, text: word}
+			case e != nil:
+				*t = token{kind: tNum, pos: i, end: j, text: word, num: e.num}
+			default:
+				*t = token{kind: tID, pos: i, end: j, text: word}
+			}
+			return
+		}
 	}
 
-	// The candidates, longest wins; on a tie the earlier of keyword, MAC,
-	// number, dotted number, IPv6, bogus MAC, name.
+	// The name: [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
+	j, last := i+1, i+1
+	for j < len(s) {
+		cc := charClass[s[j]]
+		if cc&cName == 0 {
+			break
+		}
+		j++
+		if cc&cNameEnd != 0 {
+			last = j
+		}
+	}
+	if j < len(s) && s[j] == ':' && hexRun(s, i, j-i) == j-i {
+		lexColonWord(s, i, t)
+		return
+	}
+	// The classes all the name's characters have (wall), and its hash
+	// for lookupHashed (wh).
+	word := s[i:last]
+	wall, wh := uint8(0xff), uint32(0)
+	for k := 0; k < len(word); k++ {
+		c := word[k]
+		wall &= charClass[c]
+		wh = wh*31 + uint32(c)
+	}
+	if wall&cDigit != 0 {
+		// Digits only: a number, or twelve of them a MAC address.
+		if len(word) == 12 {
+			*t = token{kind: tEID, pos: i, end: last, text: word}
+		} else {
+			lexNum(s, i, len(word), t)
+		}
+		return
+	}
+	// Reserved words begin with a letter and have no capitals, '.' or '_'.
+	var e *wordEntry
+	if wall&cWord != 0 && !isDigit(word[0]) {
+		e = lookupHashed(word, wh)
+		if e != nil && e.kind != tNum {
+			*t = token{kind: e.kind, pos: i, end: last, text: word, proto: e.proto}
+			return
+		}
+	}
+	switch {
+	case isMAC(word):
+		*t = token{kind: tEID, pos: i, end: last, text: word}
+	case isNum(word):
+		lexNum(s, i, len(word), t)
+	case isHID(word):
+		*t = token{kind: tHID, pos: i, end: last, text: word}
+	case e != nil:
+		*t = token{kind: tNum, pos: i, end: last, text: word, num: e.num}
+	default:
+		*t = token{kind: tID, pos: i, end: last, text: word}
+	}
+}
+
+// isNum reports whether w is a number: [0-9]+ or 0[xX][0-9a-fA-F]+.
+func isNum(w string) bool {
+	if len(w) > 2 && w[0] == '0' && (w[1] == 'x' || w[1] == 'X') {
+		w = w[2:]
+		for k := 0; k < len(w); k++ {
+			if !isHex(w[k]) {
+				return false
+			}
+		}
+		return true
+	}
+	for k := 0; k < len(w); k++ {
+		if !isDigit(w[k]) {
+			return false
+		}
+	}
+	return len(w) > 0
+}
+
+// isHID reports whether w is two, three or four numbers joined by dots.
+func isHID(w string) bool {
+	parts := 1
+	k := 0
+	for n := 0; n < len(w); n++ {
+		if w[n] == '.' {
+			if parts == 4 || !isNum(w[k:n]) {
+				return false
+			}
+			parts++
+			k = n + 1
+		}
+	}
+	return parts > 1 && isNum(w[k:])
+}
+
+// isMAC reports whether w is a MAC address written without colons: six
+// groups of one or two hex digits separated by '-' or '.', three groups of
+// four hex digits separated by '.', or twelve hex digits.
+func isMAC(w string) bool {
+	switch {
+	case len(w) < 11 || len(w) > 17:
+		return false
+	case len(w) == 12 && hexRun(w, 0, 12) == 12:
+		return true
+	case len(w) == 14 && w[4] == '.' && w[9] == '.' &&
+		hexRun(w, 0, 4) == 4 && hexRun(w, 5, 4) == 4 && hexRun(w, 10, 4) == 4:
+		return true
+	}
+	sep := byte(0)
+	k := 0
+	for g := 0; g < 6; g++ {
+		if g > 0 {
+			if k >= len(w) || (w[k] != '-' && w[k] != '.') || (sep != 0 && w[k] != sep) {
+				return false
+			}
+			sep = w[k]
+			k++
+		}
+		n := hexRun(w, k, 2)
+		if n == 0 {
+			return false
+		}
+		k += n
+	}
+	return k == len(w)
+}
+
+// lexColonWord lexes the token at s[i], hex digits and a ':', by trying
+// every token class: the longest match wins, and on a tie the earlier of
+// keyword, MAC, number, dotted number, IPv6, bogus MAC, name.
+func lexColonWord(s string, i int, t *token) {
 	idn := idLen(s, i)
 	macn := macLen(s, i)
 	numn := numLen(s, i)
 	hidn := hidLen(s, i)
-	// IPv6 and bogus MAC addresses begin with hex digits and a ':'.
-	j := i
-	for j < len(s) && isHex(s[j]) {
-		j++
-	}
-	v6n, bogusn := 0, 0
-	if j < len(s) && s[j] == ':' {
-		v6n = v6Len(s, i)
-		bogusn = bogusMACLen(s, i)
-	}
+	v6n := v6Len(s, i)
+	bogusn := bogusMACLen(s, i)
 	best := max(idn, macn, numn, hidn, v6n, bogusn)
 	word := s[i : i+best]
-	switch {
-	case idn == best:
-		if p, ok := protoNames[word]; ok {
-			return token{kind: tProto, pos: i, end: i + best, text: word, proto: p}
-		}
-		if k, ok := keywords[word]; ok {
-			return token{kind: k, pos: i, end: i + best, text: word}
+	if idn == best {
+		if e := lookupWord(word); e != nil && e.kind != tNum {
+			*t = token{kind: e.kind, pos: i, end: i + best, text: word, proto: e.proto}
+			return
 		}
 	}
 	switch best {
 	case macn:
-		return token{kind: tEID, pos: i, end: i + best, text: word}
+		*t = token{kind: tEID, pos: i, end: i + best, text: word}
+		return
 	case numn:
-		return lexNum(s, i, best)
+		lexNum(s, i, best, t)
+		return
 	case hidn:
-		return token{kind: tHID, pos: i, end: i + best, text: word}
+		*t = token{kind: tHID, pos: i, end: i + best, text: word}
+		return
 	case v6n:
-		return lexV6(s, i, best)
+		*t = lexV6(s, i, best)
+		return
 	case bogusn:
-		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
+		*t = token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + clip(word)}
+		return
 	}
-	if v, ok := namedNums[word]; ok {
-		return token{kind: tNum, pos: i, end: i + best, text: word, num: v}
+	if e := lookupWord(word); e != nil && e.kind == tNum {
+		*t = token{kind: tNum, pos: i, end: i + best, text: word, num: e.num}
+		return
 	}
-	return token{kind: tID, pos: i, end: i + best, text: word}
+	*t = token{kind: tID, pos: i, end: i + best, text: word}
+}
+
+// wordEntry is a reserved word: a keyword (kind, and proto for a
+// protocol) or a named constant (kind tNum and its value). The word is
+// wordText[off:off+n]; the table holds no pointers, so the garbage
+// collector need not scan it.
+type wordEntry struct {
+	off   uint16
+	n     uint8
+	kind  tokKind
+	proto Proto
+	num   uint32
+}
+
+// The reserved words in an open-addressing hash table, built from
+// keywords, protoNames and namedNums: looking a word up hashes its few
+// bytes once and compares one or two strings.
+const wordTableBits = 10
+
+var (
+	wordTable  [1 << wordTableBits]wordEntry
+	wordText   string
+	maxWordLen int
+)
+
+func init() {
+	var text strings.Builder
+	add := func(w string, e wordEntry) {
+		e.off, e.n = uint16(text.Len()), uint8(len(w))
+		text.WriteString(w)
+		h := hashWord(w)
+		for wordTable[h].n != 0 {
+			h = (h + 1) & (len(wordTable) - 1)
+		}
+		wordTable[h] = e
+		maxWordLen = max(maxWordLen, len(w))
+	}
+	for w, p := range protoNames {
+		add(w, wordEntry{kind: tProto, proto: p})
+	}
+	for w, k := range keywords {
+		add(w, wordEntry{kind: k})
+	}
+	for w, v := range namedNums {
+		add(w, wordEntry{kind: tNum, num: v})
+	}
+	wordText = text.String()
+}
+
+// hashWord is the slot of w in wordTable: a polynomial hash of its bytes
+// (which lexWord computes as it scans), mixed with its length.
+func hashWord(w string) int {
+	h := uint32(0)
+	for k := 0; k < len(w); k++ {
+		h = h*31 + uint32(w[k])
+	}
+	return mixHash(h, len(w))
+}
+
+func mixHash(h uint32, n int) int {
+	return int(((h ^ uint32(n)) * 0x9E3779B1) >> (32 - wordTableBits))
+}
+
+// lookupWord returns the reserved word w, or nil.
+func lookupWord(w string) *wordEntry {
+	h := uint32(0)
+	for k := 0; k < len(w); k++ {
+		h = h*31 + uint32(w[k])
+	}
+	return lookupHashed(w, h)
+}
+
+// lookupHashed returns the reserved word w, whose polynomial hash is h,
+// or nil.
+func lookupHashed(w string, h uint32) *wordEntry {
+	if len(w) < 2 || len(w) > maxWordLen {
+		return nil
+	}
+	for h := mixHash(h, len(w)); ; h = (h + 1) & (len(wordTable) - 1) {
+		e := &wordTable[h]
+		if e.n == 0 {
+			return nil
+		}
+		if int(e.n) == len(w) && wordText[e.off:int(e.off)+len(w)] == w {
+			return e
+		}
+	}
 }
 
 func quoteTok(s string) string { return "'" + s + "'" }
@@ -385,11 +772,10 @@ func clip(s string) string {
 	return s
 }
 
-// lexNum makes the number s[i:i+n]: decimal, 0x hex, or octal with a
-// leading 0, of at most 32 bits.
-func lexNum(s string, i, n int) token {
+// lexNum makes the number s[i:i+n] into t: decimal, 0x hex, or octal with
+// a leading 0, of at most 32 bits.
+func lexNum(s string, i, n int, t *token) {
 	word := s[i : i+n]
-	t := token{kind: tNum, pos: i, end: i + n, text: word}
 	base, digits := uint64(10), word
 	switch {
 	case len(word) > 2 && (word[1] == 'x' || word[1] == 'X'):
@@ -410,15 +796,16 @@ func lexNum(s string, i, n int) token {
 			dv = uint64(d-'A') + 10
 		}
 		if dv >= base {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
+			*t = token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " contains non-octal digit"}
+			return
 		}
 		v = v*base + dv
 		if v > 0xffffffff {
-			return token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
+			*t = token{kind: tError, pos: i, end: i + n, text: word, msg: "number " + clip(word) + " overflows 32 bits"}
+			return
 		}
 	}
-	t.num = uint32(v)
-	return t
+	*t = token{kind: tNum, num: uint32(v), pos: i, end: i + n, text: word}
 }
 
 // lexV6 makes the IPv6 address s[i:i+n], which must be valid.

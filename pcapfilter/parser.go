@@ -74,8 +74,8 @@ func Parse(expr string) (root Node, err error) {
 		return nil, nil
 	}
 	r := p.parseUnit(modeTerm, qual{})
-	r = p.element(r, modeTerm)
-	r = p.chain(r, false)
+	p.element(&r, modeTerm)
+	p.chain(&r, false)
 	if p.tok.kind != tEOF {
 		p.unexpected("'and', 'or' or the end of the expression")
 	}
@@ -116,14 +116,16 @@ const (
 
 // result is a parsed piece of an expression.
 type result struct {
-	kind  rkind
-	node  Node  // rBool, rID
-	arith Arith // rNum, rArith
-	q     qual  // the qualifiers a following bare id takes
+	kind rkind
 	// parenIDs marks an rID in parentheses: libpcap's grammar lets a
 	// parenthesized list of ids begin with an id, a number or "not", but
 	// not with another parenthesized list ("host ((a or b))" is an error).
 	parenIDs bool
+	numEnd   int32 // rNum: the end of the number's text, 0 when unknown
+	node     Node  // rBool, rID
+	arith    Arith // rArith
+	num      Num   // rNum, not allocated until it is arithmetic
+	q        qual  // the qualifiers a following bare id takes
 }
 
 type parser struct {
@@ -132,10 +134,56 @@ type parser struct {
 	tok    token
 	depth  int // nesting of parentheses, brackets, "not", unary minus, '^', '%'
 	parens int // open parentheses
+	nodes  nodePool
 }
 
+// nodePool allocates the common nodes of a tree in chunks, so that a long
+// expression costs a few allocations rather than one per node.
+type nodePool struct {
+	binary  chunk[Binary]
+	qual    chunk[Qualified]
+	not     chunk[Not]
+	num     chunk[Num]
+	rel     chunk[Relation]
+	arith   chunk[ArithBinary]
+	load    chunk[Load]
+	special chunk[Special]
+	proto   chunk[ProtoAbbrev]
+}
+
+// chunk hands out values of T from slices of growing size: 1, 2, 4, ...
+// up to maxChunk, so a short expression allocates no more than it uses.
+type chunk[T any] struct{ buf []T }
+
+const maxChunk = 128
+
+// new returns a pointer to a copy of v.
+func (c *chunk[T]) new(v T) *T {
+	if len(c.buf) == cap(c.buf) {
+		c.buf = make([]T, 0, min(max(2*cap(c.buf), 1), maxChunk))
+	}
+	c.buf = append(c.buf, v)
+	return &c.buf[len(c.buf)-1]
+}
+
+// advance reads the next token into p.tok (lexer.read, by hand: this is
+// the parser's hottest path).
 func (p *parser) advance() {
-	p.tok = p.lx.next()
+	if p.lx.peeked {
+		p.lx.peeked = false
+		p.tok = p.lx.ahead
+	} else {
+		s, i := p.lx.src, p.lx.pos
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		if i < len(s) && isAlnum(s[i]) {
+			lexWord(s, i, &p.tok)
+		} else {
+			lexAt(s, i, &p.tok)
+		}
+	}
+	p.lx.pos = p.tok.end
 	if p.tok.kind == tError {
 		p.fail(p.tok, p.tok.msg)
 	}
@@ -212,10 +260,11 @@ func (p *parser) expect(k tokKind, what string) token {
 	return t
 }
 
-// chain parses "{ (and|or) element }" after left. In a list of ids (pid)
-// each element must be an id; otherwise an element is a primitive or a
-// bare id, which takes the qualifiers of the element before it.
-func (p *parser) chain(left result, pid bool) result {
+// chain parses "{ (and|or) element }" after left, making left the whole.
+// In a list of ids (pid) each element must be an id; otherwise an element
+// is a primitive or a bare id, which takes the qualifiers of the element
+// before it. (Results are large: chain and element update them in place.)
+func (p *parser) chain(left *result, pid bool) {
 	for p.tok.kind == tAnd || p.tok.kind == tOr {
 		op := And
 		if p.tok.kind == tOr {
@@ -229,36 +278,41 @@ func (p *parser) chain(left result, pid bool) result {
 		if pid {
 			m = modeID
 		}
-		r := p.element(p.parseUnit(m, q), m)
+		r := p.parseUnit(m, q)
+		p.element(&r, m)
 		kind := rBool
 		if pid {
 			kind = rID
 		}
-		left = result{kind: kind, node: &Binary{Op: op, OpPos: opPos, X: left.node, Y: r.node}, q: r.q}
+		*left = result{kind: kind, node: p.nodes.binary.new(Binary{Op: op, OpPos: opPos, X: left.node, Y: r.node}), q: r.q}
 	}
-	return left
 }
 
 // element makes r, parsed in mode m, a node that and/or can join: a
 // number becomes an id where ids are allowed; arithmetic without a
 // comparison is an error.
-func (p *parser) element(r result, m mode) result {
+func (p *parser) element(r *result, m mode) {
 	switch r.kind {
 	case rNum:
 		if m == modeTerm {
 			p.unexpected("a comparison operator after the number")
 		}
-		n := r.arith.(*Num)
-		return p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: p.numText(n), Num: n.Val}, r.q, n.NumPos)
+		n := r.num
+		var text string
+		if r.numEnd > 0 {
+			text = p.src[n.NumPos:r.numEnd]
+		} else {
+			text = p.numText(n.NumPos)
+		}
+		*r = p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
 	case rArith:
 		p.unexpected("a comparison operator")
 	}
-	return r
 }
 
-// numText is the text of a number as written, without parentheses.
-func (p *parser) numText(n *Num) string {
-	lx := lexer{src: p.src, pos: n.NumPos}
+// numText is the text of the number at pos, as written.
+func (p *parser) numText(pos int) string {
+	lx := lexer{src: p.src, pos: pos}
 	return lx.next().text
 }
 
@@ -272,7 +326,7 @@ func (p *parser) bareID(id ID, q qual, tokPos int) result {
 	if pos < 0 {
 		pos = id.IDPos
 	}
-	return result{kind: rID, node: &Qualified{QualPos: pos, Q: q.q, ID: id, MaskLen: -1}, q: q}
+	return result{kind: rID, node: p.nodes.qual.new(Qualified{QualPos: pos, Q: q.q, ID: id, MaskLen: -1}), q: q}
 }
 
 // isArithOp reports whether k continues an arithmetic expression or
@@ -297,24 +351,30 @@ func (p *parser) parseUnit(m mode, q qual) result {
 	case tNot:
 		p.enter()
 		p.advance()
-		r := p.element(p.parseUnit(m, q), m)
+		r := p.parseUnit(m, q)
+		p.element(&r, m)
 		p.leave()
-		return result{kind: r.kind, node: &Not{NotPos: t.pos, X: r.node}, q: r.q}
+		return result{kind: r.kind, node: p.nodes.not.new(Not{NotPos: t.pos, X: r.node}), q: r.q}
 
 	case tLParen:
 		r := p.parseParen(m, q)
-		if (r.kind == rNum || r.kind == rArith) && m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(r.arith)
+		if m != modeID && isArithOp(p.tok.kind) {
+			switch r.kind {
+			case rNum:
+				return p.relationFrom(p.nodes.num.new(r.num))
+			case rArith:
+				return p.relationFrom(r.arith)
+			}
 		}
 		return r
 
 	case tNum:
 		p.advance()
-		n := &Num{NumPos: t.pos, Val: t.num}
+		n := Num{NumPos: t.pos, Val: t.num}
 		if m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(n)
+			return p.relationFrom(p.nodes.num.new(n))
 		}
-		return result{kind: rNum, arith: n, q: q}
+		return result{kind: rNum, num: n, numEnd: int32(t.end), q: q}
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
@@ -362,7 +422,7 @@ func (p *parser) afterProto(pt token) result {
 		if p.tok.kind == tMulticast {
 			kind = SpecialMulticast
 		}
-		n := &Special{KeyPos: p.tok.pos, Kind: kind, Proto: proto}
+		n := p.nodes.special.new(Special{KeyPos: p.tok.pos, Kind: kind, Proto: proto})
 		p.advance()
 		return result{kind: rBool, node: n}
 	case tType, tSubtype, tDir:
@@ -372,7 +432,7 @@ func (p *parser) afterProto(pt token) result {
 		}
 		return r
 	}
-	return result{kind: rBool, node: &ProtoAbbrev{ProtoPos: pos, Proto: proto}}
+	return result{kind: rBool, node: p.nodes.proto.new(ProtoAbbrev{ProtoPos: pos, Proto: proto})}
 }
 
 // parseHead parses "[dir] [type] id" after an optional protocol.
@@ -401,7 +461,7 @@ func (p *parser) parseHead(proto Proto, pos int) result {
 		}
 	case tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA:
 		p.advance()
-		q.Dir = map[tokKind]Dir{tAddr1: DirAddr1, tAddr2: DirAddr2, tAddr3: DirAddr3, tAddr4: DirAddr4, tRA: DirRA, tTA: DirTA}[t.kind]
+		q.Dir = [...]Dir{tAddr1: DirAddr1, tAddr2: DirAddr2, tAddr3: DirAddr3, tAddr4: DirAddr4, tRA: DirRA, tTA: DirTA}[t.kind]
 	}
 	t = p.tok
 	switch t.kind {
@@ -417,12 +477,13 @@ func (p *parser) parseHead(proto Proto, pos int) result {
 		if q.Dir != DirDefault {
 			p.unexpected("'host', 'net', 'port', 'portrange' or an id after a direction")
 		}
-		q.Type = map[tokKind]Type{tGateway: TypeGateway, tProtoKW: TypeProto, tProtochain: TypeProtochain}[t.kind]
+		q.Type = [...]Type{tGateway: TypeGateway, tProtoKW: TypeProto, tProtochain: TypeProtochain}[t.kind]
 	}
 	if q.Type != TypeDefault {
 		p.advance()
 	}
-	r := p.element(p.parseUnit(modeID, qual{q: q, ok: true, pos: pos}), modeID)
+	r := p.parseUnit(modeID, qual{q: q, ok: true, pos: pos})
+	p.element(&r, modeID)
 	return result{kind: rBool, node: r.node, q: qual{q: q, ok: true, pos: pos}}
 }
 
@@ -491,8 +552,9 @@ func (p *parser) parseParen(m mode, q qual) result {
 		}
 		p.unexpected("')'")
 	}
-	first = p.element(first, m)
-	r := p.chain(first, first.kind == rID)
+	p.element(&first, m)
+	r := first
+	p.chain(&r, first.kind == rID)
 	if p.tok.kind != tRParen {
 		if p.tok.kind == tEOF {
 			p.fail(open, "unbalanced parenthesis: no ')' closes this '('")
@@ -526,15 +588,15 @@ func (p *parser) relationFrom(x Arith) result {
 	case tGe:
 		op = RelGe
 	default:
-		if _, ok := x.(*Num); ok {
-			return result{kind: rNum, arith: x}
+		if n, ok := x.(*Num); ok {
+			return result{kind: rNum, num: *n}
 		}
 		return result{kind: rArith, arith: x}
 	}
 	opPos := p.tok.pos
 	p.advance()
 	y := p.parseArith()
-	return result{kind: rBool, node: &Relation{Op: op, OpPos: opPos, X: x, Y: y}}
+	return result{kind: rBool, node: p.nodes.rel.new(Relation{Op: op, OpPos: opPos, X: x, Y: y})}
 }
 
 // Arithmetic. libpcap's grammar gives | & << >> + - * / the usual
@@ -591,7 +653,7 @@ func (p *parser) climb(x Arith, minPrec int) Arith {
 			}
 			y = p.climb(y, prec+1)
 		}
-		x = &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
+		x = p.nodes.arith.new(ArithBinary{Op: op, OpPos: opPos, X: x, Y: y})
 	}
 }
 
@@ -623,7 +685,7 @@ func (p *parser) steal(x Arith) Arith {
 	p.advance()
 	y := p.parseArith()
 	p.leave()
-	return &ArithBinary{Op: op, OpPos: opPos, X: x, Y: y}
+	return p.nodes.arith.new(ArithBinary{Op: op, OpPos: opPos, X: x, Y: y})
 }
 
 // parsePrimary parses a number, len, proto[index[:size]] or a
@@ -633,7 +695,7 @@ func (p *parser) parsePrimary() Arith {
 	switch t.kind {
 	case tNum:
 		p.advance()
-		return &Num{NumPos: t.pos, Val: t.num}
+		return p.nodes.num.new(Num{NumPos: t.pos, Val: t.num})
 	case tLen:
 		p.advance()
 		return &Len{LenPos: t.pos}
@@ -676,7 +738,7 @@ func (p *parser) parsePrimary() Arith {
 		}
 		p.advance()
 		p.leave()
-		return &Load{ProtoPos: t.pos, Proto: t.proto, Index: idx, Size: size}
+		return p.nodes.load.new(Load{ProtoPos: t.pos, Proto: t.proto, Index: idx, Size: size})
 	}
 	p.unexpected("a number, 'len', 'proto[index]' or '('")
 	return nil
@@ -709,7 +771,7 @@ var llcSubtypes = []string{"i", "s", "u", "rr", "rnr", "rej", "ui", "ua", "disc"
 // link types.
 func (p *parser) parseOther(m mode) result {
 	t := p.tok
-	special := func(kind SpecialKind) *Special { return &Special{KeyPos: t.pos, Kind: kind} }
+	special := func(kind SpecialKind) *Special { return p.nodes.special.new(Special{KeyPos: t.pos, Kind: kind}) }
 	// withNum parses "kw N", "kw (N)" with optional parentheses when paren.
 	optNum := func(s *Special) {
 		if p.tok.kind == tNum || p.tok.kind == tLParen && p.parenNumAhead() {
@@ -721,7 +783,7 @@ func (p *parser) parseOther(m mode) result {
 	case tLess, tGreater, tIfindex:
 		p.advance()
 		n := p.expect(tNum, "a number after '"+t.text+"'")
-		kind := map[tokKind]SpecialKind{tLess: SpecialLess, tGreater: SpecialGreater, tIfindex: SpecialIfindex}[t.kind]
+		kind := [...]SpecialKind{tLess: SpecialLess, tGreater: SpecialGreater, tIfindex: SpecialIfindex}[t.kind]
 		s := special(kind)
 		s.HasArg, s.Arg = true, n.num
 		return result{kind: rBool, node: s}
@@ -750,11 +812,11 @@ func (p *parser) parseOther(m mode) result {
 		return result{kind: rBool, node: s}
 	case tInbound, tOutbound, tPPPoED:
 		p.advance()
-		kind := map[tokKind]SpecialKind{tInbound: SpecialInbound, tOutbound: SpecialOutbound, tPPPoED: SpecialPPPoED}[t.kind]
+		kind := [...]SpecialKind{tInbound: SpecialInbound, tOutbound: SpecialOutbound, tPPPoED: SpecialPPPoED}[t.kind]
 		return result{kind: rBool, node: special(kind)}
 	case tVLAN, tMPLS, tPPPoES, tGeneve:
 		p.advance()
-		kind := map[tokKind]SpecialKind{tVLAN: SpecialVLAN, tMPLS: SpecialMPLS, tPPPoES: SpecialPPPoES, tGeneve: SpecialGeneve}[t.kind]
+		kind := [...]SpecialKind{tVLAN: SpecialVLAN, tMPLS: SpecialMPLS, tPPPoES: SpecialPPPoES, tGeneve: SpecialGeneve}[t.kind]
 		s := special(kind)
 		optNum(s)
 		return result{kind: rBool, node: s}
