@@ -118,7 +118,7 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 	reject := g.newBlock(blockRet, nil)
 	patch(c.t, accept)
 	patch(c.f, reject)
-	if !g.lay.sawGeneve && !g.inet.protochain && !acceptReachable(c.entry, accept, g.inet.relBlocks) {
+	if !g.lay.sawGeneve && !g.inet.protochain && mayContradict(root) && !acceptReachable(c.entry, accept, g.inet.relBlocks) {
 		// libpcap's optimiser proves the same (gen_reach.go).
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
 	}
@@ -261,3 +261,26 @@ func (g *gen) allocReg() int {
 
 // freeReg gives a word of scratch memory back.
 func (g *gen) freeReg(r int) { g.regs &^= 1 << r }
+
+// mayContradict reports whether an expression can be false for every
+// packet other than by a primitive being so for the link type, which
+// folding finds: only through "and", "not" (which turns "or" into "and")
+// or a relation (whose guards may contradict each other). An "or" of
+// primitives matches nothing only if each of them does.
+func mayContradict(root Node) bool {
+	stack := []Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch n := n.(type) {
+		case *Binary:
+			if n.Op == And {
+				return true
+			}
+			stack = append(stack, n.X, n.Y)
+		case *Not, *Relation:
+			return true
+		}
+	}
+	return false
+}
