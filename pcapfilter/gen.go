@@ -20,13 +20,13 @@ import (
 
 // gen is the state of one compilation.
 type gen struct {
-	expr      string
-	link      LinkType
-	snap      uint32
-	netmask   uint32
-	nblocks   int
-	blockPool []block // blocks allocated and not yet used
-	regs      uint16  // scratch memory words in use, a bit each
+	expr    string
+	link    LinkType
+	snap    uint32
+	netmask uint32
+	nblocks int
+	mem     genMemory // blocks and statements, reused from one compilation to the next
+	regs    uint16    // scratch memory words in use, a bit each
 
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state
@@ -85,7 +85,10 @@ func wordAt(s string, pos int) string {
 }
 
 func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	g := &gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask}
+	g := genPool.Get().(*gen)
+	mem := g.mem
+	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: mem}
+	defer g.release()
 	defer func() {
 		if r := recover(); r != nil {
 			ce, ok := r.(compileError)
@@ -122,7 +125,7 @@ func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, er
 		// libpcap's optimiser proves the same (gen_reach.go).
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
 	}
-	prog, err = layout(c.entry)
+	prog, err = g.layout(c.entry)
 	if err != nil {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: err.Error()}
 	}
@@ -224,13 +227,26 @@ func load(o offset, size int) []insn {
 // cmp returns the test "the size bytes at o, op v", op being opJeq, opJgt,
 // opJge or opJset.
 func (g *gen) cmp(o offset, size int, op uint16, v uint32) cond {
-	return g.test(load(o, size), op, v)
+	return g.test(g.loadStmts(o, size, 0), op, v)
+}
+
+// loadStmts is load, in the compilation's memory, with room for extra
+// more statements.
+func (g *gen) loadStmts(o offset, size, extra int) []insn {
+	if o.reg < 0 {
+		s := g.mem.stmts(1, extra)
+		s[0] = stmt(loadOps[size][0], o.k)
+		return s
+	}
+	s := g.mem.stmts(2, extra)
+	s[0], s[1] = stmt(opLdxMem, uint32(o.reg)), stmt(loadOps[size][1], o.k)
+	return s
 }
 
 // cmpMask returns the test "(the size bytes at o) & mask, op v"; a mask
 // of all ones for the size is left out.
 func (g *gen) cmpMask(o offset, size int, mask uint32, op uint16, v uint32) cond {
-	s := load(o, size)
+	s := g.loadStmts(o, size, 1)
 	full := uint32(1)<<(8*uint(size)) - 1
 	if size == 4 {
 		full = 0xffffffff

@@ -3,6 +3,7 @@ package pcapfilter
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"golang.org/x/net/bpf"
 )
@@ -152,15 +153,72 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	if g.nblocks > maxBlocks {
 		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
 	}
-	if len(g.blockPool) == 0 {
-		// Blocks come in chunks, growing with the program, to allocate
-		// less often.
-		g.blockPool = make([]block, 16<<min(g.nblocks/64, 6))
-	}
-	b := &g.blockPool[0]
-	g.blockPool = g.blockPool[1:]
+	b := g.mem.block()
 	*b = block{id: g.nblocks, kind: kind, stmts: stmts}
 	return b
+}
+
+// genPool keeps the memory of finished compilations for the next ones.
+var genPool = sync.Pool{New: func() any { return new(gen) }}
+
+// genMemory hands out blocks and statements from chunks, which a
+// compilation gives back (release) for the next one to reuse.
+type genMemory struct {
+	blocks [][]block // chunks; the last one being filled
+	nb     int       // blocks used of the last chunk
+	insns  []insn    // statements not yet handed out
+	chunk  []insn    // the chunk insns is the rest of
+	stack  []*block  // layout's work lists
+	order  []*block
+}
+
+func (m *genMemory) block() *block {
+	if len(m.blocks) == 0 || m.nb == len(m.blocks[len(m.blocks)-1]) {
+		m.blocks = append(m.blocks, make([]block, 32<<min(len(m.blocks), 5)))
+		m.nb = 0
+	}
+	b := &m.blocks[len(m.blocks)-1][m.nb]
+	m.nb++
+	return b
+}
+
+// stmts returns room for n statements, with room to append extra more
+// without copying.
+func (m *genMemory) stmts(n, extra int) []insn {
+	if len(m.insns) < n+extra {
+		m.chunk = make([]insn, max(256, n+extra))
+		m.insns = m.chunk
+	}
+	s := m.insns[: n : n+extra]
+	m.insns = m.insns[n+extra:]
+	return s
+}
+
+// release gives g back to genPool, keeping small chunks for reuse: what
+// one huge expression needed is left to the garbage collector.
+func (g *gen) release() {
+	m := &g.mem
+	if len(m.blocks) > 2 {
+		m.blocks = nil
+	}
+	for i, c := range m.blocks {
+		if i == len(m.blocks)-1 {
+			c = c[:m.nb]
+		}
+		clear(c) // drop what the blocks point to
+	}
+	if len(m.blocks) > 0 {
+		m.blocks = m.blocks[:1]
+	}
+	m.nb = 0
+	clear(m.stack[:cap(m.stack)])
+	clear(m.order[:cap(m.order)])
+	mem := genMemory{blocks: m.blocks, chunk: m.chunk, insns: m.chunk, stack: m.stack[:0], order: m.order[:0]}
+	if cap(mem.order) > 4096 {
+		mem.stack, mem.order = nil, nil
+	}
+	*g = gen{mem: mem}
+	genPool.Put(g)
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one
@@ -229,18 +287,20 @@ const (
 // creation order; conditional jumps must go forward, and those farther
 // than 255 instructions go through an unconditional jump placed just after
 // their block.
-func layout(entry *block) ([]bpf.RawInstruction, error) {
-	// Reachable blocks, in creation order.
-	var order []*block
-	stack := []*block{entry}
+func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
+	// Mark the blocks reachable from the entry; then list them in creation
+	// order, which is the order of the memory they were handed out from.
+	stack := append(g.mem.stack[:0], entry)
 	for len(stack) > 0 {
 		b := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if b == nil || b.placed {
 			continue
 		}
+		if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && b.jf == nil) {
+			return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+		}
 		b.placed = true
-		order = append(order, b)
 		if b.kind != blockRet {
 			stack = append(stack, b.jt)
 		}
@@ -248,14 +308,21 @@ func layout(entry *block) ([]bpf.RawInstruction, error) {
 			stack = append(stack, b.jf)
 		}
 	}
-	for _, b := range order {
-		if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && b.jf == nil) {
-			return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+	g.mem.stack = stack
+	order := g.mem.order[:0]
+	for i, c := range g.mem.blocks {
+		if i == len(g.mem.blocks)-1 {
+			c = c[:g.mem.nb]
+		}
+		for j := range c {
+			if c[j].placed {
+				order = append(order, &c[j])
+			}
 		}
 	}
-	slices.SortFunc(order, func(a, b *block) int { return a.id - b.id })
-	if order[0] != entry {
-		return nil, fmt.Errorf("internal error: the entry block %d is not first", entry.id)
+	g.mem.order = order
+	if len(order) == 0 || order[0] != entry {
+		return nil, fmt.Errorf("internal error: the entry block is not the first")
 	}
 
 	// Sizes from the end, so that every forward target's position is known

@@ -18,7 +18,7 @@ func TestLayoutLongJumps(t *testing.T) {
 		reject := g.newBlock(blockRet, nil)
 		patch(c.t, accept)
 		patch(c.f, reject)
-		prog, err := layout(c.entry)
+		prog, err := g.layout(c.entry)
 		if err != nil {
 			t.Fatalf("%d terms: %v", n, err)
 		}
