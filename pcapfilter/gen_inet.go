@@ -652,7 +652,7 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 		return g.byDir(n, d, "ports", func() cond { return atom(ld, 0) }, func() cond { return atom(ld, 2) })
 	}
 	net := g.lay.net
-	ld6 := func(off uint32) []insn { return load(net.at(ipv6HdrLen+off), 2) }
+	ld6 := func(off uint32) []insn { return g.loadStmts(net.at(ipv6HdrLen+off), 2, 0) }
 	ld4 := func(off uint32) []insn { return g.ipv4TransportLoad(off, 2) }
 
 	c6 := g.linktype(etherTypeIPv6)
@@ -679,6 +679,11 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 // from the header (they change X).
 func (g *gen) ipv4TransportLoad(off uint32, size int) []insn {
 	net := g.lay.net
+	if net.reg < 0 {
+		s := g.mem.stmts(2, 0)
+		s[0], s[1] = stmt(opLdxMSH, net.k), stmt(loadOps[size][1], net.k+off)
+		return s
+	}
 	return append(g.ipv4Transport(net), stmt(loadOps[size][1], net.k+off))
 }
 
