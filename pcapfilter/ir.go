@@ -72,19 +72,19 @@ const (
 )
 
 type block struct {
-	id     int // creation order, which is the layout order
-	kind   blockKind
 	stmts  []insn
-	op     uint16 // blockCond: the jump opcode
-	k      uint32 // blockCond: the operand; blockRet: the value returned
 	jt, jf *block
+	next   [2]exit // the exit after each of this block's in the list it is in
+	id     int     // creation order, which is the layout order
+	k      uint32  // blockCond: the operand; blockRet: the value returned
+	op     uint16  // blockCond: the jump opcode
+	kind   blockKind
 
 	// Filled in by layout.
-	placed bool     // reached from the entry
-	tail   int      // instructions from the block's first to the program's end
-	tramp  []*block // far targets, reached through a ja each
-
-	next [2]exit // the exit after each of this block's in the list it is in
+	placed bool      // reached from the entry
+	ntramp uint8     // how many of tramp are in use
+	tail   int32     // instructions from the block's first to the program's end
+	tramp  [2]*block // far targets, reached through a ja each
 }
 
 // exit is a jump still to be patched: the jt (edge 0) or jf (edge 1) of a
@@ -197,25 +197,13 @@ func (m *genMemory) stmts(n, extra int) []insn {
 // release gives g back to genPool, keeping small chunks for reuse: what
 // one huge expression needed is left to the garbage collector.
 func (g *gen) release() {
-	m := &g.mem
-	if len(m.blocks) > 2 {
-		m.blocks = nil
-	}
-	for i, c := range m.blocks {
-		if i == len(m.blocks)-1 {
-			c = c[:m.nb]
-		}
-		clear(c) // drop what the blocks point to
-	}
-	if len(m.blocks) > 0 {
-		m.blocks = m.blocks[:1]
-	}
-	m.nb = 0
-	clear(m.stack[:cap(m.stack)])
-	clear(m.order[:cap(m.order)])
-	mem := genMemory{blocks: m.blocks, chunk: m.chunk, insns: m.chunk, stack: m.stack[:0], order: m.order[:0]}
-	if cap(mem.order) > 4096 {
-		mem.stack, mem.order = nil, nil
+	m := g.mem
+	mem := genMemory{chunk: m.chunk, insns: m.chunk}
+	if len(m.blocks) <= 2 {
+		// The blocks kept point into the memory kept with them, or at
+		// small statements of their own, and newBlock overwrites each
+		// block it hands out: no need to clear them.
+		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
 	}
 	*g = gen{mem: mem}
 	genPool.Put(g)
@@ -331,7 +319,7 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 	n := 0
 	for i := len(order) - 1; i >= 0; i-- {
 		b := order[i]
-		b.tramp = b.tramp[:0]
+		b.ntramp = 0
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
 			for _, to := range []*block{b.jt, b.jf} {
@@ -344,20 +332,21 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 			// the other one farther, hence the second round.
 			for range 2 {
 				for _, to := range []*block{b.jt, b.jf} {
-					if !slices.Contains(b.tramp, to) && len(b.tramp)+n-to.tail > 255 {
-						b.tramp = append(b.tramp, to)
+					if !slices.Contains(b.tramp[:b.ntramp], to) && int(b.ntramp)+n-int(to.tail) > 255 {
+						b.tramp[b.ntramp] = to
+						b.ntramp++
 					}
 				}
 			}
-			size += len(b.tramp)
+			size += int(b.ntramp)
 		}
 		n += size
 		if n > maxInsns {
 			return nil, fmt.Errorf("the program would have more than %d instructions", maxInsns)
 		}
-		b.tail = n
+		b.tail = int32(n)
 	}
-	pos := func(b *block) int { return n - b.tail }
+	pos := func(b *block) int { return n - int(b.tail) }
 	prog := make([]bpf.RawInstruction, 0, n)
 	for _, b := range order {
 		prog = append(prog, b.stmts...)
@@ -370,14 +359,14 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		case blockCond:
 			in := insn{Op: b.op, K: b.k}
 			target := func(to *block) uint8 {
-				if i := slices.Index(b.tramp, to); i >= 0 {
+				if i := slices.Index(b.tramp[:b.ntramp], to); i >= 0 {
 					return uint8(i)
 				}
 				return uint8(pos(to) - (here + 1))
 			}
 			in.Jt, in.Jf = target(b.jt), target(b.jf)
 			prog = append(prog, in)
-			for i, to := range b.tramp {
+			for i, to := range b.tramp[:b.ntramp] {
 				at := here + 1 + i
 				prog = append(prog, insn{Op: opJa, K: uint32(pos(to) - (at + 1))})
 			}
