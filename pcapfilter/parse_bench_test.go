@@ -3,14 +3,15 @@ package pcapfilter
 // Benchmarks of the lexer and the parser, and the proof that the fast
 // lexer makes the same tokens as the straightforward one it replaced
 // (kept below, frozen, as oldLexAt: it tries every token class at every
-// token and takes the longest, in libpcap's order).
+// token and takes the longest, in libpcap's order). Where the fast lexer
+// still calls the measuring functions of the old one (idLen, macLen, ...),
+// the old one calls them too rather than keep copies.
 
 import (
 	"bufio"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -485,7 +486,7 @@ func oldLexAt(s string, i int) token {
 	case ':':
 		// A ':' may begin an IPv6 address ("::1").
 		if n := oldV6Len(s, i); n > 0 {
-			return oldLexV6(s, i, n)
+			return lexV6(s, i, n)
 		}
 		return op(tColon, 1)
 	case '!':
@@ -538,15 +539,15 @@ func oldLexAt(s string, i int) token {
 		for j < len(s) && s[j] >= 0x80 {
 			j++ // keep a UTF-8 sequence whole
 		}
-		return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + oldQuoteTok(s[i:j])}
+		return token{kind: tError, pos: i, end: j, text: s[i:j], msg: "invalid character " + quoteTok(s[i:j])}
 	}
 
 	// The candidates, longest wins; on a tie the earlier of keyword, MAC,
 	// number, dotted number, IPv6, bogus MAC, name.
-	idn := oldIdLen(s, i)
-	macn := oldMacLen(s, i)
-	numn := oldNumLen(s, i)
-	hidn := oldHidLen(s, i)
+	idn := idLen(s, i)
+	macn := macLen(s, i)
+	numn := numLen(s, i)
+	hidn := hidLen(s, i)
 	// IPv6 and bogus MAC addresses begin with hex digits and a ':'.
 	j := i
 	for j < len(s) && oldIsHex(s[j]) {
@@ -555,7 +556,7 @@ func oldLexAt(s string, i int) token {
 	v6n, bogusn := 0, 0
 	if j < len(s) && s[j] == ':' {
 		v6n = oldV6Len(s, i)
-		bogusn = oldBogusMACLen(s, i)
+		bogusn = bogusMACLen(s, i)
 	}
 	best := max(idn, macn, numn, hidn, v6n, bogusn)
 	word := s[i : i+best]
@@ -576,7 +577,7 @@ func oldLexAt(s string, i int) token {
 	case hidn:
 		return token{kind: tHID, pos: i, end: i + best, text: word}
 	case v6n:
-		return oldLexV6(s, i, best)
+		return lexV6(s, i, best)
 	case bogusn:
 		return token{kind: tError, pos: i, end: i + best, text: word, msg: "bogus ethernet address " + oldClip(word)}
 	}
@@ -585,8 +586,6 @@ func oldLexAt(s string, i int) token {
 	}
 	return token{kind: tID, pos: i, end: i + best, text: word}
 }
-
-func oldQuoteTok(s string) string { return "'" + s + "'" }
 
 // oldClip shortens the text of a token for a message.
 func oldClip(s string) string {
@@ -630,161 +629,6 @@ func oldLexNum(s string, i, n int) token {
 	}
 	t.num = uint32(v)
 	return t
-}
-
-// oldLexV6 makes the IPv6 address s[i:i+n], which must be valid.
-func oldLexV6(s string, i, n int) token {
-	word := s[i : i+n]
-	if _, err := netip.ParseAddr(word); err != nil {
-		return token{kind: tError, pos: i, end: i + n, text: word, msg: "bogus IPv6 address " + word}
-	}
-	return token{kind: tHID6, pos: i, end: i + n, text: word}
-}
-
-// oldIdLen is the length of the longest name at s[i]:
-// [A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?
-func oldIdLen(s string, i int) int {
-	if i >= len(s) || !oldIsAlnum(s[i]) {
-		return 0
-	}
-	j := i + 1
-	last := j // after the last [.A-Za-z0-9]
-	for j < len(s) {
-		c := s[j]
-		if oldIsAlnum(c) || c == '.' {
-			j++
-			last = j
-		} else if c == '-' || c == '_' {
-			j++
-		} else {
-			break
-		}
-	}
-	return last - i
-}
-
-// oldNumLen is the length of the longest number at s[i]: [0-9]+ or 0[xX][0-9a-fA-F]+.
-func oldNumLen(s string, i int) int {
-	if i >= len(s) || !oldIsDigit(s[i]) {
-		return 0
-	}
-	if s[i] == '0' && i+2 < len(s) && (s[i+1] == 'x' || s[i+1] == 'X') && oldIsHex(s[i+2]) {
-		j := i + 2
-		for j < len(s) && oldIsHex(s[j]) {
-			j++
-		}
-		return j - i
-	}
-	j := i
-	for j < len(s) && oldIsDigit(s[j]) {
-		j++
-	}
-	return j - i
-}
-
-// oldHidLen is the length of the longest dotted number at s[i]: two, three
-// or four numbers joined by dots.
-func oldHidLen(s string, i int) int {
-	n := oldNumLen(s, i)
-	if n == 0 {
-		return 0
-	}
-	j, best := i+n, 0
-	for parts := 1; parts < 4; parts++ {
-		if j >= len(s) || s[j] != '.' {
-			break
-		}
-		m := oldNumLen(s, j+1)
-		if m == 0 {
-			break
-		}
-		j += 1 + m
-		best = j - i
-	}
-	return best
-}
-
-// oldHexRun is the number of hex digits at s[i], at most max.
-func oldHexRun(s string, i, max int) int {
-	n := 0
-	for i+n < len(s) && n < max && oldIsHex(s[i+n]) {
-		n++
-	}
-	return n
-}
-
-// oldMacLen is the length of the longest MAC address at s[i]: six groups of
-// one or two hex digits separated by ':', '-' or '.', or three groups of
-// four hex digits separated by '.', or twelve hex digits.
-func oldMacLen(s string, i int) int {
-	best := 0
-	for _, sep := range []byte{':', '-', '.'} {
-		j := i
-		ok := true
-		for g := 0; g < 6; g++ {
-			if g > 0 {
-				if j >= len(s) || s[j] != sep {
-					ok = false
-					break
-				}
-				j++
-			}
-			n := oldHexRun(s, j, 2)
-			if n == 0 {
-				ok = false
-				break
-			}
-			j += n
-		}
-		if ok {
-			best = max(best, j-i)
-		}
-	}
-	// xxxx.xxxx.xxxx
-	j := i
-	ok := true
-	for g := 0; g < 3; g++ {
-		if g > 0 {
-			if j >= len(s) || s[j] != '.' {
-				ok = false
-				break
-			}
-			j++
-		}
-		if oldHexRun(s, j, 4) != 4 {
-			ok = false
-			break
-		}
-		j += 4
-	}
-	if ok {
-		best = max(best, j-i)
-	}
-	if oldHexRun(s, i, 12) == 12 {
-		best = max(best, 12)
-	}
-	return best
-}
-
-// oldBogusMACLen is the length of the longest text at s[i] that libpcap
-// reports as a bogus ethernet address: groups of one or two hex digits
-// each followed by one or more ':', at least two groups.
-func oldBogusMACLen(s string, i int) int {
-	j, groups, best := i, 0, 0
-	for {
-		n := oldHexRun(s, j, 2)
-		if n == 0 || j+n >= len(s) || s[j+n] != ':' {
-			return best
-		}
-		j += n
-		for j < len(s) && s[j] == ':' {
-			j++
-		}
-		groups++
-		if groups >= 2 {
-			best = j - i
-		}
-	}
 }
 
 // oldV6Len is the length of the longest IPv6 address at s[i] by libpcap's
@@ -831,7 +675,7 @@ func oldV6Len(s string, i int) int {
 				}
 			}
 		}
-		if n := oldHexRun(s, j, 4); n > 0 && st.groups < 8 {
+		if n := hexRun(s, j, 4); n > 0 && st.groups < 8 {
 			search(state{j + n, st.groups + 1, st.dbl}, true)
 		}
 	}
@@ -855,7 +699,7 @@ func oldIPv4TailLen(s string, i int) int {
 			}
 			j++
 		}
-		n := oldNumLen(s, j)
+		n := numLen(s, j)
 		if n == 0 {
 			return 0
 		}
