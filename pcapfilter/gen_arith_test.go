@@ -382,53 +382,13 @@ func TestArithShortPackets(t *testing.T) {
 			continue
 		}
 		for _, expr := range exprs {
-			n += arithComparePrefixes(t, expr, link, whole)
+			n += compareOn(t, expr, link, whole, true)
 		}
 	}
 	if n == 0 {
 		t.Error("no comparisons made")
 	}
 	t.Logf("%d comparisons with libpcap", n)
-}
-
-// arithComparePrefixes compares pcapfilter's and libpcap's verdicts for expr on
-// every prefix of each packet, allowing the verdicts of libpcap's
-// unoptimised program where its optimiser changed them.
-func arithComparePrefixes(t *testing.T, expr string, link pcapfilter.LinkType, pkts []testPacket) int {
-	t.Helper()
-	want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
-	got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
-	if (werr == nil) != (gerr == nil) {
-		t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
-		return 0
-	}
-	if gerr != nil {
-		return 0
-	}
-	unopt, err := libpcap.Compile(expr, int(link), snapLen, false, 0)
-	if err != nil {
-		t.Fatalf("%v: %q: libpcap's unoptimised compile fails: %v", link, expr, err)
-	}
-	m := loadProgram(t, got, link)
-	n := 0
-	for _, p := range pkts {
-		for cut := 0; cut <= len(p.data); cut++ {
-			data := p.data[:cut]
-			g, err := m.MatchFrame(data, p.wire)
-			if err != nil {
-				t.Fatalf("%v cut to %d: %v", p, cut, err)
-			}
-			n++
-			w := libpcap.Filter(want, data, uint32(cut), uint32(p.wire)) != 0
-			u := libpcap.Filter(unopt, data, uint32(cut), uint32(p.wire)) != 0
-			if g != w && g != u {
-				t.Errorf("%v: %q on %v cut to %d: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s",
-					link, expr, p, cut, g, w, image(got), image(want))
-				return n
-			}
-		}
-	}
-	return n
 }
 
 // arithRelationLine picks the corpus expressions with relations, accessors,
@@ -866,7 +826,7 @@ func TestArithCraftedPackets(t *testing.T) {
 			continue
 		}
 		for _, expr := range exprs {
-			n += arithComparePrefixes(t, expr, link, pkts)
+			n += compareOn(t, expr, link, pkts, true)
 		}
 	}
 	if n == 0 {

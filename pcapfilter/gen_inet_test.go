@@ -554,38 +554,7 @@ func TestInetCraftedPackets(t *testing.T) {
 			t.Fatalf("%v: no crafted packets", link)
 		}
 		for _, expr := range exprs {
-			want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
-			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
-			if (werr == nil) != (gerr == nil) {
-				t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
-				continue
-			}
-			if gerr != nil {
-				continue
-			}
-			unopt, err := libpcap.Compile(expr, int(link), snapLen, false, 0)
-			if err != nil {
-				t.Fatalf("%v: %q: libpcap's unoptimised program: %v", link, expr, err)
-			}
-			m := loadProgram(t, got, link)
-		packets:
-			for _, p := range pkts {
-				for cut := 0; cut <= len(p.data); cut++ {
-					data := p.data[:cut]
-					g, err := m.MatchFrame(data, p.wire)
-					if err != nil {
-						t.Fatalf("%v cut to %d: %v", p, cut, err)
-					}
-					n++
-					w := libpcap.Filter(want, data, uint32(cut), uint32(p.wire)) != 0
-					u := libpcap.Filter(unopt, data, uint32(cut), uint32(p.wire)) != 0
-					if g != w && g != u {
-						t.Errorf("%v: %q on %v cut to %d: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s",
-							link, expr, p, cut, g, w, image(got), image(want))
-						break packets
-					}
-				}
-			}
+			n += compareOn(t, expr, link, pkts, true)
 		}
 	}
 	t.Logf("%d verdicts compared", n)

@@ -256,6 +256,13 @@ func image(prog []bpf.RawInstruction) string {
 // It returns the number of packets compared.
 func compareWithLibpcap(t testing.TB, expr string, link pcapfilter.LinkType) int {
 	t.Helper()
+	return compareOn(t, expr, link, packetsFor(t, link), false)
+}
+
+// compareOn is compareWithLibpcap on the packets given, and with prefixes
+// on every prefix of each of them too (the wire length kept).
+func compareOn(t testing.TB, expr string, link pcapfilter.LinkType, pkts []testPacket, prefixes bool) int {
+	t.Helper()
 	want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
 	got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 	if (werr == nil) != (gerr == nil) {
@@ -268,25 +275,33 @@ func compareWithLibpcap(t testing.TB, expr string, link pcapfilter.LinkType) int
 	var unopt []bpf.RawInstruction
 	m := loadProgram(t, got, link)
 	n := 0
-	for _, p := range packetsFor(t, link) {
-		caplen := uint32(min(len(p.data), snapLen))
-		w := libpcap.Filter(want, p.data, caplen, uint32(p.wire)) != 0
-		g, err := m.MatchFrame(p.data, p.wire)
-		if err != nil {
-			t.Fatalf("%v: %v", p, err)
+	for _, p := range pkts {
+		cut := len(p.data)
+		if prefixes {
+			cut = 0
 		}
-		n++
-		if g == w {
-			continue
+		for ; cut <= len(p.data); cut++ {
+			data := p.data[:cut]
+			caplen := uint32(min(cut, snapLen))
+			g, err := m.MatchFrame(data, p.wire)
+			if err != nil {
+				t.Fatalf("%v cut to %d: %v", p, cut, err)
+			}
+			n++
+			if w := libpcap.Filter(want, data, caplen, uint32(p.wire)) != 0; g != w {
+				if unopt == nil {
+					var err error
+					if unopt, err = libpcap.Compile(expr, int(link), snapLen, false, 0); err != nil {
+						t.Fatalf("%v: %q: libpcap compiles it optimised but not unoptimised: %v", link, expr, err)
+					}
+				}
+				if u := libpcap.Filter(unopt, data, caplen, uint32(p.wire)) != 0; u != g {
+					t.Errorf("%v: %q on %v cut to %d: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s",
+						link, expr, p, cut, g, w, image(got), image(want))
+					return n
+				}
+			}
 		}
-		if unopt == nil {
-			unopt, _ = libpcap.Compile(expr, int(link), snapLen, false, 0)
-		}
-		if u := libpcap.Filter(unopt, p.data, caplen, uint32(p.wire)) != 0; u == g {
-			continue // libpcap's optimiser changed this verdict
-		}
-		t.Errorf("%v: %q on %v: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s", link, expr, p, g, w, image(got), image(want))
-		return n
 	}
 	return n
 }
