@@ -81,7 +81,6 @@ type block struct {
 	kind   blockKind
 
 	// Filled in by layout.
-	inA    aState    // what A holds on every way into the block
 	placed bool      // reached from the entry
 	ntramp uint8     // how many of tramp are in use
 	tail   int32     // instructions from the block's first to the program's end
@@ -314,8 +313,6 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		return nil, fmt.Errorf("internal error: the entry block is not the first")
 	}
 
-	dropReloads(order)
-
 	// Sizes from the end, so that every forward target's position is known
 	// when a block is placed; tail is the number of instructions from a
 	// block's first to the end of the program.
@@ -377,75 +374,3 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 	}
 	return prog, nil
 }
-
-// aState is what A holds: the bytes an absolute load read, or unknown.
-type aState struct {
-	op    uint16 // the load, when known
-	state uint8  // aNone (no way in seen yet), aKnown or aUnknown
-	k     uint32
-}
-
-const (
-	aNone uint8 = iota
-	aKnown
-	aUnknown
-)
-
-func (a *aState) meet(v aState) {
-	switch {
-	case a.state == aNone:
-		*a = v
-	case a.state == aKnown && (v.state != aKnown || v.op != a.op || v.k != a.k):
-		a.state = aUnknown
-	}
-}
-
-// dropReloads removes a block's first statement where it loads into A,
-// from a constant offset, what A already holds on every way into the
-// block: the ethertype the tests of "tcp port 21" load once for IPv6 and
-// again for IPv4, for instance. The load it repeats succeeded on every
-// way in, so the verdicts stay the same, aborts included. order is the
-// blocks in layout order, in which every conditional jump goes forward.
-func dropReloads(order []*block) {
-	for _, b := range order {
-		b.inA = aState{}
-	}
-	succs := func(b *block) []*block {
-		switch b.kind {
-		case blockCond:
-			return []*block{b.jt, b.jf}
-		case blockJump:
-			return []*block{b.jt}
-		}
-		return nil
-	}
-	for _, b := range order {
-		for _, s := range succs(b) {
-			if s.id <= b.id {
-				s.inA.state = aUnknown // a way in from behind (a loop)
-			}
-		}
-	}
-	order[0].inA.state = aUnknown
-	for _, b := range order {
-		a := b.inA
-		if a.state == aKnown && len(b.stmts) > 0 && isLoadAbs(b.stmts[0].Op) && b.stmts[0].Op == a.op && b.stmts[0].K == a.k {
-			b.stmts = b.stmts[1:]
-		}
-		for _, st := range b.stmts {
-			switch {
-			case isLoadAbs(st.Op):
-				a = aState{op: st.Op, state: aKnown, k: st.K}
-			case st.Op&0x07 == 0x00 || st.Op&0x07 == opALU || st.Op == opTxa:
-				a.state = aUnknown // any other load into A, arithmetic, txa
-			}
-		}
-		for _, s := range succs(b) {
-			if s.id > b.id {
-				s.inA.meet(a)
-			}
-		}
-	}
-}
-
-func isLoadAbs(op uint16) bool { return op == opLdWAbs || op == opLdHAbs || op == opLdBAbs }
