@@ -74,7 +74,7 @@ const (
 type block struct {
 	stmts  []insn
 	jt, jf *block
-	next   [2]exit // the exit after each of this block's in the list it is in
+	exit   [2]exit // the block's jt and jf while they wait to be patched
 	id     int     // creation order, which is the layout order
 	k      uint32  // blockCond: the operand; blockRet: the value returned
 	op     uint16  // blockCond: the jump opcode
@@ -87,28 +87,25 @@ type block struct {
 	tramp  [2]*block // far targets, reached through a ja each
 }
 
-// exit is a jump still to be patched: the jt (edge 0) or jf (edge 1) of a
-// block.
+// exit is a jump still to be patched, the jt (edge 0) or jf (edge 1) of
+// its block, and the next exit of the list it is in. Lists of exits are
+// linked through the blocks, so that joining two costs nothing, and a
+// list is two pointers.
 type exit struct {
 	b    *block
+	next *exit
 	edge uint8
 }
 
-func (e exit) set(to *block) {
-	if e.edge == 0 {
-		e.b.jt = to
-	} else {
-		e.b.jf = to
-	}
+type exits struct{ head, tail *exit }
+
+func one(b *block, edge uint8) exits {
+	e := &b.exit[edge]
+	*e = exit{b: b, edge: edge}
+	return exits{e, e}
 }
 
-// exits is a list of exits, linked through the blocks' next fields, so
-// that joining two lists costs nothing.
-type exits struct{ head, tail exit }
-
-func one(b *block, edge uint8) exits { return exits{exit{b, edge}, exit{b, edge}} }
-
-func (l exits) empty() bool { return l.head.b == nil }
+func (l exits) empty() bool { return l.head == nil }
 
 // join returns the list of a's exits and then b's; a and b are used up.
 func join(a, b exits) exits {
@@ -118,16 +115,20 @@ func join(a, b exits) exits {
 	case b.empty():
 		return a
 	}
-	a.tail.b.next[a.tail.edge] = b.head
+	a.tail.next = b.head
 	return exits{a.head, b.tail}
 }
 
 // patch points every exit of l at to.
 func patch(l exits, to *block) {
-	for e := l.head; e.b != nil; {
-		next := e.b.next[e.edge]
-		e.b.next[e.edge] = exit{}
-		e.set(to)
+	for e := l.head; e != nil; {
+		next := e.next
+		e.next = nil
+		if e.edge == 0 {
+			e.b.jt = to
+		} else {
+			e.b.jf = to
+		}
 		if e == l.tail {
 			break
 		}
