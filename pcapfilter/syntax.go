@@ -15,9 +15,10 @@ type Node interface {
 // BoolOp is "and" or "or".
 type BoolOp uint8
 
+// The boolean operators.
 const (
-	And BoolOp = iota + 1
-	Or
+	And BoolOp = iota + 1 // and, &&
+	Or                    // or, ||
 )
 
 // Binary is "X and Y" or "X or Y".
