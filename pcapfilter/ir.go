@@ -155,7 +155,9 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
 	}
 	b := g.mem.block()
-	*b = block{id: g.nblocks, kind: kind, stmts: stmts}
+	// Blocks are reused from one compilation to the next: reset what is
+	// read before it is written (exit, tail and tramp are written first).
+	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.placed = stmts, nil, nil, g.nblocks, 0, 0, kind, false
 	return b
 }
 
@@ -330,8 +332,9 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 			}
 			// The jump is followed by its trampolines, then by the n
 			// instructions of the rest; a trampoline for one target moves
-			// the other one farther, hence the second round.
-			for range 2 {
+			// the other one farther, hence the second round. No jump over
+			// fewer than 254 instructions needs one.
+			for range 2 * min(1, n/254) {
 				for _, to := range []*block{b.jt, b.jf} {
 					if !slices.Contains(b.tramp[:b.ntramp], to) && int(b.ntramp)+n-int(to.tail) > 255 {
 						b.tramp[b.ntramp] = to
