@@ -127,7 +127,9 @@ func Compile(expr string, opts Options) ([]bpf.RawInstruction, error) {
 	if opts.SnapLen < 0 {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("snap length %d is negative", opts.SnapLen)}
 	}
-	root, err := Parse(expr)
+	p := parserPool.Get().(*parser)
+	defer p.release()
+	root, err := p.parse(expr)
 	if err != nil {
 		return nil, err
 	}

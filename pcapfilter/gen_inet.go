@@ -635,9 +635,11 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 	default:
 		g.failAt(n, "'%s' is not a valid qualifier for ports", dirKeywords[d])
 	}
-	transports := []uint32{uint32(transport)}
-	if transport == anyTransport {
-		transports = []uint32{ipprotoSCTP, ipprotoTCP, ipprotoUDP}
+	all := [...]uint32{ipprotoSCTP, ipprotoTCP, ipprotoUDP}
+	transports := all[:]
+	if transport != anyTransport {
+		all[0] = uint32(transport)
+		transports = all[:1]
 	}
 	// atom tests the port field at off bytes into the transport header,
 	// loaded by the instructions ld gives.

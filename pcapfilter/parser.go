@@ -3,6 +3,7 @@ package pcapfilter
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // The grammar, as libpcap 1.10's parser has it (each rule checked against
@@ -56,10 +57,16 @@ const (
 // or nested deeper than MaxDepth, is an error. Errors are *Error values
 // giving the offset and text of the offending token.
 func Parse(expr string) (root Node, err error) {
+	var p parser
+	return p.parse(expr)
+}
+
+// parse is Parse, with p's node memory, which Compile reuses (parserPool).
+func (p *parser) parse(expr string) (root Node, err error) {
 	if len(expr) > MaxExprLen {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
 	}
-	p := &parser{src: expr, lx: lexer{src: expr}}
+	*p = parser{src: expr, lx: lexer{src: expr}, nodes: p.nodes}
 	defer func() {
 		if r := recover(); r != nil {
 			e, ok := r.(bailout)
@@ -154,6 +161,34 @@ type nodePool struct {
 // chunk hands out values of T from slices of growing size: 1, 2, 4, ...
 // up to maxChunk, so a short expression allocates no more than it uses.
 type chunk[T any] struct{ buf []T }
+
+// reset makes the last slice handed out from ready for reuse: the nodes
+// of the tree from it must no longer be in use.
+func (c *chunk[T]) reset() {
+	clear(c.buf)
+	c.buf = c.buf[:0]
+}
+
+// parserPool keeps parsers, with their node memory, for Compile, which
+// discards the tree once it has generated the code.
+var parserPool = sync.Pool{New: func() any { return new(parser) }}
+
+// release gives p back to parserPool; the tree it parsed must no longer
+// be in use.
+func (p *parser) release() {
+	n := &p.nodes
+	n.binary.reset()
+	n.qual.reset()
+	n.not.reset()
+	n.num.reset()
+	n.rel.reset()
+	n.arith.reset()
+	n.load.reset()
+	n.special.reset()
+	n.proto.reset()
+	*p = parser{nodes: p.nodes}
+	parserPool.Put(p)
+}
 
 const maxChunk = 128
 
