@@ -669,7 +669,7 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 	alts = konst(false)
 	for i, tr := range transports {
 		pr := g.eq(net.at(ipv4ProtoOff), 1, tr)
-		pr = and(pr, not(g.test(load(net.at(ipv4FragOff), 2), opJset, ipv4FragMask)))
+		pr = and(pr, not(g.cmp(net.at(ipv4FragOff), 2, opJset, ipv4FragMask)))
 		alts = g.orAlt(alts, i > 0, and(pr, ports(ld4)))
 	}
 	c4 = and(c4, alts)
