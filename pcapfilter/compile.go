@@ -33,6 +33,7 @@ package pcapfilter
 
 import (
 	"fmt"
+	"sync"
 
 	"golang.org/x/net/bpf"
 )
@@ -111,6 +112,15 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("at offset %d (%q): %s", e.Offset, tok, e.Msg)
 }
 
+// compiler is the memory of a compilation, which the next one reuses: a
+// tree's nodes, blocks and statements, kept in compilerPool.
+type compiler struct {
+	p parser
+	g gen
+}
+
+var compilerPool = sync.Pool{New: func() any { return new(compiler) }}
+
 // Compile compiles expr into a classic BPF program for the options'
 // link type. An expression that does not compile gets an *Error; so does
 // one libpcap refuses as "expression rejects all packets" (such as "tcp
@@ -127,11 +137,14 @@ func Compile(expr string, opts Options) ([]bpf.RawInstruction, error) {
 	if opts.SnapLen < 0 {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("snap length %d is negative", opts.SnapLen)}
 	}
-	p := parserPool.Get().(*parser)
-	defer p.release()
-	root, err := p.parse(expr)
+	c := compilerPool.Get().(*compiler)
+	defer func() {
+		c.p.reset()
+		compilerPool.Put(c)
+	}()
+	root, err := c.p.parse(expr)
 	if err != nil {
 		return nil, err
 	}
-	return generate(expr, root, &opts)
+	return c.g.generate(expr, root, &opts)
 }

@@ -84,11 +84,11 @@ func wordAt(s string, pos int) string {
 	return s[pos:end]
 }
 
-func generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	g := genPool.Get().(*gen)
-	mem := g.mem
-	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: mem}
-	defer g.release()
+// generate turns the tree of expr into a program, with g's memory, which
+// it gives back (reset) for the next compilation.
+func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
+	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: g.mem}
+	defer g.reset()
 	defer func() {
 		if r := recover(); r != nil {
 			ce, ok := r.(compileError)

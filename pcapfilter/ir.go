@@ -3,7 +3,6 @@ package pcapfilter
 import (
 	"fmt"
 	"slices"
-	"sync"
 
 	"golang.org/x/net/bpf"
 )
@@ -161,11 +160,8 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	return b
 }
 
-// genPool keeps the memory of finished compilations for the next ones.
-var genPool = sync.Pool{New: func() any { return new(gen) }}
-
 // genMemory hands out blocks and statements from chunks, which a
-// compilation gives back (release) for the next one to reuse.
+// compilation gives back (reset) for the next one to reuse.
 type genMemory struct {
 	blocks [][]block // chunks; the last one being filled
 	nb     int       // blocks used of the last chunk
@@ -197,9 +193,10 @@ func (m *genMemory) stmts(n, extra int) []insn {
 	return s
 }
 
-// release gives g back to genPool, keeping small chunks for reuse: what
-// one huge expression needed is left to the garbage collector.
-func (g *gen) release() {
+// reset readies g for another compilation, keeping small chunks for
+// reuse: what one huge expression needed is left to the garbage
+// collector.
+func (g *gen) reset() {
 	m := g.mem
 	mem := genMemory{chunk: m.chunk, insns: m.chunk}
 	if len(m.blocks) <= 2 {
@@ -209,7 +206,6 @@ func (g *gen) release() {
 		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
 	}
 	*g = gen{mem: mem}
-	genPool.Put(g)
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one

@@ -3,7 +3,6 @@ package pcapfilter
 import (
 	"fmt"
 	"strings"
-	"sync"
 )
 
 // The grammar, as libpcap 1.10's parser has it (each rule checked against
@@ -61,7 +60,7 @@ func Parse(expr string) (root Node, err error) {
 	return p.parse(expr)
 }
 
-// parse is Parse, with p's node memory, which Compile reuses (parserPool).
+// parse is Parse, with p's node memory, which Compile reuses.
 func (p *parser) parse(expr string) (root Node, err error) {
 	if len(expr) > MaxExprLen {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
@@ -169,13 +168,10 @@ func (c *chunk[T]) reset() {
 	c.buf = c.buf[:0]
 }
 
-// parserPool keeps parsers, with their node memory, for Compile, which
-// discards the tree once it has generated the code.
-var parserPool = sync.Pool{New: func() any { return new(parser) }}
-
-// release gives p back to parserPool; the tree it parsed must no longer
-// be in use.
-func (p *parser) release() {
+// reset readies p for another expression, keeping its node memory (for
+// Compile, which discards each tree once it has generated the code); the
+// tree it parsed must no longer be in use.
+func (p *parser) reset() {
 	n := &p.nodes
 	n.binary.reset()
 	n.qual.reset()
@@ -187,7 +183,6 @@ func (p *parser) release() {
 	n.special.reset()
 	n.proto.reset()
 	*p = parser{nodes: p.nodes}
-	parserPool.Put(p)
 }
 
 const maxChunk = 128
