@@ -321,10 +321,8 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		b.ntramp = 0
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
-			for _, to := range []*block{b.jt, b.jf} {
-				if to.id <= b.id {
-					return nil, fmt.Errorf("internal error: block %d jumps backward to block %d conditionally", b.id, to.id)
-				}
+			if b.jt.id <= b.id || b.jf.id <= b.id {
+				return nil, fmt.Errorf("internal error: block %d jumps backward conditionally", b.id)
 			}
 			// The jump is followed by its trampolines, then by the n
 			// instructions of the rest; a trampoline for one target moves
@@ -357,14 +355,16 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		case blockJump:
 			prog = append(prog, insn{Op: opJa, K: uint32(pos(b.jt) - (here + 1))})
 		case blockCond:
-			in := insn{Op: b.op, K: b.k}
-			target := func(to *block) uint8 {
-				if i := slices.Index(b.tramp[:b.ntramp], to); i >= 0 {
-					return uint8(i)
+			in := insn{Op: b.op, K: b.k, Jt: uint8(pos(b.jt) - (here + 1)), Jf: uint8(pos(b.jf) - (here + 1))}
+			if b.ntramp > 0 {
+				target := func(to *block) uint8 {
+					if i := slices.Index(b.tramp[:b.ntramp], to); i >= 0 {
+						return uint8(i)
+					}
+					return uint8(pos(to) - (here + 1))
 				}
-				return uint8(pos(to) - (here + 1))
+				in.Jt, in.Jf = target(b.jt), target(b.jf)
 			}
-			in.Jt, in.Jf = target(b.jt), target(b.jf)
 			prog = append(prog, in)
 			for i, to := range b.tramp[:b.ntramp] {
 				at := here + 1 + i
