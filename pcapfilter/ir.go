@@ -205,7 +205,8 @@ func (g *gen) reset() {
 		// block it hands out: no need to clear them.
 		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
 	}
-	*g = gen{mem: mem}
+	// generate sets the rest; drop what may be large.
+	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{}, arithState{}
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one

@@ -182,7 +182,8 @@ func (p *parser) reset() {
 	n.load.reset()
 	n.special.reset()
 	n.proto.reset()
-	*p = parser{nodes: p.nodes}
+	// parse sets the rest; drop the expression, which may be large.
+	p.src, p.lx, p.tok = "", lexer{}, token{}
 }
 
 const maxChunk = 128
