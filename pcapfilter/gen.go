@@ -215,23 +215,15 @@ func (g *gen) special(n *Special) cond {
 
 var loadOps = [5][2]uint16{1: {opLdBAbs, opLdBInd}, 2: {opLdHAbs, opLdHInd}, 4: {opLdWAbs, opLdWInd}}
 
-// load returns the instructions that load size (1, 2 or 4) bytes at o
-// into A. A variable offset goes through X, which they change.
-func load(o offset, size int) []insn {
-	if o.reg < 0 {
-		return []insn{stmt(loadOps[size][0], o.k)}
-	}
-	return []insn{stmt(opLdxMem, uint32(o.reg)), stmt(loadOps[size][1], o.k)}
-}
-
 // cmp returns the test "the size bytes at o, op v", op being opJeq, opJgt,
 // opJge or opJset.
 func (g *gen) cmp(o offset, size int, op uint16, v uint32) cond {
 	return g.test(g.loadStmts(o, size, 0), op, v)
 }
 
-// loadStmts is load, in the compilation's memory, with room for extra
-// more statements.
+// loadStmts returns the instructions that load size (1, 2 or 4) bytes at
+// o into A, in the compilation's memory, with room for extra more
+// statements. A variable offset goes through X, which they change.
 func (g *gen) loadStmts(o offset, size, extra int) []insn {
 	if o.reg < 0 {
 		s := g.mem.stmts(1, extra)
