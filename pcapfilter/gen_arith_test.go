@@ -195,12 +195,12 @@ var arithCases = []struct{ name, expr string }{
 // TestArithRelations compares the relations of arithCases with libpcap on
 // every link type.
 func TestArithRelations(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n := 0
 	for _, c := range arithCases {
 		t.Run(c.name, func(t *testing.T) {
 			m := 0
-			for _, link := range allLinks {
+			for _, link := range dtLinkTypes {
 				m += compareWithLibpcap(t, c.expr, link)
 			}
 			if m == 0 && !t.Failed() {
@@ -289,10 +289,10 @@ func arithRightNested(depth int, inner string) string {
 // TestArithErrors checks that pcapfilter rejects what libpcap rejects,
 // saying why.
 func TestArithErrors(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	for _, c := range arithErrors {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := libpcap.Compile(c.expr, int(pcapfilter.LinkEthernet), snapLen, true, 0); err == nil {
+			if _, err := libpcap.Compile(c.expr, int(pcapfilter.LinkEthernet), dtSnapLen, true, 0); err == nil {
 				t.Fatalf("libpcap compiles %q: the case is wrong", c.expr)
 			}
 			_, err := pcapfilter.Compile(c.expr, pcapfilter.Options{LinkType: pcapfilter.LinkEthernet})
@@ -302,7 +302,7 @@ func TestArithErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%q: the error %q does not say %q", c.expr, err, c.want)
 			}
-			for _, link := range allLinks {
+			for _, link := range dtLinkTypes {
 				compareWithLibpcap(t, c.expr, link)
 			}
 		})
@@ -313,7 +313,7 @@ func TestArithErrors(t *testing.T) {
 // that libpcap compiles, and checks that pcapfilter compiles exactly the
 // same ones.
 func TestArithRegisterLimit(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	shapes := []struct {
 		name string
 		expr func(depth int) string
@@ -332,7 +332,7 @@ func TestArithRegisterLimit(t *testing.T) {
 			seenOK, seenErr := false, false
 			for d := 8; d <= 18; d++ {
 				expr := s.expr(d)
-				_, werr := libpcap.Compile(expr, int(pcapfilter.LinkEthernet), snapLen, true, 0)
+				_, werr := libpcap.Compile(expr, int(pcapfilter.LinkEthernet), dtSnapLen, true, 0)
 				_, gerr := pcapfilter.Compile(expr, pcapfilter.Options{})
 				seenOK = seenOK || werr == nil
 				seenErr = seenErr || werr != nil
@@ -350,7 +350,7 @@ func TestArithRegisterLimit(t *testing.T) {
 // TestArithShortPackets runs accessor relations on every prefix of a few
 // packets, where loads past the captured length reject the packet.
 func TestArithShortPackets(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	exprs := []string{
 		"ether[13] = 0",
 		"ip[9] = 6",
@@ -370,7 +370,7 @@ func TestArithShortPackets(t *testing.T) {
 		"ip[0] * 0 = 1",
 	}
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		var whole []testPacket
 		for _, p := range packetsFor(t, link) {
 			if len(p.data) == p.wire && len(p.data) >= 60 && len(whole) < 6 {
@@ -399,9 +399,9 @@ var arithRelationLine = regexp.MustCompile(`\[|[<>=]|\blen\b|\blength\b|\bless\b
 // libpcap: the Ethernet and real-world lists on Ethernet and Linux cooked
 // captures, the raw list on the raw IP link types.
 func TestArithCorpus(t *testing.T) {
-	libpcapOrSkip(t)
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Skipf("the shared corpus is not at %s: skipping", corpusDir)
+	dtLibpcapOrSkip(t)
+	if _, err := os.Stat(dtCorpusDir); err != nil {
+		t.Skipf("the shared corpus is not at %s: skipping", dtCorpusDir)
 	}
 	lists := []struct {
 		file  string
@@ -414,7 +414,7 @@ func TestArithCorpus(t *testing.T) {
 	}
 	exprs, n := 0, 0
 	for _, l := range lists {
-		lines, err := arithFilterLines(filepath.Join(corpusDir, "filters", l.file))
+		lines, err := arithFilterLines(filepath.Join(dtCorpusDir, "filters", l.file))
 		if err != nil {
 			t.Errorf("%s: %v", l.file, err)
 			continue
@@ -461,24 +461,24 @@ func arithFilterLines(path string) ([]string, error) {
 // TestArithProgramsValid checks that the programs are valid classic BPF
 // for libpcap and the executor, including the largest expressions.
 func TestArithProgramsValid(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	var b strings.Builder
 	b.WriteString("len > 0")
 	for i := range 300 {
 		fmt.Fprintf(&b, " and tcp[%d:2] + ip[%d] * len != %d", i, i%20, i)
 	}
 	exprs := []string{b.String(), "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420"}
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		for _, expr := range exprs {
 			prog, err := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if err != nil {
-				if _, werr := libpcap.Compile(expr, int(link), snapLen, true, 0); werr == nil {
+				if _, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0); werr == nil {
 					t.Errorf("%v: %.60q...: %v", link, expr, err)
 				}
 				continue
 			}
 			if !libpcap.Validate(prog) {
-				t.Errorf("%v: %.60q...: libpcap says the program is not valid:\n%s", link, expr, image(prog))
+				t.Errorf("%v: %.60q...: libpcap says the program is not valid:\n%s", link, expr, dtListing(prog))
 			}
 			if _, err := bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link))); err != nil {
 				t.Errorf("%v: %.60q...: %v", link, expr, err)
@@ -494,7 +494,7 @@ func TestArithProgramsValid(t *testing.T) {
 // and geneve, which move the layers they read (to offsets in scratch
 // memory after geneve), with libpcap on every link type.
 func TestArithAfterEncapsulation(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	prefixes := []string{"vlan", "vlan 100", "vlan and vlan", "mpls", "mpls 5 and mpls", "pppoes", "pppoes 3",
 		"geneve", "geneve 7", "geneve and vlan", "vlan and geneve", "geneve and geneve", "geneve and mpls"}
 	relations := []string{
@@ -524,7 +524,7 @@ func TestArithAfterEncapsulation(t *testing.T) {
 				exprs = append(exprs, "not "+p+" or "+r)
 			}
 			for _, expr := range exprs {
-				for _, link := range allLinks {
+				for _, link := range dtLinkTypes {
 					n += compareWithLibpcap(t, expr, link)
 				}
 			}
@@ -567,7 +567,7 @@ func randomArith(r *rand.Rand, depth int, protos []string) string {
 // libpcap's optimiser finds that a relation such as "tcp[0] = udp[0]"
 // rejects all packets, pcapfilter's program must match none.
 func TestArithRandom(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	r := rand.New(rand.NewPCG(3, 5))
 	rels := []string{"=", "!=", "<", "<=", ">", ">="}
 	families := [][]string{{"ether", "ip", "tcp"}, {"ether", "ip", "udp"}, {"ether", "ip", "icmp"},
@@ -580,7 +580,7 @@ func TestArithRandom(t *testing.T) {
 		// optimiser off; the relation is not the program's first test.
 		prefix := []string{"", "", "", "geneve and ", "ip protochain 6 or ", "vlan and ", "len > 0 or "}[r.IntN(7)]
 		expr := prefix + randomArith(r, 3, protos) + " " + rels[r.IntN(len(rels))] + " " + randomArith(r, 2, protos)
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			m := compareArith(t, expr, link)
 			n += m
 			if m > 0 {
@@ -599,7 +599,7 @@ func TestArithRandom(t *testing.T) {
 // try), pcapfilter's program must reject every test packet.
 func compareArith(t *testing.T, expr string, link pcapfilter.LinkType) int {
 	t.Helper()
-	_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+	_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 	prog, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 	if werr == nil || gerr != nil || !strings.Contains(werr.Error(), "rejects all packets") {
 		return compareWithLibpcap(t, expr, link)
@@ -614,7 +614,7 @@ func compareArith(t *testing.T, expr string, link pcapfilter.LinkType) int {
 		n++
 		if ok {
 			t.Errorf("%v: %q on %v: libpcap finds that the expression rejects all packets, pcapfilter's program accepts this one:\n%s",
-				link, expr, p, image(prog))
+				link, expr, p, dtListing(prog))
 			return n
 		}
 	}
@@ -627,7 +627,7 @@ func compareArith(t *testing.T, expr string, link pcapfilter.LinkType) int {
 // that nothing stored (TestArithAfterEncapsulation has it where it
 // matched).
 func TestArithMixed(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	r := rand.New(rand.NewPCG(9, 9))
 	all := []string{"ether", "ip", "ip6", "tcp", "udp", "icmp", "icmp6", "arp"}
 	prims := []string{"tcp", "udp", "ip", "ip6", "arp", "vlan", "mpls", "pppoes", "tcp port 80",
@@ -649,7 +649,7 @@ func TestArithMixed(t *testing.T) {
 	n, compiled := 0, 0
 	for range 300 {
 		expr := term(3)
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			m := compareArith(t, expr, link)
 			n += m
 			if m > 0 {
@@ -667,7 +667,7 @@ func TestArithMixed(t *testing.T) {
 // about as short as libpcap's optimised ones: the guards an index shares
 // with its accessor are not repeated.
 func TestArithProgramSize(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	for _, expr := range []string{
 		"len >= 100",
 		"less 64",
@@ -681,8 +681,8 @@ func TestArithProgramSize(t *testing.T) {
 		"icmp6[icmp6type] = icmp6-echo",
 		"ip[ip[0] & 0xf] = 0",
 	} {
-		for _, link := range allLinks {
-			want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+		for _, link := range dtLinkTypes {
+			want, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if werr != nil || gerr != nil {
 				if (werr == nil) != (gerr == nil) {
@@ -692,7 +692,7 @@ func TestArithProgramSize(t *testing.T) {
 			}
 			if len(got) > len(want)+2 {
 				t.Errorf("%v: %q: %d instructions, libpcap's %d\npcapfilter's program:\n%slibpcap's:\n%s",
-					link, expr, len(got), len(want), image(got), image(want))
+					link, expr, len(got), len(want), dtListing(got), dtListing(want))
 			}
 		}
 	}
@@ -795,7 +795,7 @@ func arithCraftedPackets(link pcapfilter.LinkType) []testPacket {
 // every prefix of packets with IPv4 options and fragments and IPv6
 // extension headers.
 func TestArithCraftedPackets(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	exprs := []string{
 		"tcp[13] & 2 = 2",
 		"tcp[13] = 0x12",
@@ -819,7 +819,7 @@ func TestArithCraftedPackets(t *testing.T) {
 		"tcp[0] + udp[0] = 0x28",
 	}
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		pkts := arithCraftedPackets(link)
 		if len(pkts) == 0 {
 			t.Errorf("%v: no crafted packets", link)

@@ -10,7 +10,7 @@ import (
 // primitives (for & and |, libpcap tests what A holds, which the earlier
 // primitives loaded).
 func TestByteOp(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	exprs := []string{
 		"byte 1 = 2", "byte 0 = 0x45", "byte 3 < 4", "byte 3 > 4", "byte 12 = 8",
 		"byte 1 & 2", "byte 1 | 2", "byte 1 & 0", "byte 14 = 0x45 and byte 23 = 6",
@@ -18,7 +18,7 @@ func TestByteOp(t *testing.T) {
 		"byte 1000 = 0", "byte 1 = 256",
 	}
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		for _, e := range exprs {
 			if link == pcapfilter.LinkIPv4 && e == "ip and byte 1 & 2" {
 				// On IPV4, libpcap's "ip" is "ld #0; jeq #0": its

@@ -56,7 +56,7 @@ var inetNames = map[string][]string{
 // accepts it.
 func inetAccepts(t *testing.T, expr string, link pcapfilter.LinkType) bool {
 	t.Helper()
-	_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+	_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 	_, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 	if (werr == nil) != (gerr == nil) {
 		t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
@@ -68,7 +68,7 @@ func inetAccepts(t *testing.T, expr string, link pcapfilter.LinkType) bool {
 // direction, type and id on every link type, as libpcap would, and
 // compares the verdicts of those that compile.
 func TestInetQualifiedMatrix(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	var accepted []string
 	total := 0
 	start := time.Now()
@@ -78,7 +78,7 @@ func TestInetQualifiedMatrix(t *testing.T) {
 				for _, id := range append(inetNames[ty], inetIDs...) {
 					expr := strings.Join(strings.Fields(strings.Join([]string{p, d, ty, id}, " ")), " ")
 					ok := false
-					for _, link := range allLinks {
+					for _, link := range dtLinkTypes {
 						total++
 						if inetAccepts(t, expr, link) {
 							ok = true
@@ -94,7 +94,7 @@ func TestInetQualifiedMatrix(t *testing.T) {
 	t.Logf("acceptance: %d compilations compared in %v", total, time.Since(start))
 	n := 0
 	for _, expr := range accepted {
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			n += compareWithLibpcap(t, expr, link)
 		}
 	}
@@ -174,10 +174,10 @@ var inetVerdictExprs = []string{
 // TestInetVerdicts compares the verdicts of inetVerdictExprs with
 // libpcap's on every link type.
 func TestInetVerdicts(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n := 0
 	for _, expr := range inetVerdictExprs {
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			t.Run(link.String()+"/"+expr, func(t *testing.T) {
 				n += compareWithLibpcap(t, expr, link)
 			})
@@ -190,7 +190,7 @@ func TestInetVerdicts(t *testing.T) {
 // this domain, on every link type, and that the message says what is
 // wrong.
 func TestInetErrors(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	for _, tc := range []struct{ expr, want string }{
 		{"ip port 80", "illegal qualifier of 'port'"},
 		{"icmp portrange 1-2", "illegal qualifier of 'portrange'"},
@@ -231,8 +231,8 @@ func TestInetErrors(t *testing.T) {
 		{"addr1 host 10.0.0.1", "'addr1' is not a valid qualifier for addresses"},
 		{"ta port 80", "'ta' is not a valid qualifier for ports"},
 	} {
-		for _, link := range allLinks {
-			_, werr := libpcap.Compile(tc.expr, int(link), snapLen, true, 0)
+		for _, link := range dtLinkTypes {
+			_, werr := libpcap.Compile(tc.expr, int(link), dtSnapLen, true, 0)
 			if werr == nil {
 				t.Errorf("%v: %q: libpcap compiles it; the test expects an error", link, tc.expr)
 				continue
@@ -249,12 +249,12 @@ func TestInetErrors(t *testing.T) {
 // Options.Netmask: 0 is libpcap's netmask 0 (0.0.0.0 or 255.255.255.255),
 // 0xffffffff its "unknown" one, which it rejects.
 func TestInetNetmask(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n := 0
 	for _, mask := range []uint32{0, 0xffffff00, 0xffff0000, 0xfffffffe, 0x80000000, 0xffffffff} {
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			for _, expr := range []string{"ip broadcast", "ip broadcast or ip multicast", "not ip broadcast"} {
-				want, werr := libpcap.Compile(expr, int(link), snapLen, true, mask)
+				want, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, mask)
 				got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link, Netmask: mask})
 				if (werr == nil) != (gerr == nil) {
 					t.Errorf("%v: %q netmask %#x: libpcap says %v, pcapfilter says %v", link, expr, mask, errString(werr), errString(gerr))
@@ -272,7 +272,7 @@ func TestInetNetmask(t *testing.T) {
 					}
 					n++
 					if g != w {
-						t.Errorf("%v: %q netmask %#x on %v: pcapfilter says %v, libpcap %v\n%s", link, expr, mask, p, g, w, image(got))
+						t.Errorf("%v: %q netmask %#x on %v: pcapfilter says %v, libpcap %v\n%s", link, expr, mask, p, g, w, dtListing(got))
 						break
 					}
 				}
@@ -286,7 +286,7 @@ func TestInetNetmask(t *testing.T) {
 // skips the test when the corpus is absent.
 func inetCorpusExprs(t *testing.T, name string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir, "filters", name))
+	f, err := os.Open(filepath.Join(dtCorpusDir, "filters", name))
 	if err != nil {
 		t.Skipf("the shared corpus's filter list %s is absent (%v): skipping", name, err)
 	}
@@ -330,7 +330,7 @@ func inetDomain(n pcapfilter.Node) bool {
 // libpcap: each list on the link types it was written for (the realworld
 // list on every one).
 func TestInetCorpus(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	ether := []pcapfilter.LinkType{pcapfilter.LinkEthernet}
 	for _, tc := range []struct {
 		file  string
@@ -339,7 +339,7 @@ func TestInetCorpus(t *testing.T) {
 		{"libpcap-ethernet.txt", ether},
 		{"libpcap-invalid-ethernet.txt", ether},
 		{"libpcap-raw.txt", []pcapfilter.LinkType{pcapfilter.LinkRaw, pcapfilter.LinkIPv4, pcapfilter.LinkIPv6}},
-		{"realworld.txt", allLinks},
+		{"realworld.txt", dtLinkTypes},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			exprs := inetCorpusExprs(t, tc.file)
@@ -387,7 +387,7 @@ var rejectsAllPool = []string{
 // proves more than acceptReachable), pcapfilter's program must match no
 // test packet.
 func TestInetRejectsAll(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	r := rand.New(rand.NewPCG(11, 17))
 	term := func() string {
 		s := rejectsAllPool[r.IntN(len(rejectsAllPool))]
@@ -409,8 +409,8 @@ func TestInetRejectsAll(t *testing.T) {
 			}
 			expr += op + term()
 		}
-		for _, link := range allLinks {
-			_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+		for _, link := range dtLinkTypes {
+			_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			wAll := werr != nil && strings.Contains(werr.Error(), "rejects all packets")
 			gAll := gerr != nil && strings.Contains(gerr.Error(), "rejects all packets")
@@ -424,7 +424,7 @@ func TestInetRejectsAll(t *testing.T) {
 				m := loadProgram(t, got, link)
 				for _, p := range packetsFor(t, link) {
 					if ok, _ := m.MatchFrame(p.data, p.wire); ok {
-						t.Errorf("%v: %q: libpcap finds it rejects all packets, pcapfilter's program matches %v\n%s", link, expr, p, image(got))
+						t.Errorf("%v: %q: libpcap finds it rejects all packets, pcapfilter's program matches %v\n%s", link, expr, p, dtListing(got))
 						break
 					}
 				}
@@ -536,7 +536,7 @@ func inetCraftedPackets(link pcapfilter.LinkType) []testPacket {
 // extension headers, ARP and RARP: the order of guards and loads decides
 // the verdicts on the prefixes.
 func TestInetCraftedPackets(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	exprs := []string{
 		"protochain 6", "ip protochain 6", "ip6 protochain 6", "ip6 protochain 17", "protochain 51",
 		"ip6 protochain 44", "ip6 protochain 0", "ip6 protochain 60", "protochain 59", "ip protochain 17",
@@ -548,7 +548,7 @@ func TestInetCraftedPackets(t *testing.T) {
 		"ip6 protochain 6 and tcp port 80", "not protochain 17 and port 53",
 	}
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		pkts := inetCraftedPackets(link)
 		if len(pkts) == 0 {
 			t.Fatalf("%v: no crafted packets", link)
@@ -567,7 +567,7 @@ func TestInetCraftedPackets(t *testing.T) {
 // (where libpcap alone finds it, pcapfilter's program rejecting every
 // packet is checked by the other tests).
 func TestInetRejectsAllCorpusMix(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	var pool []string
 	for _, f := range []string{"libpcap-ethernet.txt", "libpcap-raw.txt", "realworld.txt"} {
 		for _, e := range inetCorpusExprs(t, f) {
@@ -584,8 +584,8 @@ func TestInetRejectsAllCorpusMix(t *testing.T) {
 		for j := r.IntN(3); j >= 0; j-- {
 			expr += []string{" and ", " and not ", " or "}[r.IntN(3)] + "(" + pool[r.IntN(len(pool))] + ")"
 		}
-		link := allLinks[r.IntN(len(allLinks))]
-		_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+		link := dtLinkTypes[r.IntN(len(dtLinkTypes))]
+		_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 		_, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 		wAll := werr != nil && strings.Contains(werr.Error(), "rejects all packets")
 		gAll := gerr != nil && strings.Contains(gerr.Error(), "rejects all packets")

@@ -278,8 +278,8 @@ func compareLAN(t *testing.T, expr string, link pcapfilter.LinkType) int {
 
 func corpusOrSkip(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Skipf("the shared corpus is not at %s: skipping", corpusDir)
+	if _, err := os.Stat(dtCorpusDir); err != nil {
+		t.Skipf("the shared corpus is not at %s: skipping", dtCorpusDir)
 	}
 }
 
@@ -370,12 +370,12 @@ var lanExprs = []struct {
 // TestLANPrimitives compares libpcap and pcapfilter on the expressions of
 // gen_lan.go's domain, for every supported link type.
 func TestLANPrimitives(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	corpusOrSkip(t)
 	total := 0
 	for _, group := range lanExprs {
 		t.Run(group.name, func(t *testing.T) {
-			for _, link := range allLinks {
+			for _, link := range dtLinkTypes {
 				for _, expr := range group.exprs {
 					total += compareLAN(t, expr, link)
 				}
@@ -393,12 +393,12 @@ var lanWords = regexp.MustCompile(`(^|[^\w-])(llc|iso|esis|es-is|isis|is-is|clnp
 // that use a keyword of gen_lan.go's domain, for every supported link
 // type (the invalid ones for Ethernet, where libpcap refuses them).
 func TestLANCorpus(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	corpusOrSkip(t)
 	total, exprs := 0, 0
 	for _, file := range []string{"libpcap-ethernet.txt", "libpcap-raw.txt", "realworld.txt", "libpcap-invalid-ethernet.txt"} {
-		lines := readFilterFile(t, filepath.Join(corpusDir, "filters", file))
-		links := allLinks
+		lines := readFilterFile(t, filepath.Join(dtCorpusDir, "filters", file))
+		links := dtLinkTypes
 		if strings.Contains(file, "invalid") {
 			links = []pcapfilter.LinkType{pcapfilter.LinkEthernet}
 		}
@@ -446,7 +446,7 @@ func readFilterFile(t *testing.T, path string) []string {
 // tests need: libpcap accepts some and rejects others for each keyword, so
 // a comparison on them can tell a wrong program.
 func TestLANPacketsMatter(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	for _, c := range []struct {
 		link  pcapfilter.LinkType
 		exprs []string
@@ -462,7 +462,7 @@ func TestLANPacketsMatter(t *testing.T) {
 		{pcapfilter.LinkLinuxSLL2, []string{"stp", "ipx", "iso", "atalk", "isis", "decnet host 1.1"}},
 	} {
 		for _, expr := range c.exprs {
-			prog, err := libpcap.Compile(expr, int(c.link), snapLen, false, 0)
+			prog, err := libpcap.Compile(expr, int(c.link), dtSnapLen, false, 0)
 			if err != nil {
 				t.Fatalf("%v: %q: %v", c.link, expr, err)
 			}
@@ -495,7 +495,7 @@ func neverMatches(t *testing.T, expr string, link pcapfilter.LinkType, prog []bp
 			}
 			n++
 			if ok {
-				t.Errorf("%v: %q on %v: pcapfilter's program matches, libpcap finds the expression never does\n%s", link, expr, p, image(prog))
+				t.Errorf("%v: %q on %v: pcapfilter's program matches, libpcap finds the expression never does\n%s", link, expr, p, dtListing(prog))
 				return n
 			}
 		}
@@ -510,7 +510,7 @@ func neverMatches(t *testing.T, expr string, link pcapfilter.LinkType, prog []bp
 // geneve's false exits past the primitive that follows, which is the link
 // layer's part to mimic; "geneve and X" is in lanExprs.)
 func TestLANMixed(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	corpusOrSkip(t)
 	pool := []string{"stp", "ipx", "llc", "llc u", "llc i", "decnet src 1.1", "decnet host 10.23", "isis",
 		"l1", "atalk", "aarp", "netbeui", "iso proto 0x81", "ether proto 6", "ether proto 100", "esis",
@@ -536,12 +536,12 @@ func TestLANMixed(t *testing.T) {
 	total, compiled, optRejects := 0, 0, 0
 	for range 300 {
 		expr := gen(3)
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if gerr == nil {
 				compiled++
 			}
-			_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+			_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 			if gerr == nil && werr != nil && strings.Contains(werr.Error(), "rejects all packets") {
 				// libpcap's optimiser proved the program never matches
 				// (contradictory tests of the same bytes, as in "isis and

@@ -157,9 +157,9 @@ var linkExprsLAN = []string{
 // TestLinkLANInterplay compares pcapfilter with libpcap where the link
 // layer's part hands over to the LAN protocols' part.
 func TestLinkLANInterplay(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		pkts := linkPackets(link)
 		for _, expr := range linkExprsLAN {
 			n += compareWithLibpcap(t, expr, link)
@@ -172,9 +172,9 @@ func TestLinkLANInterplay(t *testing.T) {
 // TestLinkLayer compares pcapfilter with libpcap on the link layer's
 // expressions, for every supported link type.
 func TestLinkLayer(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n, accepted := 0, 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		t.Run(link.String(), func(t *testing.T) {
 			for _, expr := range linkExprs {
 				n += compareWithLibpcap(t, expr, link)
@@ -187,16 +187,16 @@ func TestLinkLayer(t *testing.T) {
 	if accepted == 0 {
 		t.Fatal("no expression compiled")
 	}
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		for _, expr := range linkExprsUninit {
-			_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+			_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 			_, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if (werr == nil) != (gerr == nil) {
 				t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
 			}
 		}
 	}
-	t.Logf("%d expressions x %d link types (%d compiled), %d verdicts compared with libpcap", len(linkExprs), len(allLinks), accepted, n)
+	t.Logf("%d expressions x %d link types (%d compiled), %d verdicts compared with libpcap", len(linkExprs), len(dtLinkTypes), accepted, n)
 }
 
 // linkWords are the words that make an expression of the corpus one of
@@ -207,9 +207,9 @@ var linkWords = regexp.MustCompile(`\b(vlan|mpls|pppoed|pppoes|geneve|ether|link
 // that use the link layer's words, or skips.
 func corpusFilters(t *testing.T, name string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir, "filters", name))
+	f, err := os.Open(filepath.Join(dtCorpusDir, "filters", name))
 	if err != nil {
-		t.Skipf("the shared corpus is not at %s: skipping (%v)", corpusDir, err)
+		t.Skipf("the shared corpus is not at %s: skipping (%v)", dtCorpusDir, err)
 	}
 	defer f.Close()
 	var out []string
@@ -233,7 +233,7 @@ func corpusFilters(t *testing.T, name string) []string {
 // TestLinkCorpus compares pcapfilter with libpcap on the corpus
 // expressions of the link layer's domain, for every supported link type.
 func TestLinkCorpus(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n, exprs := 0, 0
 	for _, file := range []string{"libpcap-ethernet.txt", "libpcap-raw.txt", "realworld.txt", "libpcap-invalid-ethernet.txt"} {
 		list := corpusFilters(t, file)
@@ -241,13 +241,13 @@ func TestLinkCorpus(t *testing.T) {
 			t.Errorf("%s: no expression of the link layer's", file)
 		}
 		exprs += len(list)
-		for _, link := range allLinks {
+		for _, link := range dtLinkTypes {
 			for _, expr := range list {
 				n += compareWithLibpcap(t, expr, link)
 			}
 		}
 	}
-	t.Logf("%d corpus expressions x %d link types, %d verdicts compared with libpcap", exprs, len(allLinks), n)
+	t.Logf("%d corpus expressions x %d link types, %d verdicts compared with libpcap", exprs, len(dtLinkTypes), n)
 }
 
 // TestLinkProgramSize checks that what the link layer's primitives
@@ -255,19 +255,19 @@ func TestLinkCorpus(t *testing.T) {
 // program, and that long chains of them compile, or fail, in bounded
 // size.
 func TestLinkProgramSize(t *testing.T) {
-	libpcapOrSkip(t)
-	for _, link := range allLinks {
+	dtLibpcapOrSkip(t)
+	for _, link := range dtLinkTypes {
 		for _, expr := range linkExprs {
 			got, err := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if err != nil {
 				continue
 			}
-			want, err := libpcap.Compile(expr, int(link), snapLen, false, 0)
+			want, err := libpcap.Compile(expr, int(link), dtSnapLen, false, 0)
 			if err != nil {
 				continue // compareWithLibpcap reports it
 			}
 			if limit := len(want) + len(want)/8 + 2; len(got) > limit {
-				t.Errorf("%v: %q: %d instructions, libpcap's unoptimised program %d\n%s", link, expr, len(got), len(want), image(got))
+				t.Errorf("%v: %q: %d instructions, libpcap's unoptimised program %d\n%s", link, expr, len(got), len(want), dtListing(got))
 			}
 		}
 	}
@@ -490,12 +490,12 @@ func linkPackets(link pcapfilter.LinkType) []testPacket {
 // expression both compile.
 func compareOnPackets(t *testing.T, expr string, link pcapfilter.LinkType, pkts []testPacket) int {
 	t.Helper()
-	want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+	want, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 	got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 	if werr != nil || gerr != nil {
 		return 0
 	}
-	unopt, _ := libpcap.Compile(expr, int(link), snapLen, false, 0)
+	unopt, _ := libpcap.Compile(expr, int(link), dtSnapLen, false, 0)
 	m := loadProgram(t, got, link)
 	n := 0
 	for _, p := range pkts {
@@ -509,7 +509,7 @@ func compareOnPackets(t *testing.T, expr string, link pcapfilter.LinkType, pkts 
 		if g == w || g == (libpcap.Filter(unopt, p.data, caplen, uint32(p.wire)) != 0) {
 			continue
 		}
-		t.Errorf("%v: %q on %v: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s", link, expr, p, g, w, image(got), image(want))
+		t.Errorf("%v: %q on %v: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s", link, expr, p, g, w, dtListing(got), dtListing(want))
 		return n
 	}
 	return n
@@ -519,9 +519,9 @@ func compareOnPackets(t *testing.T, expr string, link pcapfilter.LinkType, pkts 
 // expressions and packets built for them: tags, label stacks, sessions
 // and tunnels, cut at every length.
 func TestLinkPackets(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		pkts := linkPackets(link)
 		if len(pkts) == 0 {
 			t.Fatalf("%v: no packets", link)
@@ -567,21 +567,21 @@ func randomLinkExpr(r *rand.Rand, depth int) string {
 // before what follows it (under or, not), libpcap reads scratch memory it
 // never stored to: only acceptance is compared.
 func TestLinkRandom(t *testing.T) {
-	libpcapOrSkip(t)
+	dtLibpcapOrSkip(t)
 	r := rand.New(rand.NewPCG(7, 8))
 	n, exprs := 0, 0
 	for range 300 {
 		expr := randomLinkExpr(r, 4)
 		exprs++
 		uninit := strings.Contains(expr, "geneve") && (strings.Contains(expr, " or ") || strings.Contains(expr, "not "))
-		for _, link := range allLinks {
-			_, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+		for _, link := range dtLinkTypes {
+			_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 			got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 			if werr != nil && gerr == nil && strings.Contains(werr.Error(), "rejects all packets") {
 				m := loadProgram(t, got, link)
 				for _, p := range append(packetsFor(t, link), linkPackets(link)...) {
 					if ok, _ := m.MatchFrame(p.data, p.wire); ok {
-						t.Errorf("%v: %q, which libpcap says rejects all packets, matches %v\n%s", link, expr, p, image(got))
+						t.Errorf("%v: %q, which libpcap says rejects all packets, matches %v\n%s", link, expr, p, dtListing(got))
 						break
 					}
 				}
@@ -597,5 +597,5 @@ func TestLinkRandom(t *testing.T) {
 			n += compareOnPackets(t, expr, link, linkPackets(link))
 		}
 	}
-	t.Logf("%d random expressions x %d link types, %d verdicts compared with libpcap", exprs, len(allLinks), n)
+	t.Logf("%d random expressions x %d link types, %d verdicts compared with libpcap", exprs, len(dtLinkTypes), n)
 }

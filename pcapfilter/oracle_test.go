@@ -9,28 +9,19 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/headlessbpf/bpfmatch"
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 	"github.com/headlessbpf/bpfmatch/pcapfilter"
 	"golang.org/x/net/bpf"
 )
-
-// corpusDir is the shared corpus, beside the project.
-var corpusDir = filepath.Join("..", "..", "shared", "corpus")
-
-const snapLen = 262144
 
 // testPacket is a packet to match: its captured bytes and wire length.
 type testPacket struct {
@@ -61,20 +52,21 @@ func loadPackets() map[pcapfilter.LinkType][]testPacket {
 	var ipPackets []testPacket // network-layer packets of every capture, for reframing
 	add := func(link pcapfilter.LinkType, p testPacket) {
 		out[link] = append(out[link], p)
-		for _, n := range []int{96, 64} {
+		for _, n := range dtCutLengths {
 			if len(p.data) > n {
 				out[link] = append(out[link], testPacket{fmt.Sprintf("%s cut to %d", p.name, n), p.data[:n], p.wire})
 			}
 		}
 	}
-	names, _ := filepath.Glob(filepath.Join(corpusDir, "pcaps", "*.pcap*"))
-	for _, path := range names {
-		link, pkts, err := readCapture(path)
-		if err != nil {
-			continue
+	caps, _ := dtReadCaptures(filepath.Join(dtCorpusDir, "pcaps"))
+	for _, c := range caps {
+		link := c.link
+		pkts := make([]testPacket, len(c.data))
+		for i, data := range c.data {
+			pkts[i] = testPacket{data: data, wire: int(c.wires[i])}
 		}
 		for i, p := range pkts {
-			p.name = fmt.Sprintf("%s #%d", filepath.Base(path), i)
+			p.name = fmt.Sprintf("%s #%d", c.name, i)
 			add(link, p)
 			switch link {
 			case pcapfilter.LinkEthernet:
@@ -141,42 +133,6 @@ func sll2Header(etherType uint16) []byte {
 	return h
 }
 
-func readCapture(path string) (pcapfilter.LinkType, []testPacket, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer f.Close()
-	var read func() ([]byte, gopacket.CaptureInfo, error)
-	var lt uint32
-	if strings.HasSuffix(path, ".pcapng") {
-		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			return 0, nil, err
-		}
-		lt, read = uint32(r.LinkType()), r.ReadPacketData
-	} else {
-		r, err := pcapgo.NewReader(f)
-		if err != nil {
-			return 0, nil, err
-		}
-		lt, read = uint32(r.LinkType()), r.ReadPacketData
-	}
-	link := pcapfilter.LinkType(bpfmatch.LinkTypeFromPcap(lt))
-	var out []testPacket
-	for {
-		data, ci, err := read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-		out = append(out, testPacket{data: data, wire: max(ci.Length, len(data))})
-	}
-	return link, out, nil
-}
-
 // fakePackets returns varied Ethernet frames, the same every run.
 func fakePackets() []testPacket {
 	r := rand.New(rand.NewPCG(7, 7))
@@ -221,32 +177,14 @@ func fakePackets() []testPacket {
 	return out
 }
 
-func libpcapOrSkip(t testing.TB) {
-	t.Helper()
-	if !libpcap.Available {
-		t.Skip("this build has no libpcap (it needs cgo and -tags libpcap): skipping the comparison with it")
-	}
-}
-
 // loadProgram returns a Matcher that runs prog in bpfmatch's executor.
 func loadProgram(t testing.TB, prog []bpf.RawInstruction, link pcapfilter.LinkType) *bpfmatch.Matcher {
 	t.Helper()
-	m, err := bpfmatch.Load(prog, bpfmatch.WithLinkType(bpfmatch.LinkType(link)), bpfmatch.WithSnapLen(snapLen))
+	m, err := dtGoMatcher(t, prog, link)
 	if err != nil {
-		t.Fatalf("the program does not load: %v\n%s", err, image(prog))
+		t.Fatalf("the program does not load: %v\n%s", err, dtListing(prog))
 	}
 	return m
-}
-
-func image(prog []bpf.RawInstruction) string {
-	var b strings.Builder
-	for i, line := range libpcap.Image(prog) {
-		fmt.Fprintf(&b, "(%03d) %s\n", i, line)
-	}
-	if b.Len() == 0 {
-		return bpfmatch.FormatProgram(prog)
-	}
-	return b.String()
 }
 
 // compareWithLibpcap checks that pcapfilter compiles expr for link if and
@@ -263,7 +201,7 @@ func compareWithLibpcap(t testing.TB, expr string, link pcapfilter.LinkType) int
 // on every prefix of each of them too (the wire length kept).
 func compareOn(t testing.TB, expr string, link pcapfilter.LinkType, pkts []testPacket, prefixes bool) int {
 	t.Helper()
-	want, werr := libpcap.Compile(expr, int(link), snapLen, true, 0)
+	want, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
 	got, gerr := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
 	if (werr == nil) != (gerr == nil) {
 		t.Errorf("%v: %q: libpcap says %v, pcapfilter says %v", link, expr, errString(werr), errString(gerr))
@@ -282,7 +220,7 @@ func compareOn(t testing.TB, expr string, link pcapfilter.LinkType, pkts []testP
 		}
 		for ; cut <= len(p.data); cut++ {
 			data := p.data[:cut]
-			caplen := uint32(min(cut, snapLen))
+			caplen := uint32(min(cut, dtSnapLen))
 			g, err := m.MatchFrame(data, p.wire)
 			if err != nil {
 				t.Fatalf("%v cut to %d: %v", p, cut, err)
@@ -291,13 +229,13 @@ func compareOn(t testing.TB, expr string, link pcapfilter.LinkType, pkts []testP
 			if w := libpcap.Filter(want, data, caplen, uint32(p.wire)) != 0; g != w {
 				if unopt == nil {
 					var err error
-					if unopt, err = libpcap.Compile(expr, int(link), snapLen, false, 0); err != nil {
+					if unopt, err = libpcap.Compile(expr, int(link), dtSnapLen, false, 0); err != nil {
 						t.Fatalf("%v: %q: libpcap compiles it optimised but not unoptimised: %v", link, expr, err)
 					}
 				}
 				if u := libpcap.Filter(unopt, data, caplen, uint32(p.wire)) != 0; u != g {
 					t.Errorf("%v: %q on %v cut to %d: pcapfilter says %v, libpcap %v\npcapfilter's program:\n%slibpcap's:\n%s",
-						link, expr, p, cut, g, w, image(got), image(want))
+						link, expr, p, cut, g, w, dtListing(got), dtListing(want))
 					return n
 				}
 			}
@@ -313,18 +251,15 @@ func errString(err error) string {
 	return "error: " + err.Error()
 }
 
-var allLinks = []pcapfilter.LinkType{pcapfilter.LinkEthernet, pcapfilter.LinkRaw, pcapfilter.LinkIPv4,
-	pcapfilter.LinkIPv6, pcapfilter.LinkLinuxSLL, pcapfilter.LinkLinuxSLL2}
-
 // TestOracleSelf checks the oracle on expressions the generator already
 // compiles, for every link type.
 func TestOracleSelf(t *testing.T) {
-	libpcapOrSkip(t)
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Skipf("the shared corpus is not at %s: skipping", corpusDir)
+	dtLibpcapOrSkip(t)
+	if _, err := os.Stat(dtCorpusDir); err != nil {
+		t.Skipf("the shared corpus is not at %s: skipping", dtCorpusDir)
 	}
 	n := 0
-	for _, link := range allLinks {
+	for _, link := range dtLinkTypes {
 		if len(packetsFor(t, link)) == 0 {
 			t.Errorf("%v: no test packets", link)
 		}
