@@ -370,10 +370,13 @@ func (m *Matcher) MatchFrom(src, dst net.Addr, payload []byte) (bool, error) {
 
 // MatchFrame reports whether a frame of m's link type matches: data holds
 // its captured bytes, wireLen is its length on the wire (len(data) for a
-// frame captured whole). Bytes past the snap length are ignored.
+// frame captured whole). Bytes past the snap length are ignored. As in
+// libpcap, a capture record may claim fewer bytes on the wire than it
+// holds: loads read data, len is wireLen. The error is for a wireLen
+// that is negative or beyond 2^32-1.
 func (m *Matcher) MatchFrame(data []byte, wireLen int) (bool, error) {
-	if wireLen < len(data) || uint64(wireLen) > math.MaxUint32 {
-		return false, fmt.Errorf("bpfmatch: wire length %d is less than the %d bytes captured or more than 2^32-1", wireLen, len(data))
+	if wireLen < 0 || uint64(wireLen) > math.MaxUint32 {
+		return false, fmt.Errorf("bpfmatch: wire length %d is not between 0 and 2^32-1", wireLen)
 	}
 	f := frame{hdr: data, caplen: min(uint32(len(data)), m.snap), wirelen: uint32(wireLen)}
 	return m.run(&f) != 0, nil
