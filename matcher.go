@@ -45,7 +45,8 @@ const (
 	LinkRaw      LinkType = 12 // DLT_RAW: the IP header first
 )
 
-// String returns "ethernet", "raw" or "DLT N".
+// String returns "ethernet", "raw", or the name tcpdump gives the link
+// type (LINUX_SLL, IPV6, ...), or "DLT N" for one it has no name for here.
 func (l LinkType) String() string {
 	switch l {
 	case LinkEthernet:
@@ -53,7 +54,37 @@ func (l LinkType) String() string {
 	case LinkRaw:
 		return "raw"
 	}
+	if name, ok := dltNames[l]; ok {
+		return name
+	}
 	return fmt.Sprintf("DLT %d", int(l))
+}
+
+// dltNames are tcpdump's names of the link types captures most often
+// have, as -y takes them.
+var dltNames = map[LinkType]string{
+	0:   "NULL",
+	6:   "IEEE802",
+	8:   "SLIP",
+	9:   "PPP",
+	10:  "FDDI",
+	50:  "PPP_SERIAL",
+	51:  "PPP_ETHER",
+	104: "C_HDLC",
+	105: "IEEE802_11",
+	108: "LOOP",
+	113: "LINUX_SLL",
+	119: "PRISM_HEADER",
+	127: "IEEE802_11_RADIO",
+	163: "IEEE802_11_RADIO_AVS",
+	192: "PPI",
+	195: "IEEE802_15_4",
+	220: "USB_LINUX_MMAPPED",
+	228: "IPV4",
+	229: "IPV6",
+	239: "NFLOG",
+	249: "USBPCAP",
+	276: "LINUX_SLL2",
 }
 
 // LinkTypeFromPcap returns the link type of a capture file's LINKTYPE_

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 
@@ -25,7 +26,7 @@ var (
 )
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
-       bpfmatch -r FILE [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
+       bpfmatch -r FILE [-w OUT] [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
        bpfmatch -listen ADDR [-udp] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
@@ -35,6 +36,7 @@ matches every packet. Flags must come before the expression.
 
 Fake packet:
   -link ethernet|raw   framing: Ethernet (default) or raw IP
+  -y EN10MB|RAW        the same, as tcpdump spells it
   -proto tcp|udp       transport protocol (default tcp)
   -src ADDR:PORT       source (default 192.0.2.1:40000, or [2001:db8::1]:40000
                        if -dst is IPv6); a bare ADDR keeps the default port
@@ -46,12 +48,23 @@ Fake packet:
   -flags FLAGS         TCP flags as tcpdump prints them: S F P R U E W and .
                        for ACK, e.g. S, S., P., F., R, or none (default P.)
   -snaplen N           snapshot length (default and 0: 262144)
+  -s N                 the same, as tcpdump spells it
   -w FILE              also write the fake packet to FILE as a pcap capture
-                       (LINKTYPE 1 for Ethernet, 101 for raw IP)
+                       (LINKTYPE 1 for Ethernet, 101 for raw IP), stamped
+                       with the time of writing
 
 Capture file:
   -r FILE              count the packets of the pcap or pcapng FILE that
-                       match, compiling for its link type and snapshot length
+                       match, compiling for its link type and snapshot
+                       length; - reads standard input. On a malformed or
+                       truncated file, print the count so far, then the error
+  -r FILE -w OUT       also write the packets that match to OUT: pcap, or
+                       pcapng if FILE is, with FILE's link type, snapshot
+                       length and timestamps
+
+Expression:
+  -F FILE              read the expression from FILE, where # starts a
+                       comment to the end of the line, as tcpdump does
 
 Program:
   -d                   print the compiled program as tcpdump -d does, and exit
@@ -76,6 +89,8 @@ Listening:
                        first bytes (default 500ms)
 
   -h                   show this help
+
+With no arguments at all, print this usage and exit 2.
 
 Output is "match" or "no match", with -r the number of matching packets.
 Exit status: 0 if the packet matched (with -r or -listen: at least one
@@ -119,7 +134,7 @@ func isFlagName(name string) bool { return flagNames[name] }
 // rawFlags are the flag values before checking.
 type rawFlags struct {
 	link, proto, src, dst, payload, payloadHex, vlan, flags, snaplen string
-	read, write                                                      string
+	read, write, exprFile                                            string
 	d, dd, ddd, libpcap                                              bool
 	listenFlags
 }
@@ -132,6 +147,7 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	// Strings throughout, so that every value is checked here with a
 	// message naming the flag and the problem.
 	fs.StringVar(&r.link, "link", "ethernet", "framing: ethernet or raw")
+	fs.StringVar(&r.link, "y", "ethernet", "framing, as tcpdump's -y: EN10MB or RAW")
 	fs.StringVar(&r.proto, "proto", "tcp", "transport protocol: tcp or udp")
 	fs.StringVar(&r.src, "src", "", "source ADDR:PORT")
 	fs.StringVar(&r.dst, "dst", "", "destination ADDR:PORT")
@@ -140,6 +156,8 @@ func newFlagSet(r *rawFlags) *flag.FlagSet {
 	fs.StringVar(&r.vlan, "vlan", "", "802.1Q VLAN ID")
 	fs.StringVar(&r.flags, "flags", "", "TCP flags in tcpdump's letters")
 	fs.StringVar(&r.snaplen, "snaplen", "", "snapshot length")
+	fs.StringVar(&r.snaplen, "s", "", "snapshot length, as tcpdump's -s")
+	fs.StringVar(&r.exprFile, "F", "", "file to read the expression from")
 	fs.StringVar(&r.read, "r", "", "capture file to read")
 	fs.StringVar(&r.write, "w", "", "pcap file to write")
 	fs.BoolVar(&r.d, "d", false, "print the program as tcpdump -d")
@@ -161,10 +179,40 @@ func parseArgs(args []string) (*config, error) {
 		return nil, err
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	given := map[string]string{} // the spelling given, by canonical name
+	fs.Visit(func(f *flag.Flag) {
+		name := f.Name
+		switch name {
+		case "y":
+			name = "link"
+		case "s":
+			name = "snaplen"
+		}
+		if set[name] {
+			return
+		}
+		set[name], given[name] = true, "-"+f.Name
+	})
+	if set["link"] && countSet(fs, "link", "y") > 1 {
+		return nil, errors.New("use only one of -link and -y")
+	}
+	if set["snaplen"] && countSet(fs, "snaplen", "s") > 1 {
+		return nil, errors.New("use only one of -snaplen and -s")
+	}
 
+	expr := strings.Join(fs.Args(), " ")
+	if set["F"] {
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("-F %s and an expression (%q) on the command line: give the expression one way", r.exprFile, expr)
+		}
+		text, err := readExprFile(r.exprFile)
+		if err != nil {
+			return nil, err
+		}
+		expr = text
+	}
 	cfg := &config{
-		expr:    strings.Join(fs.Args(), " "),
+		expr:    expr,
 		snap:    bpfmatch.DefaultSnapLen,
 		read:    r.read,
 		write:   r.write,
@@ -173,9 +221,9 @@ func parseArgs(args []string) (*config, error) {
 	if r.libpcap && !bpfmatch.HaveLibpcap {
 		return nil, errors.New("-libpcap: this bpfmatch was built without libpcap; build it with cgo and libpcap's headers: go build -tags libpcap ./cmd/bpfmatch")
 	}
-	for _, name := range []string{"link", "proto", "src", "dst", "payload", "payload-hex", "vlan", "flags", "snaplen", "w"} {
+	for _, name := range []string{"link", "proto", "src", "dst", "payload", "payload-hex", "vlan", "flags", "snaplen"} {
 		if set[name] {
-			cfg.packetFlags = append(cfg.packetFlags, "-"+name)
+			cfg.packetFlags = append(cfg.packetFlags, given[name])
 		}
 	}
 	if err := parseListen(&r.listenFlags, set, cfg); err != nil {
@@ -195,12 +243,20 @@ func parseArgs(args []string) (*config, error) {
 	if set["r"] {
 		switch r.read {
 		case "":
-			return nil, errors.New("-r needs a file name")
-		case "-":
-			return nil, errors.New("-r -: reading a capture from standard input is not supported")
+			return nil, errors.New("-r needs a file name, or - for standard input")
 		}
 		if len(cfg.packetFlags) > 0 {
 			return nil, fmt.Errorf("%s cannot be used with -r: the capture file supplies the packets, its link type and snapshot length", strings.Join(cfg.packetFlags, ", "))
+		}
+		if set["w"] {
+			switch {
+			case r.write == "" || r.write == "-":
+				return nil, errors.New("-w needs a file name (writing to standard output is not supported, as the count is printed there)")
+			case cfg.dump > 0:
+				return nil, errors.New("-w cannot be used with -d, -dd or -ddd, which print the program and exit")
+			case r.write == r.read:
+				return nil, fmt.Errorf("-r %s -w %s: writing over the file being read", r.read, r.write)
+			}
 		}
 		return cfg, nil
 	}
@@ -221,7 +277,7 @@ func parseArgs(args []string) (*config, error) {
 	case "raw":
 		cfg.link = bpfmatch.LinkRaw
 	default:
-		return nil, fmt.Errorf("-link %q: not ethernet or raw", r.link)
+		return nil, fmt.Errorf("%s %q: fake packets are ethernet (EN10MB) or raw (RAW)", given["link"], r.link)
 	}
 
 	switch strings.ToLower(r.proto) {
@@ -237,9 +293,9 @@ func parseArgs(args []string) (*config, error) {
 		n, err := strconv.ParseInt(strings.TrimSpace(r.snaplen), 10, 64)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("-snaplen %q: not a number", r.snaplen)
+			return nil, fmt.Errorf("%s %q: not a number", given["snaplen"], r.snaplen)
 		case n < 0 || n > math.MaxInt32:
-			return nil, fmt.Errorf("-snaplen %d: out of range 0 to %d", n, math.MaxInt32)
+			return nil, fmt.Errorf("%s %d: out of range 0 to %d", given["snaplen"], n, math.MaxInt32)
 		case n > 0:
 			// 0 means the default, as tcpdump's -s 0 does.
 			cfg.snap = int(n)
@@ -446,4 +502,44 @@ func (cfg *config) packet() (bpfmatch.FakePacket, []byte, error) {
 		return bpfmatch.FakePacket{}, nil, err
 	}
 	return p, frame, nil
+}
+
+// countSet returns how many of the flags named were given.
+func countSet(fs *flag.FlagSet, names ...string) int {
+	n := 0
+	fs.Visit(func(f *flag.Flag) {
+		for _, name := range names {
+			if f.Name == name {
+				n++
+			}
+		}
+	})
+	return n
+}
+
+// maxExprFile bounds what -F reads: pcapfilter refuses longer expressions.
+const maxExprFile = 1 << 20
+
+// readExprFile reads the expression of -F: as tcpdump, what follows a #
+// on a line is a comment, and lines are joined.
+func readExprFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("-F: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxExprFile+1))
+	if err != nil {
+		return "", fmt.Errorf("-F %s: %v", path, err)
+	}
+	if len(b) > maxExprFile {
+		return "", fmt.Errorf("-F %s: more than %d bytes; no expression is that long", path, maxExprFile)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, line := range lines {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			lines[i] = line[:j]
+		}
+	}
+	return strings.Join(lines, " "), nil
 }

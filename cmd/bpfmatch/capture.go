@@ -22,9 +22,9 @@ const (
 	linktypeRaw      = 101
 )
 
-// writeTime is the timestamp of the packet -w writes: a fixed one, so that
-// the same flags write the same file.
-var writeTime = time.Unix(0, 0).UTC()
+// writeTime is the timestamp of the packet -w writes, as a capture would
+// stamp it; tests replace it.
+var writeTime = time.Now
 
 // writePcap writes frame, of link type link, to path as a one-packet pcap
 // file with snapshot length snap, truncating the frame to it.
@@ -44,7 +44,7 @@ func writePcap(path string, frame []byte, link bpfmatch.LinkType, snap int) erro
 	}
 	bw := bufio.NewWriter(f)
 	w := pcapgo.NewWriter(bw)
-	ci := gopacket.CaptureInfo{Timestamp: writeTime, CaptureLength: min(len(frame), snap), Length: len(frame)}
+	ci := gopacket.CaptureInfo{Timestamp: writeTime(), CaptureLength: min(len(frame), snap), Length: len(frame)}
 	err = w.WriteFileHeader(uint32(snap), lt)
 	if err == nil {
 		err = w.WritePacket(ci, frame[:ci.CaptureLength])
@@ -65,16 +65,22 @@ func writePcap(path string, frame []byte, link bpfmatch.LinkType, snap int) erro
 // instead of a capture file's 0 or larger one.
 const maxSnapLen = bpfmatch.DefaultSnapLen
 
-// capture reads the packets of a pcap or pcapng file.
+// capture reads the packets of a pcap or pcapng file, or of standard
+// input: it reads a stream, never seeking.
 type capture struct {
-	f    *os.File
-	link bpfmatch.LinkType // of the file, or its first interface
-	snap int               // its snapshot length, as libpcap adjusts it
+	name     string
+	in       io.ReadCloser
+	link     bpfmatch.LinkType // of the file, or its first interface
+	linktype uint32            // LINKTYPE_ number as the file gives it
+	snap     int               // its snapshot length, as libpcap adjusts it
+	fileSnap uint32            // its snapshot length as written
 
-	pcap  *pcapgo.Reader
 	ng    *pcapgo.NgReader
-	br    *bufio.Reader    // what pcap reads from
+	check *ngChecker
+	br    *bufio.Reader    // what pcap records are read from
 	order binary.ByteOrder // of pcap's record headers
+	nanos bool             // pcap timestamps in nanoseconds
+	buf   []byte           // the last pcap record's data
 }
 
 // File format magic numbers, as the first four bytes read little-endian.
@@ -86,15 +92,21 @@ const (
 	magicNanosSwapped  = 0x4d3cb2a1
 )
 
-// openCapture opens a pcap or pcapng file, telling them by magic number.
-func openCapture(path string) (*capture, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// openCapture opens a pcap or pcapng file, telling them by magic number;
+// "-" is standard input, as in tcpdump.
+func openCapture(path string, stdin io.Reader) (*capture, error) {
+	c := &capture{name: path}
+	if path == "-" {
+		c.in = io.NopCloser(stdin)
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		c.in = f
 	}
-	c := &capture{f: f}
 	if err := c.init(); err != nil {
-		f.Close()
+		c.in.Close()
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return c, nil
@@ -102,7 +114,7 @@ func openCapture(path string) (*capture, error) {
 
 func (c *capture) init() (err error) {
 	defer recoverMalformed(&err)
-	br := bufio.NewReaderSize(c.f, 1<<16)
+	br := bufio.NewReaderSize(c.in, 1<<16)
 	hdr, err := br.Peek(24)
 	if len(hdr) < 4 {
 		if err == nil || err == io.EOF {
@@ -113,16 +125,13 @@ func (c *capture) init() (err error) {
 	magic := binary.LittleEndian.Uint32(hdr)
 	switch magic {
 	case magicPcapNG:
-		link, err := checkPcapng(br)
-		if err != nil {
-			return fmt.Errorf("reading pcapng: %v", err)
-		}
-		if _, err := c.f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
+		c.check = newNgChecker(br)
 		// As libpcap, refuse packets of an interface whose link type is not
 		// the first interface's: one program cannot match both.
-		c.ng, err = pcapgo.NewNgReader(bufio.NewReaderSize(c.f, 1<<16), pcapgo.NgReaderOptions{ErrorOnMismatchingLinkType: true})
+		c.ng, err = pcapgo.NewNgReader(c.check, pcapgo.NgReaderOptions{ErrorOnMismatchingLinkType: true})
+		if c.check.err != nil && c.check.err != io.EOF {
+			return fmt.Errorf("reading pcapng: %v", c.check.err)
+		}
 		if err == io.EOF {
 			return errors.New("reading pcapng: no interface description block")
 		}
@@ -133,8 +142,9 @@ func (c *capture) init() (err error) {
 		if err != nil {
 			return fmt.Errorf("reading pcapng: %v", err)
 		}
-		// The link type as checkPcapng read it: pcapgo keeps only 8 bits.
-		c.link, c.snap = bpfmatch.LinkTypeFromPcap(link), adjustSnap(iface.SnapLength)
+		// The link type as the checker read it: pcapgo keeps only 8 bits.
+		c.linktype, c.fileSnap = c.check.link, uint32(iface.SnapLength)
+		c.link, c.snap = bpfmatch.LinkTypeFromPcap(c.linktype), adjustSnap(c.fileSnap)
 		return nil
 	case magicMicros, magicNanos, magicMicrosSwapped, magicNanosSwapped:
 	default:
@@ -143,24 +153,18 @@ func (c *capture) init() (err error) {
 	if len(hdr) < 24 {
 		return errors.New("pcap file header truncated")
 	}
-	// pcapgo keeps only 8 bits of the link type, so read it here; the top
-	// bits of the field carry FCS information, not the type.
 	var order binary.ByteOrder = binary.LittleEndian
 	if magic == magicMicrosSwapped || magic == magicNanosSwapped {
 		order = binary.BigEndian
 	}
-	c.link = bpfmatch.LinkTypeFromPcap(order.Uint32(hdr[20:]) & 0x03ffffff)
-	c.snap = adjustSnap(order.Uint32(hdr[16:]))
-	c.br, c.order = br, order
-	if c.pcap, err = pcapgo.NewReader(br); err != nil {
-		return fmt.Errorf("reading pcap: %v", err)
-	}
-	// libpcap accepts records longer than the file's snapshot length (up
-	// to its maximum) and matches their first snapshot-length bytes, as
-	// MatchFrame does; pcapgo would refuse them. The limit still keeps a
-	// corrupt length from allocating gigabytes.
-	c.pcap.SetSnaplen(uint32(max(c.snap, maxSnapLen)))
-	return nil
+	// The top bits of the link type field carry FCS information, not the
+	// type.
+	c.linktype = order.Uint32(hdr[20:]) & 0x03ffffff
+	c.fileSnap = order.Uint32(hdr[16:])
+	c.link, c.snap = bpfmatch.LinkTypeFromPcap(c.linktype), adjustSnap(c.fileSnap)
+	c.br, c.order, c.nanos = br, order, magic == magicNanos || magic == magicNanosSwapped
+	_, err = br.Discard(24)
+	return err
 }
 
 // recoverMalformed turns a panic of pcapgo, which some malformed files
@@ -181,43 +185,76 @@ func adjustSnap(n uint32) int {
 	return int(n)
 }
 
-// next returns the next packet's bytes and wire length, or io.EOF after
-// the last.
-func (c *capture) next() (data []byte, wireLen int, err error) {
+// next returns the next packet's bytes and capture info, or io.EOF after
+// the last. The bytes are valid until the next call.
+func (c *capture) next() (data []byte, ci gopacket.CaptureInfo, err error) {
 	defer recoverMalformed(&err)
-	var ci gopacket.CaptureInfo
-	if c.ng != nil {
-		data, ci, err = c.ng.ReadPacketData()
-		if errors.Is(err, pcapgo.ErrNgLinkTypeMismatch) {
-			err = fmt.Errorf("an interface has a link type other than the first interface's (%v)", c.link)
-		}
-	} else {
-		// pcapgo takes a record's length as an int, negative on 32-bit
-		// platforms past 2^31, which then passes its check: check first.
-		if h, _ := c.br.Peek(16); len(h) == 16 && c.order.Uint32(h[8:]) > maxSnapLen {
-			return nil, 0, fmt.Errorf("capture length exceeds snap length (%d > %d)", c.order.Uint32(h[8:]), maxSnapLen)
-		}
-		data, ci, err = c.pcap.ReadPacketData()
+	if c.ng == nil {
+		return c.nextPcap()
 	}
+	data, ci, err = c.ng.ZeroCopyReadPacketData()
 	switch {
-	case err == io.EOF && (data != nil || ci.CaptureLength > 0):
-		// pcapgo reports io.EOF when the file ends right after a
-		// packet's header.
-		err = errors.New("file truncated")
+	case c.check.err != nil && c.check.err != io.EOF:
+		err = c.check.err
+	case errors.Is(err, pcapgo.ErrNgLinkTypeMismatch):
+		err = fmt.Errorf("an interface has a link type other than the first interface's (%v)", linkName(c.link))
 	case err == io.ErrUnexpectedEOF:
 		err = errors.New("file truncated")
 	}
-	return data, ci.Length, err
+	return data, ci, err
 }
 
-// runRead counts the packets of cfg.read that match, or prints the program
-// compiled for the file.
-func runRead(cfg *config, stdout, stderr io.Writer) int {
-	c, err := openCapture(cfg.read)
+// nextPcap reads a pcap record. libpcap, unlike pcapgo, takes records
+// that claim fewer bytes on the wire than they hold, and those longer
+// than the file's snapshot length (up to its maximum): so does this.
+func (c *capture) nextPcap() ([]byte, gopacket.CaptureInfo, error) {
+	var ci gopacket.CaptureInfo
+	h, err := c.br.Peek(16)
+	switch {
+	case len(h) == 0 && err == io.EOF:
+		return nil, ci, io.EOF
+	case len(h) < 16:
+		if err == io.EOF {
+			err = errors.New("file truncated")
+		}
+		return nil, ci, err
+	}
+	sec, frac := c.order.Uint32(h[0:]), c.order.Uint32(h[4:])
+	caplen, wire := c.order.Uint32(h[8:]), c.order.Uint32(h[12:])
+	if caplen > maxSnapLen {
+		// Also keeps a corrupt length from allocating gigabytes.
+		return nil, ci, fmt.Errorf("capture length exceeds snap length (%d > %d)", caplen, maxSnapLen)
+	}
+	c.br.Discard(16)
+	if cap(c.buf) < int(caplen) {
+		c.buf = make([]byte, caplen)
+	}
+	data := c.buf[:caplen]
+	if _, err := io.ReadFull(c.br, data); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = errors.New("file truncated")
+		}
+		return nil, ci, err
+	}
+	nsec := int64(frac) * 1000
+	if c.nanos {
+		nsec = int64(frac)
+	}
+	ci.Timestamp = time.Unix(int64(sec), nsec).UTC()
+	ci.CaptureLength, ci.Length = int(caplen), int(wire)
+	return data, ci, nil
+}
+
+// runRead counts the packets of cfg.read that match, writing them to
+// cfg.write if given, or prints the program compiled for the file. As
+// tcpdump, on a malformed or truncated file it still prints the count of
+// the packets before the error, then the error, and exits 2.
+func runRead(cfg *config, stdin io.Reader, stdout, stderr io.Writer) int {
+	c, err := openCapture(cfg.read, stdin)
 	if err != nil {
 		return fail(stderr, fmt.Errorf("-r: %v", err))
 	}
-	defer c.f.Close()
+	defer c.in.Close()
 
 	// Compile before reading any packet, so that a bad expression is an
 	// error even for a file without packets, as in tcpdump.
@@ -228,26 +265,50 @@ func runRead(cfg *config, stdout, stderr io.Writer) int {
 	if cfg.dump > 0 {
 		return printProgram(stdout, stderr, m.Program(), cfg.dump)
 	}
+	var w *captureWriter
+	if cfg.write != "" {
+		if w, err = createCapture(cfg.write, c.ng != nil, c.nanos, c.linktype, c.fileSnap); err != nil {
+			return fail(stderr, err)
+		}
+	}
 
 	n := 0
+	var readErr error
 	for i := 1; ; i++ {
-		data, wireLen, err := c.next()
+		data, ci, err := c.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fail(stderr, fmt.Errorf("-r %s: packet %d: %v", cfg.read, i, err))
+			readErr = fmt.Errorf("-r %s: packet %d: %v", cfg.read, i, err)
+			break
 		}
-		ok, err := m.MatchFrame(data, wireLen)
+		ok, err := m.MatchFrame(data, ci.Length)
 		if err != nil {
-			return fail(stderr, fmt.Errorf("-r %s: packet %d: %v", cfg.read, i, err))
+			readErr = fmt.Errorf("-r %s: packet %d: %v", cfg.read, i, err)
+			break
 		}
-		if ok {
-			n++
+		if !ok {
+			continue
+		}
+		n++
+		if w != nil {
+			if err := w.write(data, ci.Timestamp, uint32(ci.Length)); err != nil {
+				readErr = fmt.Errorf("-w %s: %v", cfg.write, err)
+				break
+			}
+		}
+	}
+	if w != nil {
+		if err := w.close(); err != nil && readErr == nil {
+			readErr = err
 		}
 	}
 	fmt.Fprintln(stdout, n)
-	if n == 0 {
+	switch {
+	case readErr != nil:
+		return fail(stderr, readErr)
+	case n == 0:
 		return exitNoMatch
 	}
 	return exitMatch

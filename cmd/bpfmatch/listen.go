@@ -62,14 +62,14 @@ func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 		return errors.New("-listen needs an address, such as 127.0.0.1:8080")
 	}
 	var conflicts []string
-	for _, name := range []string{"r", "d", "dd", "ddd"} {
+	for _, name := range []string{"r", "w", "d", "dd", "ddd"} {
 		if set[name] {
 			conflicts = append(conflicts, "-"+name)
 		}
 	}
 	for _, f := range cfg.packetFlags {
 		// The link type and snap length still say how to compile.
-		if f != "-link" && f != "-snaplen" {
+		if f != "-link" && f != "-snaplen" && f != "-y" && f != "-s" {
 			conflicts = append(conflicts, f)
 		}
 	}

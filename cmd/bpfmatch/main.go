@@ -25,12 +25,18 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runWith(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run does what the command line args ask, writing results to stdout and
-// errors to stderr, and returns the exit code.
-func run(args []string, stdout, stderr io.Writer) (code int) {
+// run is runWith on an empty standard input.
+func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(args, strings.NewReader(""), stdout, stderr)
+}
+
+// runWith does what the command line args ask, reading a capture from
+// stdin for -r -, writing results to stdout and errors to stderr, and
+// returns the exit code.
+func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	// A panic would be a bug; still, scripts should get the documented
 	// exit code and a one-line message rather than a stack trace.
 	defer func() {
@@ -40,6 +46,12 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 
+	if len(args) == 0 {
+		// As tcpdump's, a bare command is a usage error, not a match of
+		// a default packet against the empty expression.
+		fmt.Fprint(stderr, usageText)
+		return exitError
+	}
 	cfg, err := parseArgs(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usageText)
@@ -50,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return exitError
 	}
 	if cfg.read != "" {
-		return runRead(cfg, stdout, stderr)
+		return runRead(cfg, stdin, stdout, stderr)
 	}
 	if cfg.listen.addr != "" {
 		return runListen(cfg, stdout, stderr)
