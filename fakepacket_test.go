@@ -363,7 +363,7 @@ func TestFakePacketErrors(t *testing.T) {
 		{"VLAN priority too large", FakePacket{Src: v4, Dst: v4, Protocol: TCP, VLAN: &VLAN{Priority: 8}}, LinkEthernet, ErrField, "priority 8"},
 		{"VLAN on raw IP", FakePacket{Src: v4, Dst: v4, Protocol: TCP, VLAN: &VLAN{ID: 1}}, LinkRaw, ErrField, "Ethernet"},
 		{"unknown flag bits", FakePacket{Src: v4, Dst: v4, Protocol: TCP, Flags: 0x400}, LinkEthernet, ErrField, "0x400"},
-		{"other link type", FakePacket{Src: v4, Dst: v4, Protocol: TCP}, LinkType(113), ErrLinkType, "DLT 113"},
+		{"other link type", FakePacket{Src: v4, Dst: v4, Protocol: TCP}, LinkType(113), ErrLinkType, "LINUX_SLL"},
 	}
 	for _, tc := range tests {
 		_, err := tc.p.AppendFrame(nil, tc.link)
@@ -523,7 +523,9 @@ func TestStrings(t *testing.T) {
 		{TCPFlags(0x4ff).String(), "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|0x400"},
 		{LinkEthernet.String(), "ethernet"},
 		{LinkRaw.String(), "raw"},
-		{LinkType(113).String(), "DLT 113"},
+		{LinkType(113).String(), "LINUX_SLL"},
+		{LinkType(276).String(), "LINUX_SLL2"},
+		{LinkType(60000).String(), "DLT 60000"},
 		{tcp4(withFlags(SYN), withVLAN(7)).String(), "tcp 10.0.0.1:40000 > 192.0.2.21:21 [SYN] vlan 7 16 bytes"},
 		{udp4(nil).String(), "udp 10.0.0.1:40000 > 192.0.2.53:53 0 bytes"},
 	}

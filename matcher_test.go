@@ -682,11 +682,11 @@ func TestCompileErrorString(t *testing.T) {
 		{"token", CompileError{Expr: "port 70000", LinkType: LinkRaw, Offset: 5, Token: "70000", Msg: "port out of range"},
 			`bpfmatch: compiling "port 70000" for raw: at offset 5 ("70000"): port out of range`},
 		{"end", CompileError{Expr: "tcp and", LinkType: 113, Offset: 7, Msg: "an expression must follow"},
-			`bpfmatch: compiling "tcp and" for DLT 113: at offset 7 (end of expression): an expression must follow`},
+			`bpfmatch: compiling "tcp and" for LINUX_SLL: at offset 7 (end of expression): an expression must follow`},
 		{"long", CompileError{Expr: long, LinkType: LinkEthernet, Offset: len(long), Msg: "m"},
 			fmt.Sprintf("bpfmatch: compiling %q for ethernet: at offset %d (end of expression): m", long[:200]+"...", len(long))},
 		{"long token", CompileError{Expr: "x" + strings.Repeat("y", 50), Offset: 0, Token: "x" + strings.Repeat("y", 50), Msg: "m"},
-			fmt.Sprintf("bpfmatch: compiling %q for DLT 0: at offset 0 (%q): m", "x"+strings.Repeat("y", 50), "x"+strings.Repeat("y", 39)+"...")},
+			fmt.Sprintf("bpfmatch: compiling %q for NULL: at offset 0 (%q): m", "x"+strings.Repeat("y", 50), "x"+strings.Repeat("y", 39)+"...")},
 	}
 	for _, tc := range tests {
 		if got := tc.e.Error(); got != tc.want {

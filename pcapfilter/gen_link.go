@@ -383,23 +383,27 @@ func (g *gen) ipv4Transport(net offset) []insn {
 }
 
 // direction is inbound, outbound and ifindex. Linux cooked captures have
-// the packet type (and v2 the interface index) in their header; on other
-// link layers libpcap, built for Linux, loads the kernel's ancillary data
-// (SKF_AD_PKTTYPE, SKF_AD_IFINDEX), which no saved packet has: the load
-// fails and the program rejects the packet, whatever surrounds it.
+// the packet type (and v2 the interface index) in their header. Other
+// link layers tell them only to a live capture on Linux, through the
+// kernel's ancillary data, which no saved or fake packet has: there, as
+// tcpdump -r does, they are refused.
 func (g *gen) direction(n *Special) cond {
-	const (
-		skfAdOff       = 0xfffff000
-		skfAdPktType   = skfAdOff + 4
-		skfAdIfindex   = skfAdOff + 8
-		packetOutgoing = 4 // PACKET_OUTGOING
-	)
+	const packetOutgoing = 4 // PACKET_OUTGOING
+	// The link layer is the capture's, or PPP after pppoes, or Ethernet
+	// after geneve, whichever came last.
 	cooked := g.lay.kind == linkSLL
+	where := linkDescription(g.link)
+	switch {
+	case g.lay.kind == linkPPP:
+		where = "PPP"
+	case g.lay.innerHdr >= 0:
+		where = "Ethernet"
+	}
 	if n.Kind == SpecialIfindex {
 		if cooked && g.link == LinkLinuxSLL2 {
 			return g.eq(g.lay.linkHdr.at(4), 4, n.Arg)
 		}
-		return g.eq(g.lay.linkHdr.at(skfAdIfindex), 4, n.Arg)
+		g.failAt(n, "ifindex not supported on %s when reading savefiles", where)
 	}
 	var out cond
 	switch {
@@ -408,7 +412,7 @@ func (g *gen) direction(n *Special) cond {
 	case cooked:
 		out = g.eq(g.lay.linkHdr, 2, packetOutgoing)
 	default:
-		out = g.eq(g.lay.linkHdr.at(skfAdPktType), 2, packetOutgoing)
+		g.failAt(n, "inbound/outbound not supported on %s when reading savefiles", where)
 	}
 	if n.Kind == SpecialInbound {
 		return not(out)
@@ -423,6 +427,26 @@ func (g *gen) innerEther() cond {
 		return konst(true)
 	}
 	return not(g.test([]insn{stmt(opLdMem, uint32(g.lay.innerHdr)), stmt(opLdxMem, uint32(g.lay.innerNet))}, opJeq|opSrcX, 0))
+}
+
+// linkDescription returns the description libpcap gives a link type in
+// its messages.
+func linkDescription(l LinkType) string {
+	switch l {
+	case LinkEthernet:
+		return "Ethernet"
+	case LinkRaw:
+		return "Raw IP"
+	case LinkIPv4:
+		return "Raw IPv4"
+	case LinkIPv6:
+		return "Raw IPv6"
+	case LinkLinuxSLL:
+		return "Linux cooked v1"
+	case LinkLinuxSLL2:
+		return "Linux cooked v2"
+	}
+	return fmt.Sprintf("DLT %d", int(l))
 }
 
 const etherOnlyMsg = "ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel"

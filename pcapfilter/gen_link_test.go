@@ -7,6 +7,7 @@ package pcapfilter_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -598,4 +599,35 @@ func TestLinkRandom(t *testing.T) {
 		}
 	}
 	t.Logf("%d random expressions x %d link types, %d verdicts compared with libpcap", exprs, len(dtLinkTypes), n)
+}
+
+// TestLinkDirectionRefused checks inbound, outbound and ifindex on every
+// link type against libpcap compiling as tcpdump -r does: refused, with
+// libpcap's message, where a saved packet cannot tell them (all but Linux
+// cooked captures, and ifindex but on LINUX_SLL2), compiled elsewhere.
+func TestLinkDirectionRefused(t *testing.T) {
+	dtLibpcapOrSkip(t)
+	var refused, compiled int
+	for _, expr := range []string{"inbound", "outbound", "not inbound", "ifindex 2", "ip or outbound", "pppoes and inbound", "vlan and ifindex 1", "mpls and inbound", "vlan and outbound", "geneve and inbound", "pppoed and inbound", "inbound and pppoes", "pppoes and ifindex 2", "mpls and ifindex 2", "geneve and ifindex 2", "pppoes or outbound", "not pppoes and inbound"} {
+		for _, link := range dtLinkTypes {
+			_, werr := libpcap.Compile(expr, int(link), dtSnapLen, true, 0)
+			_, err := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: link})
+			switch {
+			case (err == nil) != (werr == nil):
+				t.Errorf("%v: %q: the Go compiler says %v, libpcap %v", link, expr, err, werr)
+			case err != nil:
+				refused++
+				var pe *pcapfilter.Error
+				if !errors.As(err, &pe) || pe.Msg != werr.Error() {
+					t.Errorf("%v: %q: the Go compiler's message %q, libpcap's %q", link, expr, err, werr)
+				}
+			default:
+				compiled++
+			}
+		}
+	}
+	t.Logf("direction keywords: %d refused by both compilers with libpcap's message, %d compiled by both", refused, compiled)
+	if refused == 0 || compiled == 0 {
+		t.Errorf("expected both refusals (Ethernet, raw IP) and programs (Linux cooked): %d and %d", refused, compiled)
+	}
 }

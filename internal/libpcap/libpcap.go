@@ -15,6 +15,7 @@ package libpcap
 
 /*
 #cgo LDFLAGS: -lpcap
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pcap/pcap.h>
@@ -33,13 +34,35 @@ static int bpfmatch_offline_filter(const struct bpf_insn *insns, u_int n,
 	return pcap_offline_filter(&prog, &h, pkt);
 }
 
-static int bpfmatch_compile(int link, int snap, const char *expr, int optimize,
-	bpf_u_int32 netmask, struct bpf_program *prog, char *errbuf)
+// bpfmatch_compile compiles as tcpdump -r does: on the handle of a capture
+// file (an empty one in memory) of the LINKTYPE linktype and snapshot
+// length snap, for libpcap refuses there what only a live capture can
+// test (inbound, outbound, ifindex on most link types). linktype -1 means
+// a dead handle of the DLT link, for what a file cannot hold.
+static int bpfmatch_compile(int link, int linktype, int snap, const char *expr,
+	int optimize, bpf_u_int32 netmask, struct bpf_program *prog, char *errbuf)
 {
-	pcap_t *p = pcap_open_dead(link, snap);
-	if (p == NULL) {
-		strcpy(errbuf, "pcap_open_dead failed");
-		return -1;
+	unsigned char hdr[24];
+	pcap_t *p = NULL;
+	if (linktype >= 0) {
+		u_int v[6] = {0xa1b2c3d4, 0x00040002, 0, 0, (u_int)snap, (u_int)linktype};
+		memcpy(hdr, v, sizeof hdr); // host byte order, which the magic tells
+		FILE *f = fmemopen(hdr, sizeof hdr, "rb");
+		if (f == NULL) {
+			strcpy(errbuf, "fmemopen failed");
+			return -1;
+		}
+		p = pcap_fopen_offline(f, errbuf); // closes f when closed
+		if (p == NULL) {
+			fclose(f);
+			return -1;
+		}
+	} else {
+		p = pcap_open_dead(link, snap);
+		if (p == NULL) {
+			strcpy(errbuf, "pcap_open_dead failed");
+			return -1;
+		}
 	}
 	int r = pcap_compile(p, prog, expr, optimize, netmask);
 	if (r < 0) {
@@ -68,10 +91,15 @@ const Available = true
 // safe for concurrent use.
 var compileMu sync.Mutex
 
-// Compile compiles expr with pcap_compile on a dead handle of the link type
-// (a DLT number) and snap length, optimised or not, with the netmask given.
-// The error is libpcap's message. libpcap's memory is freed before it
-// returns.
+// Compile compiles expr with pcap_compile for the link type (a DLT number)
+// and snap length, optimised or not, with the netmask given, as tcpdump
+// -r compiles for a capture file of that link type and snapshot length:
+// on the handle of an empty file, so that libpcap refuses, as tcpdump -r
+// does, what no saved packet can tell (inbound and outbound but on Linux
+// cooked captures, ifindex but on LINUX_SLL2). A snap length a capture
+// file cannot give exactly (0, or above 262144, which libpcap lowers)
+// compiles on a dead handle. The error is libpcap's message. libpcap's
+// memory is freed before it returns.
 func Compile(expr string, link, snap int, optimize bool, netmask uint32) ([]bpf.RawInstruction, error) {
 	if strings.IndexByte(expr, 0) >= 0 {
 		return nil, errors.New("expression contains a NUL byte")
@@ -85,7 +113,11 @@ func Compile(expr string, link, snap int, optimize bool, netmask uint32) ([]bpf.
 		opt = 1
 	}
 	compileMu.Lock()
-	r := C.bpfmatch_compile(C.int(link), C.int(snap), cexpr, opt, C.bpf_u_int32(netmask), &prog, &errbuf[0])
+	linktype := -1
+	if snap > 0 && snap <= maxFileSnap {
+		linktype = fileLinkType(link)
+	}
+	r := C.bpfmatch_compile(C.int(link), C.int(linktype), C.int(snap), cexpr, opt, C.bpf_u_int32(netmask), &prog, &errbuf[0])
 	compileMu.Unlock()
 	if r < 0 {
 		return nil, errors.New(strings.TrimSpace(C.GoString(&errbuf[0])))
@@ -93,6 +125,28 @@ func Compile(expr string, link, snap int, optimize bool, netmask uint32) ([]bpf.
 	defer C.pcap_freecode(&prog)
 	insns := unsafe.Slice((*bpf.RawInstruction)(unsafe.Pointer(prog.bf_insns)), int(prog.bf_len))
 	return append([]bpf.RawInstruction(nil), insns...), nil
+}
+
+// maxFileSnap is the largest snapshot length libpcap keeps as a capture
+// file gives it, for the link types the project compiles for.
+const maxFileSnap = 262144
+
+// fileLinkType returns the LINKTYPE number a capture file gives the DLT
+// link: the same but for a few old types, raw IP among them.
+func fileLinkType(link int) int {
+	switch link {
+	case 11:
+		return 100 // ATM_RFC1483
+	case 12:
+		return 101 // RAW
+	case 15:
+		return 102 // SLIP_BSDOS
+	case 16:
+		return 103 // PPP_BSDOS
+	case 19:
+		return 106 // ATM_CLIP
+	}
+	return link
 }
 
 var noBytes byte
