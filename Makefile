@@ -36,10 +36,14 @@ lint:
 	$(STATICCHECK) -tags libpcap ./...
 	CGO_ENABLED=0 $(STATICCHECK) ./...
 
+# Test runs print each package's result, the output of failed tests, and
+# every skipped test with its reason (internal/cmd/testsummary).
+SUMMARY := $(GO) run ./internal/cmd/testsummary
+
 test: deps lint
-	$(GO) test -race -tags libpcap -count=1 ./...
+	$(GO) test -json -race -tags libpcap -count=1 ./... | $(SUMMARY)
 	@$(MAKE) --no-print-directory equivalence
-	CGO_ENABLED=0 $(GO) test -count=1 ./...
+	CGO_ENABLED=0 $(GO) test -json -count=1 ./... | $(SUMMARY)
 	@$(MAKE) --no-print-directory cross test386
 	$(GO) test -tags libpcap -run '^$$' -bench . -benchtime 1x ./...
 
@@ -59,4 +63,4 @@ cross:
 
 # The tests run on a 32-bit platform too, where int is 32 bits.
 test386:
-	CGO_ENABLED=0 GOARCH=386 $(GO) test -count=1 -short ./...
+	CGO_ENABLED=0 GOARCH=386 $(GO) test -json -count=1 -short ./... | $(SUMMARY)
