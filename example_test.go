@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/headlessbpf/bpfmatch"
 )
@@ -131,4 +132,27 @@ func ExampleCompile_error() {
 	// Output:
 	// bpfmatch: compiling "tcp dst port 21 and" for ethernet: at offset 19 (end of expression): unexpected end of expression: expected a primitive or an id
 	// at byte 19: unexpected end of expression: expected a primitive or an id
+}
+
+// A rule on what clients send first, for IPv4 and IPv6 clients alike: a
+// Router on a dual-stack port takes it as it is.
+func ExamplePayloadPrefix() {
+	m := bpfmatch.MustCompile(bpfmatch.PayloadPrefix([]byte("GET ")))
+	for _, src := range []string{"192.0.2.1:40000", "[2001:db8::1]:40000"} {
+		dst := "192.0.2.2:80"
+		if strings.HasPrefix(src, "[") {
+			dst = "[2001:db8::2]:80"
+		}
+		p := bpfmatch.FakePacket{
+			Src:      netip.MustParseAddrPort(src),
+			Dst:      netip.MustParseAddrPort(dst),
+			Protocol: bpfmatch.TCP,
+			Payload:  []byte("GET / HTTP/1.1\r\n"),
+		}
+		ok, _ := m.Match(p)
+		fmt.Println(src, ok)
+	}
+	// Output:
+	// 192.0.2.1:40000 true
+	// [2001:db8::1]:40000 true
 }
