@@ -191,8 +191,9 @@ func WithRejectFunc(f func(remote net.Addr, reason error)) ListenerOption {
 // Without WithPayload it is called by Accept, which goes on to the next
 // connection, and WithTimeoutPolicy and WithMaxPending do not apply.
 //
-// Connections whose addresses are not TCP addresses (a Unix socket
-// listener, say) cannot be turned into packets and are rejected.
+// The inner listener must listen on a TCP address: NewListener refuses
+// another (a Unix socket listener, say), whose connections cannot be made
+// into packets.
 type Listener struct {
 	inner  net.Listener
 	m      *Matcher
@@ -213,7 +214,10 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 		return nil, errors.New("bpfmatch: NewListener: the inner listener is nil")
 	}
 	if err := checkRuleMatcher(m); err != nil {
-		return nil, fmt.Errorf("bpfmatch: NewListener: %w", err)
+		return nil, inContext("NewListener", err)
+	}
+	if err := checkTCPListener(inner); err != nil {
+		return nil, inContext("NewListener", err)
 	}
 	l := &Listener{inner: inner, m: m, o: newListenerOptions(opts)}
 	if l.o.payload {
@@ -234,6 +238,20 @@ func checkRuleMatcher(m *Matcher) error {
 		return fmt.Errorf("%w: %q is compiled for %v", ErrLinkType, m.expr, m.link)
 	}
 	return nil
+}
+
+// checkTCPListener checks that inner listens on a TCP address: fake packets
+// are made of its connections' TCP addresses.
+func checkTCPListener(inner net.Listener) error {
+	a := inner.Addr()
+	if _, ok := a.(*net.TCPAddr); ok {
+		return nil
+	}
+	network := "no network"
+	if a != nil {
+		network = a.Network()
+	}
+	return fmt.Errorf("%w: the listener's address %v (%s) is not a TCP address: its connections cannot be made into packets; filter a TCP listener", ErrAddress, a, network)
 }
 
 // Accept waits for and returns the next connection the filter matches.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -638,28 +639,51 @@ func TestListenerArgs(t *testing.T) {
 	}
 }
 
-// TestListenerUnixSocket checks that connections that are not TCP are
-// rejected with the reason.
+// TestListenerUnixSocket checks that a listener whose connections cannot
+// be made into packets is refused when the Listener or a Router rule is
+// made, not by rejecting every client.
 func TestListenerUnixSocket(t *testing.T) {
 	m := compileOrSkip(t, "tcp")
 	ln, err := net.Listen("unix", t.TempDir()+"/sock")
 	if err != nil {
 		t.Skipf("no Unix sockets: %v", err)
 	}
-	rejects, onReject := recordRejects()
-	l, err := NewListener(ln, m, onReject)
+	defer ln.Close()
+	if _, err := NewListener(ln, m); !errors.Is(err, ErrAddress) || !strings.Contains(err.Error(), "not a TCP address") {
+		t.Errorf("NewListener over a Unix socket listener: %v, want ErrAddress saying it is not a TCP address", err)
+	}
+	r := NewRouter(ln)
+	if _, err := r.ListenMatcher(m); !errors.Is(err, ErrAddress) || !strings.Contains(err.Error(), "not a TCP address") {
+		t.Errorf("Router.ListenMatcher over a Unix socket listener: %v, want ErrAddress saying it is not a TCP address", err)
+	}
+}
+
+// TestConstructorErrorsSayBpfmatchOnce checks that the errors of the
+// constructors name the package once, whatever they wrap.
+func TestConstructorErrorsSayBpfmatchOnce(t *testing.T) {
+	m := compileOrSkip(t, "tcp")
+	ln := listenLoopback(t, "127.0.0.1")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	acceptAll(l)
-	c, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	defer pc.Close()
+	other := &Matcher{expr: "x", link: 105}
+	_, e1 := NewListener(ln, other)
+	_, e2 := NewPacketConn(pc, other)
+	_, e3 := NewPacketConn(pc, m, WithLocalAddr(netip.Addr{}))
+	_, e4 := NewRouter(ln).ListenMatcher(other)
+	for i, err := range []error{e1, e2, e3, e4} {
+		if err == nil {
+			t.Errorf("case %d: no error", i+1)
+			continue
+		}
+		if n := strings.Count(err.Error(), "bpfmatch:"); n != 1 {
+			t.Errorf("case %d: %q says bpfmatch: %d times", i+1, err, n)
+		}
 	}
-	defer c.Close()
-	if r := waitReject(t, rejects, 5*time.Second); !errors.Is(r.reason, ErrAddress) {
-		t.Errorf("reason %v, want ErrAddress", r.reason)
+	if !errors.Is(e1, ErrLinkType) || !errors.Is(e3, ErrAddress) {
+		t.Errorf("wrapped errors lost: %v, %v", e1, e3)
 	}
 }
 

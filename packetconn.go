@@ -86,7 +86,7 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 		return nil, errors.New("bpfmatch: NewPacketConn: the inner connection is nil")
 	}
 	if err := checkRuleMatcher(m); err != nil {
-		return nil, fmt.Errorf("bpfmatch: NewPacketConn: %w", err)
+		return nil, inContext("NewPacketConn", err)
 	}
 	var o packetConnOptions
 	for _, opt := range opts {
@@ -99,7 +99,7 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 		err = fmt.Errorf("%w: local address %v is not a UDP address", ErrProtocol, inner.LocalAddr())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bpfmatch: NewPacketConn: %w", err)
+		return nil, inContext("NewPacketConn", err)
 	}
 	c := &PacketConn{inner: inner, m: m, onDrop: o.onDrop}
 	c.udp, _ = inner.(*net.UDPConn)
@@ -117,7 +117,7 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 	}
 	for _, a := range o.local {
 		if !a.IsValid() {
-			return nil, fmt.Errorf("bpfmatch: NewPacketConn: WithLocalAddr: %w: the zero netip.Addr", ErrAddress)
+			return nil, inContext("NewPacketConn: WithLocalAddr", fmt.Errorf("%w: the zero netip.Addr", ErrAddress))
 		}
 		if a = a.Unmap(); a.Is4() {
 			c.dst4 = netip.AddrPortFrom(a, port)

@@ -2,7 +2,6 @@ package bpfmatch
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -68,10 +67,15 @@ func (r *Router) Listen(expr string, opts ...Option) (net.Listener, error) {
 // ListenMatcher is Listen for an expression already compiled.
 func (r *Router) ListenMatcher(m *Matcher) (net.Listener, error) {
 	if err := checkRuleMatcher(m); err != nil {
-		return nil, fmt.Errorf("bpfmatch: Router.ListenMatcher: %w", err)
+		return nil, inContext("Router.ListenMatcher", err)
+	}
+	if _, isNil := r.d.inner.(nilListener); !isNil {
+		if err := checkTCPListener(r.d.inner); err != nil {
+			return nil, inContext("Router.ListenMatcher", err)
+		}
 	}
 	if r.d.isClosed() {
-		return nil, fmt.Errorf("bpfmatch: Router.ListenMatcher: %w", r.d.closedErr())
+		return nil, inContext("Router.ListenMatcher", r.d.closedErr())
 	}
 	l := &routeListener{d: r.d, q: newQueue()}
 	r.mu.Lock()
