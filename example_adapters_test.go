@@ -22,8 +22,8 @@ func ExampleNewListener() {
 		return
 	}
 	l, err := bpfmatch.NewListener(ln, bpfmatch.MustCompile("tcp and src host 127.0.0.1"),
-		bpfmatch.WithRejectFunc(func(remote net.Addr, reason error) {
-			fmt.Println("rejected", remote.(*net.TCPAddr).IP, errors.Is(reason, bpfmatch.ErrRejected))
+		bpfmatch.WithRejectFunc(func(r bpfmatch.Report) {
+			fmt.Println("rejected", r.Remote.Addr(), errors.Is(r.Reason, bpfmatch.ErrRejected), r.Packet.Flags)
 		}))
 	if err != nil {
 		fmt.Println(err)
@@ -49,7 +49,7 @@ func ExampleNewListener() {
 	defer c.Close()
 	fmt.Println("accepted", c.RemoteAddr().(*net.TCPAddr).IP)
 	// Output:
-	// rejected 127.0.0.2 true
+	// rejected 127.0.0.2 true SYN
 	// accepted 127.0.0.1
 }
 
@@ -62,11 +62,15 @@ func ExampleWithPayload() {
 		fmt.Println(err)
 		return
 	}
-	rejected := make(chan error, 1)
+	rejected := make(chan string, 1)
 	get := bpfmatch.MustCompile("tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420") // "GET ", IPv4
 	l, err := bpfmatch.NewListener(ln, get,
 		bpfmatch.WithPayload(4, time.Second), // the filter reads 4 bytes
-		bpfmatch.WithRejectFunc(func(_ net.Addr, reason error) { rejected <- reason }))
+		bpfmatch.WithRejectFunc(func(r bpfmatch.Report) {
+			if errors.Is(r.Reason, bpfmatch.ErrRejected) {
+				rejected <- string(r.Packet.Payload) // valid during the call only
+			}
+		}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -84,10 +88,7 @@ func ExampleWithPayload() {
 	}
 	if c := send("POST /form HTTP/1.0\r\n\r\n"); c != nil {
 		defer c.Close()
-		var re *bpfmatch.RejectError
-		if errors.As(<-rejected, &re) {
-			fmt.Printf("rejected %q\n", re.Packet.Payload)
-		}
+		fmt.Printf("rejected %q\n", <-rejected)
 	}
 	if c := send("GET /index.html HTTP/1.0\r\n\r\n"); c != nil {
 		defer c.Close()

@@ -12,9 +12,9 @@ import (
 // closes instead of handing out; the reasons given to the WithRejectFunc
 // callback wrap them, for errors.Is.
 var (
-	// ErrRejected is the reason for a connection whose packet the filter
-	// did not match (or, for a Router, that no rule matched and there is no
-	// default listener). The reason reported is a *RejectError.
+	// ErrRejected is the reason reported for a connection or a datagram
+	// the filter did not match (or, for a Router, that no rule matched and
+	// there is no default listener); the Report has the packet.
 	ErrRejected = errors.New("bpfmatch: rejected by the filter")
 
 	// ErrWaitExpired is the reason for a connection whose client had not
@@ -26,21 +26,6 @@ var (
 // errDropped is the reason for connections closed because their listener
 // was closed before they were handed out.
 var errDropped = fmt.Errorf("bpfmatch: listener closed before the connection was accepted: %w", net.ErrClosed)
-
-// RejectError is the reason reported for a connection the filter did not
-// match: the packet it was tested with, a SYN or the first data from the
-// client. errors.Is(err, ErrRejected) is true of it.
-type RejectError struct {
-	Packet FakePacket
-}
-
-// Error describes the packet that did not match.
-func (e *RejectError) Error() string {
-	return fmt.Sprintf("bpfmatch: %v does not match the filter", e.Packet)
-}
-
-// Unwrap returns ErrRejected.
-func (e *RejectError) Unwrap() error { return ErrRejected }
 
 // Defaults of the listener options.
 const (
@@ -83,7 +68,7 @@ type listenerOptions struct {
 	wait       time.Duration
 	policy     TimeoutPolicy
 	maxPending int
-	onReject   func(remote net.Addr, reason error)
+	onReject   func(Report)
 }
 
 func newListenerOptions(opts []ListenerOption) listenerOptions {
@@ -157,18 +142,40 @@ func WithMaxPending(n int) ListenerOption {
 	}
 }
 
-// WithRejectFunc sets a function called with the remote address of each
-// connection closed instead of handed out, and the reason: a *RejectError
-// (errors.Is ErrRejected) if the filter did not match, an error wrapping
-// ErrWaitExpired under RejectOnTimeout, one wrapping net.ErrClosed if its
-// listener was closed first, or the error that kept the packet from being
-// built or the bytes from being read. The connection is already closed.
+// WithRejectFunc sets a function called with a Report of each connection
+// closed instead of handed out: its client, the packet tested, and why
+// (Report.Reason). The connection is already closed.
 //
 // f is called from the listener's goroutines, possibly concurrently, and
 // holds up the connection's slot (see WithMaxPending) while it runs; it
 // should return quickly.
-func WithRejectFunc(f func(remote net.Addr, reason error)) ListenerOption {
+func WithRejectFunc(f func(Report)) ListenerOption {
 	return func(o *listenerOptions) { o.onReject = f }
+}
+
+// ListenerStats counts the connections a Listener or a Router has
+// accepted from its inner listener: each is counted in Accepted when it
+// arrives, then once in Matched when Accept hands it out or in Rejected
+// when it is closed and reported instead (WithRejectFunc says why).
+// Pending is those in between: being inspected, or waiting for Accept.
+type ListenerStats struct {
+	Accepted uint64
+	Matched  uint64
+	Rejected uint64
+	Pending  uint64
+}
+
+// counts are the counters of ListenerStats.
+type counts struct {
+	accepted, matched, rejected atomic.Uint64
+}
+
+func (c *counts) stats() ListenerStats {
+	// Loaded in this order, an outcome is never counted before its
+	// arrival, and Pending never underflows.
+	r, m := c.rejected.Load(), c.matched.Load()
+	a := c.accepted.Load()
+	return ListenerStats{Accepted: a, Matched: m, Rejected: r, Pending: a - m - r}
 }
 
 // Listener is a net.Listener that hands out only the connections a filter
@@ -199,6 +206,7 @@ type Listener struct {
 	m      *Matcher
 	o      listenerOptions
 	closed atomic.Bool
+	counts counts // without WithPayload
 
 	// With WithPayload only.
 	d *dispatcher
@@ -270,21 +278,33 @@ func (l *Listener) Accept() (net.Conn, error) {
 			}
 			return nil, err
 		}
+		l.counts.accepted.Add(1)
 		p, err := FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
-		ok := false
+		ok, tested := false, false
 		if err == nil {
 			p.Flags = SYN
 			ok, err = l.m.Match(p)
+			tested = err == nil
 		}
 		if ok {
+			l.counts.matched.Add(1)
 			return c, nil
 		}
 		if err == nil {
-			err = &RejectError{Packet: p}
+			err = ErrRejected
 		}
 		c.Close()
-		report(l.o.onReject, c, err)
+		l.counts.rejected.Add(1)
+		report(l.o.onReject, c, p, tested, err)
 	}
+}
+
+// Stats returns the counts of connections so far.
+func (l *Listener) Stats() ListenerStats {
+	if l.d != nil {
+		return l.d.counts.stats()
+	}
+	return l.counts.stats()
 }
 
 // Close closes the inner listener, which unblocks Accept, and closes the
@@ -313,8 +333,9 @@ func closedErr(inner net.Listener) error {
 	return e
 }
 
-func report(f func(net.Addr, error), c net.Conn, reason error) {
+// report calls f, if set, with the report of c.
+func report(f func(Report), c net.Conn, p FakePacket, tested bool, reason error) {
 	if f != nil {
-		f(c.RemoteAddr(), reason)
+		f(Report{Remote: remoteAddrPort(c), Packet: p, Tested: tested, Reason: reason})
 	}
 }

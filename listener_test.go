@@ -93,15 +93,12 @@ func acceptAll(l net.Listener) <-chan net.Conn {
 	return ch
 }
 
-type rejection struct {
-	remote net.Addr
-	reason error
-}
+type rejection = Report
 
 // recordRejects returns the option reporting rejections to the channel.
 func recordRejects() (chan rejection, ListenerOption) {
 	ch := make(chan rejection, 1024)
-	return ch, WithRejectFunc(func(remote net.Addr, reason error) { ch <- rejection{remote, reason} })
+	return ch, WithRejectFunc(func(r Report) { ch <- r })
 }
 
 func waitConn(t *testing.T, ch <-chan net.Conn, d time.Duration) net.Conn {
@@ -192,14 +189,13 @@ func TestListenerSYN(t *testing.T) {
 				return
 			}
 			r := waitReject(t, rejects, 5*time.Second)
-			var re *RejectError
 			switch {
-			case r.remote.String() != c.LocalAddr().String():
-				t.Errorf("rejected %v, want %v", r.remote, c.LocalAddr())
-			case !errors.Is(r.reason, ErrRejected) || !errors.As(r.reason, &re):
-				t.Errorf("reason %v, want a *RejectError", r.reason)
-			case re.Packet.Flags != SYN || len(re.Packet.Payload) != 0:
-				t.Errorf("rejected packet %v, want a SYN without payload", re.Packet)
+			case r.Remote.String() != c.LocalAddr().String():
+				t.Errorf("rejected %v, want %v", r.Remote, c.LocalAddr())
+			case !errors.Is(r.Reason, ErrRejected) || !r.Tested:
+				t.Errorf("report %v, want ErrRejected on a tested packet", r)
+			case r.Packet.Flags != SYN || len(r.Packet.Payload) != 0 || r.Packet.Src != r.Remote:
+				t.Errorf("rejected packet %v, want a SYN without payload from %v", r.Packet, r.Remote)
 			}
 			expectClosed(t, c)
 		})
@@ -271,12 +267,11 @@ func TestListenerPayload(t *testing.T) {
 			if tt.reason != nil {
 				r := waitReject(t, rejects, 15*time.Second)
 				checkTime()
-				if !errors.Is(r.reason, tt.reason) {
-					t.Fatalf("reason %v, want %v", r.reason, tt.reason)
+				if !errors.Is(r.Reason, tt.reason) {
+					t.Fatalf("reason %v, want %v", r.Reason, tt.reason)
 				}
-				var re *RejectError
-				if errors.As(r.reason, &re) && string(re.Packet.Payload) != tt.payload {
-					t.Errorf("rejected packet %v with payload %q, want %q", re.Packet, re.Packet.Payload, tt.payload)
+				if string(r.Packet.Payload) != tt.payload || r.Tested != errors.Is(r.Reason, ErrRejected) {
+					t.Errorf("rejected packet %v (tested %v) with payload %q, want %q", r.Packet, r.Tested, r.Packet.Payload, tt.payload)
 				}
 				expectClosed(t, c)
 				return
@@ -440,8 +435,8 @@ func TestListenerSilentClient(t *testing.T) {
 	l.Close()
 	expectClosed(t, silent)
 	r := waitReject(t, rejects, 5*time.Second)
-	if r.remote.String() != silent.LocalAddr().String() || !errors.Is(r.reason, net.ErrClosed) {
-		t.Errorf("rejected %v for %v, want %v for net.ErrClosed", r.remote, r.reason, silent.LocalAddr())
+	if r.Remote.String() != silent.LocalAddr().String() || !errors.Is(r.Reason, net.ErrClosed) {
+		t.Errorf("rejected %v for %v, want %v for net.ErrClosed", r.Remote, r.Reason, silent.LocalAddr())
 	}
 }
 
@@ -469,8 +464,8 @@ func TestListenerMaxPending(t *testing.T) {
 	}
 	// A silent client leaves: matched on nothing, rejected, its slot free.
 	silent1.Close()
-	if r := waitReject(t, rejects, 5*time.Second); r.remote.String() != silent1.LocalAddr().String() {
-		t.Errorf("rejected %v, want %v", r.remote, silent1.LocalAddr())
+	if r := waitReject(t, rejects, 5*time.Second); r.Remote.String() != silent1.LocalAddr().String() {
+		t.Errorf("rejected %v, want %v", r.Remote, silent1.LocalAddr())
 	}
 	sc := waitConn(t, accepted, 5*time.Second)
 	if sc.RemoteAddr().String() != c.LocalAddr().String() {
@@ -892,8 +887,8 @@ func testRouter(t *testing.T, fam loopback) {
 	defer c.Close()
 	io.WriteString(c, "ECHO closed\n")
 	expectClosed(t, c)
-	if rj := waitReject(t, rejects, 5*time.Second); rj.remote.String() != c.LocalAddr().String() || !errors.Is(rj.reason, net.ErrClosed) {
-		t.Errorf("rejected %v for %v; want %v for net.ErrClosed", rj.remote, rj.reason, c.LocalAddr())
+	if rj := waitReject(t, rejects, 5*time.Second); rj.Remote.String() != c.LocalAddr().String() || !errors.Is(rj.Reason, net.ErrClosed) {
+		t.Errorf("rejected %v for %v; want %v for net.ErrClosed", rj.Remote, rj.Reason, c.LocalAddr())
 	}
 	if err := lineClient([]string{"still there?\n"}, []string{"default\n"}); err != nil {
 		t.Errorf("default after closing echo: %v", err)
@@ -964,9 +959,8 @@ func TestRouterRules(t *testing.T) {
 			io.WriteString(c, tt.send)
 			if tt.want < 0 {
 				rj := waitReject(t, rejects, 10*time.Second)
-				var re *RejectError
-				if !errors.As(rj.reason, &re) || string(re.Packet.Payload) != tt.payload {
-					t.Errorf("reason %v, want a *RejectError with payload %q", rj.reason, tt.payload)
+				if !errors.Is(rj.Reason, ErrRejected) || !rj.Tested || string(rj.Packet.Payload) != tt.payload {
+					t.Errorf("report %v, want ErrRejected on a packet with payload %q", rj, tt.payload)
 				}
 				expectClosed(t, c)
 				return
@@ -1208,18 +1202,17 @@ func stressTCP(t *testing.T, prefixes []string) {
 		return n
 	}
 	// Fewer slots than clients: the bound is reached and released often.
-	opts := []ListenerOption{WithPayload(13, 30*time.Second), WithMaxPending(16), WithRejectFunc(func(remote net.Addr, reason error) {
-		var re *RejectError
+	opts := []ListenerOption{WithPayload(13, 30*time.Second), WithMaxPending(16), WithRejectFunc(func(r Report) {
 		switch {
-		case !errors.As(reason, &re):
+		case !errors.Is(r.Reason, ErrRejected):
 			otherRejects.Add(1)
 			return
-		case len(re.Packet.Payload) == 0 && re.Packet.Src.Addr().String() == "127.0.0.2":
+		case len(r.Packet.Payload) == 0 && r.Packet.Src.Addr().String() == "127.0.0.2":
 			addrRejects.Add(1)
 			return
 		}
 		mu.Lock()
-		rejected[idOf(re.Packet.Payload)]++
+		rejected[idOf(r.Packet.Payload)]++
 		mu.Unlock()
 	})}
 	var listeners []net.Listener
@@ -1378,4 +1371,69 @@ func stressClient(ctx context.Context, addr net.Addr, from, msg string, accept b
 		return fmt.Errorf("got %q, %v; want the connection closed", got, err)
 	}
 	return nil
+}
+
+// TestListenerStats counts connections matched and rejected by a Listener
+// with and without WithPayload, and by a Router.
+func TestListenerStats(t *testing.T) {
+	m := compileOrSkip(t, "src host 127.0.0.1")
+	get := compileOrSkip(t, PayloadPrefix([]byte("GET ")))
+	type statser interface{ Stats() ListenerStats }
+	tests := []struct {
+		name string
+		make func(ln net.Listener) (net.Listener, statser)
+		// what the clients from 127.0.0.1 and 127.0.0.2 send
+		send [2]string
+	}{
+		{"SYN", func(ln net.Listener) (net.Listener, statser) {
+			l, err := NewListener(ln, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, l
+		}, [2]string{"", ""}},
+		{"payload", func(ln net.Listener) (net.Listener, statser) {
+			l, err := NewListener(ln, get, WithPayload(4, 5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, l
+		}, [2]string{"GET /", "PUT /"}},
+		{"router", func(ln net.Listener) (net.Listener, statser) {
+			r := NewRouter(ln, WithPayload(4, 5*time.Second))
+			l, err := r.ListenMatcher(get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go r.Serve()
+			t.Cleanup(func() { r.Close() })
+			return l, r
+		}, [2]string{"GET /", "PUT /"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln := listenLoopback(t, "127.0.0.1")
+			l, s := tt.make(ln)
+			defer l.Close()
+			accepted := acceptAll(l)
+			for round := 1; round <= 3; round++ {
+				good := dialLoopback(t, "127.0.0.1", ln.Addr())
+				io.WriteString(good, tt.send[0])
+				bad := dialLoopback(t, "127.0.0.2", ln.Addr())
+				io.WriteString(bad, tt.send[1])
+				waitConn(t, accepted, 5*time.Second).Close()
+				expectClosed(t, bad)
+				want := ListenerStats{Accepted: uint64(2 * round), Matched: uint64(round), Rejected: uint64(round)}
+				// The rejection is counted as the connection is closed;
+				// give the counters a moment.
+				deadline := time.Now().Add(5 * time.Second)
+				for s.Stats() != want && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if got := s.Stats(); got != want {
+					t.Fatalf("round %d: stats %+v, want %+v", round, got, want)
+				}
+			}
+		})
+	}
 }

@@ -23,7 +23,7 @@ type PacketConnOption func(*packetConnOptions)
 
 type packetConnOptions struct {
 	local  []netip.Addr
-	onDrop func(from netip.AddrPort, datagram []byte, reason error)
+	onDrop func(Report)
 }
 
 // WithLocalAddr sets the destination address of the packets datagrams are
@@ -37,12 +37,12 @@ func WithLocalAddr(a netip.Addr) PacketConnOption {
 	return func(o *packetConnOptions) { o.local = append(o.local, a) }
 }
 
-// WithDropFunc sets a function called for each datagram dropped, with its
-// sender, its payload (valid only during the call) and the reason:
-// ErrRejected if the filter did not match, else why its packet could not
-// be built. It is called by ReadFrom, before it reads the next datagram,
-// and should return quickly.
-func WithDropFunc(f func(from netip.AddrPort, datagram []byte, reason error)) PacketConnOption {
+// WithDropFunc sets a function called with a Report of each datagram
+// dropped: its sender, the packet tested (the datagram its payload, valid
+// only during the call) and the reason, ErrRejected if the filter did not
+// match, else why its packet could not be built. It is called by
+// ReadFrom, before it reads the next datagram, and should return quickly.
+func WithDropFunc(f func(Report)) PacketConnOption {
 	return func(o *packetConnOptions) { o.onDrop = f }
 }
 
@@ -69,7 +69,7 @@ type PacketConn struct {
 	udp        *net.UDPConn // inner, if it is one
 	m          *Matcher
 	dst4, dst6 netip.AddrPort // destinations by the sender's family; zero if none
-	onDrop     func(netip.AddrPort, []byte, error)
+	onDrop     func(Report)
 
 	matched, dropped atomic.Uint64
 }
@@ -177,7 +177,8 @@ func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
 	if src.Addr().Unmap().Is4() {
 		dst = c.dst4
 	}
-	var ok bool
+	p := FakePacket{Src: src, Dst: dst, Protocol: UDP, Payload: datagram}
+	var ok, tested bool
 	var err error
 	switch {
 	case !src.IsValid():
@@ -185,7 +186,8 @@ func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
 	case !dst.IsValid():
 		err = errNoDst
 	default:
-		ok, err = c.m.Match(FakePacket{Src: src, Dst: dst, Protocol: UDP, Payload: datagram})
+		ok, err = c.m.Match(p)
+		tested = err == nil
 	}
 	if ok {
 		c.matched.Add(1)
@@ -196,7 +198,7 @@ func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
 		if err == nil {
 			err = ErrRejected
 		}
-		c.onDrop(src, datagram, err)
+		c.onDrop(Report{Remote: src, Packet: p, Tested: tested, Reason: err})
 	}
 	return false
 }

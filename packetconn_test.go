@@ -193,8 +193,8 @@ func TestPacketConnLocalAddr(t *testing.T) {
 func TestPacketConnDropFunc(t *testing.T) {
 	m := compileOrSkip(t, "udp[8:4] = 0x50494e47")
 	var got []string
-	pc, err := NewPacketConn(listenUDP(t, "udp", "127.0.0.1:0"), m, WithDropFunc(func(from netip.AddrPort, datagram []byte, reason error) {
-		got = append(got, fmt.Sprintf("%v %q %v", from.Addr(), datagram, errors.Is(reason, ErrRejected)))
+	pc, err := NewPacketConn(listenUDP(t, "udp", "127.0.0.1:0"), m, WithDropFunc(func(r Report) {
+		got = append(got, fmt.Sprintf("%v %q %v", r.Remote.Addr(), r.Packet.Payload, errors.Is(r.Reason, ErrRejected) && r.Tested))
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -430,8 +430,8 @@ func TestPacketConnStress(t *testing.T) {
 		return n
 	}
 	var dropped []int // written by the reader only
-	pc, err := NewPacketConn(inner, m, WithDropFunc(func(_ netip.AddrPort, datagram []byte, _ error) {
-		dropped = append(dropped, idOf(datagram))
+	pc, err := NewPacketConn(inner, m, WithDropFunc(func(r Report) {
+		dropped = append(dropped, idOf(r.Packet.Payload))
 	}))
 	if err != nil {
 		t.Fatal(err)

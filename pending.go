@@ -36,8 +36,9 @@ func (q *queue) close() (did bool) {
 // it accepts connections, inspects each in its own goroutine, and hands
 // them to the queue route chooses.
 type dispatcher struct {
-	inner net.Listener
-	o     listenerOptions
+	inner  net.Listener
+	o      listenerOptions
+	counts counts
 	// rules returns the rules in order, and the default queue or nil.
 	rules func() ([]rule, *queue)
 	// forward passes temporary errors of the inner Accept to the caller of
@@ -172,7 +173,9 @@ func (d *dispatcher) serve() error {
 			continue
 		}
 		pause = 0
+		d.counts.accepted.Add(1)
 		if !d.track(c) {
+			d.counts.rejected.Add(1)
 			c.Close()
 			<-d.slots
 			return d.closedErr()
@@ -191,27 +194,28 @@ func isTemporary(err error) bool {
 // default queue) or closes it. It holds c's slot until then.
 func (d *dispatcher) inspect(c net.Conn) {
 	defer func() { <-d.slots }()
-	q, payload, readErr, err := d.decide(c)
+	q, p, tested, readErr, err := d.decide(c)
 	if err != nil {
-		d.reject(c, err)
+		d.reject(c, p, tested, err)
 		return
 	}
-	bc := newConn(c, payload, readErr)
+	bc := newConn(c, p, tested, readErr)
 	select {
 	case q.ch <- bc:
 	case <-q.closed:
-		d.reject(c, errDropped)
+		d.reject(c, p, tested, errDropped)
 	case <-d.done:
-		d.reject(c, errDropped)
+		d.reject(c, p, tested, errDropped)
 	}
 }
 
-// decide returns the queue c goes to, the bytes read from it and the error
-// that ended the reading, or the reason to reject it.
-func (d *dispatcher) decide(c net.Conn) (q *queue, payload []byte, readErr, err error) {
-	p, err := FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
+// decide returns the queue c goes to, its packet with the bytes read from
+// it as payload, and the error that ended the reading; or the reason to
+// reject it. tested reports whether a filter ran on p.
+func (d *dispatcher) decide(c net.Conn) (q *queue, p FakePacket, tested bool, readErr, err error) {
+	p, err = FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, p, false, nil, err
 	}
 	rules, def := d.rules()
 	// Rules whose verdict cannot depend on the payload, as the program's
@@ -221,45 +225,48 @@ func (d *dispatcher) decide(c net.Conn) (q *queue, payload []byte, readErr, err 
 	for ; i < len(rules); i++ {
 		fl, err := rules[i].m.NewFlow(p)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, p, tested, nil, err
 		}
 		fixed, match := fl.Fixed()
 		if !fixed {
 			break
 		}
+		tested = true
 		if match {
-			return rules[i].q, nil, nil, nil
+			return rules[i].q, p, true, nil, nil
 		}
 	}
 	if i < len(rules) {
-		if payload, readErr, err = d.read(c); err != nil {
-			return nil, nil, nil, err
+		p.Payload, readErr, err = d.read(c)
+		if err != nil {
+			return nil, p, tested, nil, err
 		}
-		p.Payload = payload
 		for ; i < len(rules); i++ {
 			ok, err := rules[i].m.Match(p)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, p, tested, nil, err
 			}
+			tested = true
 			if ok {
-				return rules[i].q, payload, readErr, nil
+				return rules[i].q, p, true, readErr, nil
 			}
 		}
 	}
 	if def != nil {
-		return def, payload, readErr, nil
+		return def, p, tested, readErr, nil
 	}
-	return nil, nil, nil, &RejectError{Packet: p}
+	return nil, p, tested, nil, ErrRejected
 }
 
 // reject closes c and reports it; the reason of a connection closed by
 // close is errDropped whatever happened to it after.
-func (d *dispatcher) reject(c net.Conn, reason error) {
+func (d *dispatcher) reject(c net.Conn, p FakePacket, tested bool, reason error) {
 	if !d.untrack(c) {
 		reason = errDropped
 	}
 	c.Close()
-	report(d.o.onReject, c, reason)
+	d.counts.rejected.Add(1)
+	report(d.o.onReject, c, p, tested, reason)
 }
 
 // read reads what the client sends first, as WithPayload says. readErr is
@@ -324,9 +331,12 @@ func (d *dispatcher) accept(q *queue) (net.Conn, error) {
 func (d *dispatcher) handOut(c *conn) (net.Conn, error) {
 	if !d.untrack(c.Conn) {
 		c.Conn.Close()
-		report(d.o.onReject, c.Conn, errDropped)
+		d.counts.rejected.Add(1)
+		report(d.o.onReject, c.Conn, c.p, c.tested, errDropped)
 		return nil, d.closedErr()
 	}
+	d.counts.matched.Add(1)
+	c.p = FakePacket{} // the payload is the connection's to read now
 	return c.self, nil
 }
 
@@ -335,7 +345,9 @@ func (d *dispatcher) handOut(c *conn) (net.Conn, error) {
 // reads the inner connection.
 type conn struct {
 	net.Conn
-	self net.Conn // conn, or closeWriteConn holding it
+	self   net.Conn   // conn, or closeWriteConn holding it
+	p      FakePacket // the packet matched, until handed out
+	tested bool       // whether a filter ran on p
 
 	mu      sync.Mutex
 	buf     []byte
@@ -353,8 +365,9 @@ func (c closeWriteConn) CloseWrite() error {
 	return c.Conn.(interface{ CloseWrite() error }).CloseWrite()
 }
 
-func newConn(c net.Conn, buf []byte, err error) *conn {
-	bc := &conn{Conn: c, buf: buf, err: err}
+func newConn(c net.Conn, p FakePacket, tested bool, err error) *conn {
+	buf := p.Payload
+	bc := &conn{Conn: c, p: p, tested: tested, buf: buf, err: err}
 	bc.self = bc
 	if _, ok := c.(interface{ CloseWrite() error }); ok {
 		bc.self = closeWriteConn{bc}

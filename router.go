@@ -87,7 +87,7 @@ func (r *Router) ListenMatcher(m *Matcher) (net.Listener, error) {
 
 // Default returns the listener of the connections no rule matches; each
 // call returns the same one. Until it is first called, such connections
-// are closed and reported with a *RejectError.
+// are closed and reported with ErrRejected.
 func (r *Router) Default() net.Listener {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -120,6 +120,10 @@ func (r *Router) Close() error {
 
 // Addr returns the inner listener's address.
 func (r *Router) Addr() net.Addr { return r.d.inner.Addr() }
+
+// Stats returns the counts of connections so far, for all rules and the
+// default listener together.
+func (r *Router) Stats() ListenerStats { return r.d.counts.stats() }
 
 // nilListener stands for the nil inner listener of a Router.
 type nilListener struct{}

@@ -174,13 +174,12 @@ func listenTCP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 	}
 	l, err := bpfmatch.NewListener(ln, m,
 		bpfmatch.WithPayload(listenBytes, cfg.listen.wait),
-		bpfmatch.WithRejectFunc(func(remote net.Addr, reason error) {
-			var re *bpfmatch.RejectError
+		bpfmatch.WithRejectFunc(func(r bpfmatch.Report) {
 			switch {
-			case errors.As(reason, &re):
-				p.print(re.Packet, "no match")
+			case errors.Is(r.Reason, bpfmatch.ErrRejected):
+				p.print(r.Packet, "no match")
 			case ctx.Err() == nil:
-				fmt.Fprintf(stderr, "bpfmatch: connection from %v: %v\n", remote, reason)
+				fmt.Fprintf(stderr, "bpfmatch: connection from %v: %v\n", r.Remote, r.Reason)
 			}
 		}))
 	if err != nil {
@@ -236,11 +235,11 @@ func listenUDP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 		}
 		return bpfmatch.FakePacket{Src: src, Dst: dst, Protocol: bpfmatch.UDP, Payload: datagram}
 	}
-	pc, err := bpfmatch.NewPacketConn(inner, m, bpfmatch.WithDropFunc(func(from netip.AddrPort, datagram []byte, reason error) {
-		if errors.Is(reason, bpfmatch.ErrRejected) {
-			p.print(packet(from, datagram), "no match")
+	pc, err := bpfmatch.NewPacketConn(inner, m, bpfmatch.WithDropFunc(func(r bpfmatch.Report) {
+		if errors.Is(r.Reason, bpfmatch.ErrRejected) {
+			p.print(r.Packet, "no match")
 		} else {
-			fmt.Fprintf(stderr, "bpfmatch: datagram from %v: %v\n", from, reason)
+			fmt.Fprintf(stderr, "bpfmatch: datagram from %v: %v\n", r.Remote, r.Reason)
 		}
 	}))
 	if err != nil {
