@@ -93,9 +93,16 @@ func newListenerOptions(opts []ListenerOption) listenerOptions {
 // verdict cannot depend on the payload (see Flow.Fixed), such as one on
 // addresses and ports only, decides at once without reading.
 //
-// libpcap's tcp[] reads IPv4 packets only: a filter on the payload of IPv6
-// connections uses ip6[], as in "ip6[40 + ((ip6[52] & 0xf0) >> 2):4] =
-// 0x47455420" for "GET " (without IPv6 extension headers).
+// The bytes are the stream's first, however the client wrote them and
+// however the network cut them into segments: reads are repeated until n
+// bytes have come, so a client that writes "GE", then "T / HTTP/1.1",
+// matches a filter on "GET " as one that writes it at once. (MatchConn and
+// Flow.Match, by contrast, match the bytes of one read as they are given.)
+//
+// libpcap's tcp[] reads IPv4 packets only: for a filter on the payload of
+// both IPv4 and IPv6 connections, as on a dual-stack port, write it with
+// PayloadPrefix, or with ip6[] for IPv6, as in "ip6[40 + ((ip6[52] &
+// 0xf0) >> 2):4] = 0x47455420" for "GET ".
 //
 // If the client closes or resets the connection first, what arrived is
 // matched; the connection handed out reads those bytes, then the end of

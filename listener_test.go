@@ -1437,3 +1437,35 @@ func TestListenerStats(t *testing.T) {
 		})
 	}
 }
+
+// TestWithPayloadStreamInPieces writes the first bytes in pieces, with
+// pauses between them so that each is a segment of its own: WithPayload
+// matches the stream's first bytes, not one segment, on IPv4 and IPv6.
+func TestWithPayloadStreamInPieces(t *testing.T) {
+	m := compileOrSkip(t, PayloadPrefix([]byte("GET / HTTP")))
+	for _, lb := range loopbacks {
+		t.Run(lb.name, func(t *testing.T) {
+			ln := listenLoopback(t, lb.ip)
+			l, err := NewListener(ln, m, WithPayload(10, 5*time.Second), WithTimeoutPolicy(RejectOnTimeout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			accepted := acceptAll(l)
+			c := dialLoopback(t, "", ln.Addr())
+			c.SetNoDelay(true)
+			for _, piece := range []string{"GE", "T", " / ", "HTTP/1.1\r\n"} {
+				if _, err := io.WriteString(c, piece); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			sc := waitConn(t, accepted, 10*time.Second)
+			defer sc.Close()
+			buf := make([]byte, 10)
+			if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != "GET / HTTP" {
+				t.Errorf("the connection handed out reads %q, %v; want the stream's first bytes", buf, err)
+			}
+		})
+	}
+}
