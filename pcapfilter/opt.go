@@ -1,0 +1,894 @@
+package pcapfilter
+
+// The optimiser rewrites the block graph before layout, keeping every
+// verdict of the program as generated, aborts included: a load past the
+// captured bytes returns 0, and a change may drop a load only where it is
+// proven not to abort (a load reaching as far or farther ran before it on
+// every path), or where every way on returns 0 anyway.
+//
+// Blocks are visited in id order, which is a topological order (every
+// jump goes forward; the graphs with loops, protochain's, are not
+// optimised). What is known on entry to a block is the meet of what its
+// edges in know: the value numbers held by A, X and scratch memory (a
+// value number stands for a computation: "ldh [12]" is the same value
+// wherever it runs), how many bytes of the packet are proven captured,
+// and the outcomes of the tests taken on the way ("ldh [12] = 0x800" was
+// true). With it, a pass
+//   - drops a statement that sets a register or word to the value it
+//     holds already, or one whose result is dead and that cannot abort;
+//   - turns a test whose outcome is known into a jump;
+//   - threads every edge over the blocks whose outcome is known on that
+//     edge, when skipping them changes no live register and none of their
+//     loads may abort, and sends edges into blocks from which every path
+//     returns 0 straight to a return of 0;
+//   - then merges identical blocks (same statements, test and successors)
+//     from the last to the first, so that chains identical once threaded
+//     become one, and forwards empty jumps.
+// Passes repeat until nothing changes, a few times at most. The work is
+// linear in the blocks: graphs larger than optMaxBlocks are left alone.
+
+import (
+	"math/bits"
+)
+
+const (
+	optMaxBlocks = 2048 // larger graphs are not optimised
+	optMaxPasses = 8    // passes over the graph, at most
+	optMaxHops   = 32   // blocks an edge is threaded over, at most
+	optMaxFacts  = 8    // outcomes of tests a state remembers
+)
+
+// optVal is a value number; 0 is none.
+type optVal int32
+
+// optFact is the outcome of a test on the way: "a op b" was sense, b
+// being the constant k when konst.
+type optFact struct {
+	a, b  optVal
+	k     uint32
+	op    uint16
+	konst bool
+	sense bool
+}
+
+// optState is what is known at a point of the program.
+type optState struct {
+	a, x   optVal
+	mem    [memWords]optVal
+	proven uint32 // the packet's first proven bytes are captured
+	// indirect loads proven not to abort: with X holding indX[i], up to
+	// indEnd[i] bytes past X.
+	indX   [2]optVal
+	indEnd [2]uint32
+	nfacts uint8
+	facts  [optMaxFacts]optFact
+}
+
+type optKey struct {
+	op   uint16
+	k    uint32
+	a, b optVal
+}
+
+type optEntry struct {
+	key optKey
+	val optVal
+}
+
+type optValInfo struct {
+	k     uint32
+	konst bool
+}
+
+// optimiser holds the memory of the optimiser, reused from one
+// compilation to the next.
+type optimiser struct {
+	blocks []*block   // reachable blocks in id order; a block's tail is its index while optimising
+	in     []optState // per block: the meet of its edges in so far
+	nin    []int32    // per block: its edges in so far
+	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
+	rej    []bool     // per block: every path from it returns 0
+	rep    []int32    // merging: the block that stands for each
+	table  []optEntry // value numbers, open addressing
+	nvals  int
+	vals   []optValInfo // per value number
+	htab   []int32      // merging: block index + 1, open addressing
+	keep   []bool       // per statement of a block: kept
+	livs   []uint32     // per statement of a block: live after it
+	reject *block
+	rejOK  bool // reject is one of blocks
+	g      *gen
+	change bool
+}
+
+const (
+	keyUnknown = 0xffff
+	keyPhi     = 0xfffd
+)
+
+// optimise rewrites the graph from entry, with reject the block returning
+// 0, and returns the new entry.
+func (g *gen) optimise(entry, reject *block) *block {
+	o := &g.opt
+	o.g, o.reject = g, reject
+	defer func() {
+		o.g, o.reject = nil, nil
+		if cap(o.blocks) > 4*optMaxBlocks || cap(o.table) > 1<<16 {
+			*o = optimiser{}
+		}
+	}()
+	for range optMaxPasses {
+		if !o.collect(entry) {
+			return entry
+		}
+		o.change = false
+		o.backward()
+		o.forward()
+		entry = o.merge(entry)
+		if !o.change {
+			break
+		}
+	}
+	return entry
+}
+
+// collect lists the blocks reachable from entry in id order, and reports
+// false when the graph is too large or has a backward jump.
+func (o *optimiser) collect(entry *block) bool {
+	m := &o.g.mem
+	stack := append(m.stack[:0], entry)
+	n := 0
+	ok := true
+	for len(stack) > 0 {
+		b := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if b.placed {
+			continue
+		}
+		b.placed = true
+		n++
+		switch b.kind {
+		case blockCond:
+			if b.jt == nil || b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id {
+				ok = false
+			} else {
+				stack = append(stack, b.jt, b.jf)
+			}
+		case blockJump:
+			if b.jt == nil || b.jt.id <= b.id {
+				ok = false
+			} else {
+				stack = append(stack, b.jt)
+			}
+		}
+	}
+	m.stack = stack
+	blocks := o.blocks[:0]
+	for i, c := range m.blocks {
+		if i == len(m.blocks)-1 {
+			c = c[:m.nb]
+		}
+		for j := range c {
+			if c[j].placed {
+				c[j].placed = false
+				c[j].tail = int32(len(blocks))
+				blocks = append(blocks, &c[j])
+			}
+		}
+	}
+	o.blocks = blocks
+	if !ok || n > optMaxBlocks || len(blocks) == 0 || blocks[0] != entry {
+		return false
+	}
+	for _, b := range blocks {
+		for _, s := range b.stmts {
+			if !optKnownOp(s.Op) {
+				return false
+			}
+		}
+		if b.kind == blockCond && b.op&^opSrcX != opJeq && b.op&^opSrcX != opJgt && b.op&^opSrcX != opJge && b.op&^opSrcX != opJset {
+			return false
+		}
+	}
+	n = len(blocks)
+	o.rejOK = int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
+	o.in = grow(o.in, n)
+	o.nin = grow(o.nin, n)
+	o.live = grow(o.live, n)
+	o.rej = grow(o.rej, n)
+	o.rep = grow(o.rep, n)
+	clear(o.nin)
+	// The value numbers, afresh each pass: a phi stands for a block's
+	// entry in one pass.
+	size := 64
+	for size < 8*n {
+		size *= 2
+	}
+	if cap(o.table) < size {
+		o.table = make([]optEntry, size)
+	} else {
+		o.table = o.table[:size]
+		clear(o.table)
+	}
+	o.nvals = 0
+	o.vals = append(o.vals[:0], optValInfo{})
+	return true
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/2)
+	}
+	return s[:n]
+}
+
+func optKnownOp(op uint16) bool {
+	switch op {
+	case opLdImm, opLdxImm, opSt, opStx, opTax, opTxa, opLdWAbs, opLdHAbs, opLdBAbs,
+		opLdWInd, opLdHInd, opLdBInd, opLdMem, opLdxMem, opLdLen, opLdxLen, opLdxMSH:
+		return true
+	}
+	if op&0x07 == opALU {
+		switch op &^ opSrcX & 0xf0 {
+		case aluAdd, aluSub, aluMul, aluDiv, aluOr, aluAnd, aluLsh, aluRsh, aluMod, aluXor:
+			return true
+		case aluNeg:
+			return op == opALU|aluNeg
+		}
+	}
+	return false
+}
+
+func (b *block) index() int { return int(b.tail) }
+
+// num returns the value number of a computation.
+func (o *optimiser) num(k optKey) optVal {
+	if o.nvals*2 >= len(o.table) {
+		old := o.table
+		o.table = make([]optEntry, 2*len(old))
+		for _, e := range old {
+			if e.val != 0 {
+				o.insert(e)
+			}
+		}
+	}
+	mask := uint64(len(o.table) - 1)
+	h := optHash(k) & mask
+	for {
+		e := &o.table[h]
+		if e.val == 0 {
+			o.nvals++
+			e.key, e.val = k, optVal(len(o.vals))
+			info := optValInfo{}
+			if k.op == opLdImm {
+				info = optValInfo{k: k.k, konst: true}
+			}
+			o.vals = append(o.vals, info)
+			return e.val
+		}
+		if e.key == k {
+			return e.val
+		}
+		h = (h + 1) & mask
+	}
+}
+
+func (o *optimiser) insert(e optEntry) {
+	mask := uint64(len(o.table) - 1)
+	h := optHash(e.key) & mask
+	for o.table[h].val != 0 {
+		h = (h + 1) & mask
+	}
+	o.table[h] = e
+}
+
+func optHash(k optKey) uint64 {
+	h := uint64(k.op)<<48 ^ uint64(k.k) ^ uint64(uint32(k.a))<<20 ^ uint64(uint32(k.b))<<40
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+func (o *optimiser) konst(k uint32) optVal { return o.num(optKey{op: opLdImm, k: k}) }
+
+func (o *optimiser) constOf(v optVal) (uint32, bool) {
+	i := o.vals[v]
+	return i.k, i.konst
+}
+
+// Registers as bits: A, X, then the scratch memory words.
+const (
+	regA = 1 << 0
+	regX = 1 << 1
+)
+
+func regM(k uint32) uint32 { return 1 << (2 + k%memWords) }
+
+// useDef returns the registers a statement reads and writes.
+func useDef(s insn) (use, def uint32) {
+	switch s.Op {
+	case opLdImm, opLdWAbs, opLdHAbs, opLdBAbs, opLdLen:
+		return 0, regA
+	case opLdWInd, opLdHInd, opLdBInd:
+		return regX, regA
+	case opLdMem:
+		return regM(s.K), regA
+	case opLdxImm, opLdxLen, opLdxMSH:
+		return 0, regX
+	case opLdxMem:
+		return regM(s.K), regX
+	case opSt:
+		return regA, regM(s.K)
+	case opStx:
+		return regX, regM(s.K)
+	case opTax:
+		return regA, regX
+	case opTxa:
+		return regX, regA
+	}
+	// ALU
+	if s.Op&opSrcX != 0 {
+		return regA | regX, regA
+	}
+	return regA, regA
+}
+
+func testUse(b *block) uint32 {
+	if b.kind != blockCond {
+		return 0
+	}
+	if b.op&opSrcX != 0 {
+		return regA | regX
+	}
+	return regA
+}
+
+// backward computes which registers are live on entry to each block, and
+// which blocks return 0 on every path.
+func (o *optimiser) backward() {
+	for i := len(o.blocks) - 1; i >= 0; i-- {
+		b := o.blocks[i]
+		var live uint32
+		switch b.kind {
+		case blockRet:
+			o.rej[i] = b.k == 0
+		case blockJump:
+			o.rej[i] = o.rej[b.jt.index()]
+			live = o.live[b.jt.index()]
+		case blockCond:
+			o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
+			live = o.live[b.jt.index()] | o.live[b.jf.index()] | testUse(b)
+		}
+		for j := len(b.stmts) - 1; j >= 0; j-- {
+			use, def := useDef(b.stmts[j])
+			live = live&^def | use
+		}
+		o.live[i] = live
+	}
+}
+
+// reg returns a pointer to the value of register bit r in st.
+func (st *optState) reg(r uint32) *optVal {
+	switch r {
+	case regA:
+		return &st.a
+	case regX:
+		return &st.x
+	}
+	return &st.mem[bits.TrailingZeros32(r)-2]
+}
+
+// exec runs a statement on st and reports whether it may abort there,
+// and whether it leaves the register it writes as it was.
+func (o *optimiser) exec(st *optState, s insn) (mayAbort, same bool) {
+	var v optVal
+	var dst *optVal
+	switch s.Op {
+	case opLdImm:
+		v, dst = o.konst(s.K), &st.a
+	case opLdxImm:
+		v, dst = o.konst(s.K), &st.x
+	case opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH:
+		end := uint64(s.K) + uint64(optLoadSize(s.Op))
+		mayAbort = end > uint64(st.proven)
+		if end <= 0xffffffff && uint32(end) > st.proven {
+			st.proven = uint32(end)
+		}
+		v, dst = o.num(optKey{op: s.Op, k: s.K}), &st.a
+		if s.Op == opLdxMSH {
+			dst = &st.x
+		}
+	case opLdWInd, opLdHInd, opLdBInd:
+		end := uint64(s.K) + uint64(optLoadSize(s.Op))
+		mayAbort = true
+		slot := -1
+		for i := range st.indX {
+			if st.indX[i] == st.x {
+				slot = i
+				if uint64(st.indEnd[i]) >= end {
+					mayAbort = false
+				}
+			}
+		}
+		if mayAbort && end <= 0xffffffff {
+			if slot < 0 {
+				slot = 0
+				if st.indX[0] != 0 {
+					slot = 1
+					if st.indX[1] != 0 {
+						st.indX[0], st.indEnd[0] = st.indX[1], st.indEnd[1]
+					}
+				}
+			}
+			st.indX[slot], st.indEnd[slot] = st.x, uint32(end)
+		}
+		v, dst = o.num(optKey{op: s.Op, k: s.K, a: st.x}), &st.a
+	case opLdLen:
+		v, dst = o.num(optKey{op: opLdLen}), &st.a
+	case opLdxLen:
+		v, dst = o.num(optKey{op: opLdLen}), &st.x
+	case opLdMem:
+		v, dst = st.mem[s.K%memWords], &st.a
+	case opLdxMem:
+		v, dst = st.mem[s.K%memWords], &st.x
+	case opSt:
+		v, dst = st.a, &st.mem[s.K%memWords]
+	case opStx:
+		v, dst = st.x, &st.mem[s.K%memWords]
+	case opTax:
+		v, dst = st.a, &st.x
+	case opTxa:
+		v, dst = st.x, &st.a
+	default: // ALU
+		dst = &st.a
+		op := s.Op & 0xf0
+		if op == aluNeg {
+			if av, ok := o.constOf(st.a); ok {
+				v = o.konst(-av)
+			} else {
+				v = o.num(optKey{op: opALU | aluNeg, a: st.a})
+			}
+			break
+		}
+		b := o.konst(s.K)
+		if s.Op&opSrcX != 0 {
+			b = st.x
+		}
+		bv, bok := o.constOf(b)
+		if op == aluDiv || op == aluMod {
+			mayAbort = !bok || bv == 0
+		}
+		av, aok := o.constOf(st.a)
+		if aok && bok && !mayAbort {
+			v = o.konst(reachALU(op, av, bv))
+		} else {
+			v = o.num(optKey{op: opALU | op, a: st.a, b: b})
+		}
+	}
+	same = *dst == v
+	*dst = v
+	return mayAbort, same
+}
+
+func optLoadSize(op uint16) uint32 {
+	switch op & 0x18 {
+	case 0x00:
+		return 4
+	case 0x08:
+		return 2
+	}
+	return 1
+}
+
+// operand returns the value a block's test compares A with.
+func (o *optimiser) operand(b *block, st *optState) optVal {
+	if b.op&opSrcX != 0 {
+		return st.x
+	}
+	return o.konst(b.k)
+}
+
+// outcome reports whether the test of b is known in st, and its outcome.
+func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
+	op := b.op &^ opSrcX
+	bv := o.operand(b, st)
+	k, kok := o.constOf(bv)
+	if av, ok := o.constOf(st.a); ok && kok {
+		return true, optEval(op, av, k)
+	}
+	if op == opJset && kok && k == 0 {
+		return true, false
+	}
+	lo, hi := uint32(0), uint32(0xffffffff)
+	for _, f := range st.facts[:st.nfacts] {
+		if f.a != st.a {
+			continue
+		}
+		if f.b == bv && f.op == op {
+			return true, f.sense
+		}
+		if !f.konst || !kok {
+			continue
+		}
+		switch {
+		case f.op == opJeq && f.sense:
+			return true, optEval(op, f.k, k)
+		case f.op == opJgt && f.sense:
+			if f.k == 0xffffffff {
+				return false, false
+			}
+			lo = max(lo, f.k+1)
+		case f.op == opJgt:
+			hi = min(hi, f.k)
+		case f.op == opJge && f.sense:
+			lo = max(lo, f.k)
+		case f.op == opJge:
+			if f.k == 0 {
+				return false, false
+			}
+			hi = min(hi, f.k-1)
+		case f.op == opJset && f.sense:
+			if op == opJset && k&f.k == f.k {
+				return true, true
+			}
+			lo = max(lo, 1)
+		case f.op == opJset:
+			if op == opJset && k&^f.k == 0 {
+				return true, false
+			}
+			if op == opJeq && k&f.k != 0 {
+				return true, false
+			}
+		}
+	}
+	if lo > hi {
+		return false, false
+	}
+	switch op {
+	case opJeq:
+		if k < lo || k > hi {
+			return true, false
+		}
+		if lo == hi {
+			return true, k == lo
+		}
+	case opJgt:
+		if lo > k {
+			return true, true
+		}
+		if hi <= k {
+			return true, false
+		}
+	case opJge:
+		if lo >= k {
+			return true, true
+		}
+		if hi < k {
+			return true, false
+		}
+	case opJset:
+		if lo == hi {
+			return true, lo&k != 0
+		}
+		if hi < 1<<bits.TrailingZeros32(k) && k != 0 {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+func optEval(op uint16, a, k uint32) bool {
+	switch op {
+	case opJeq:
+		return a == k
+	case opJgt:
+		return a > k
+	case opJge:
+		return a >= k
+	}
+	return a&k != 0
+}
+
+// learn adds to st that the test of b, run in state at, came out v.
+func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
+	f := optFact{a: at.a, b: o.operand(b, at), op: b.op &^ opSrcX, sense: v}
+	f.k, f.konst = o.constOf(f.b)
+	for _, g := range st.facts[:st.nfacts] {
+		if g == f {
+			return
+		}
+	}
+	if st.nfacts == optMaxFacts {
+		copy(st.facts[:], st.facts[1:])
+		st.nfacts--
+	}
+	st.facts[st.nfacts] = f
+	st.nfacts++
+}
+
+// meet adds an edge in with state st to block i.
+func (o *optimiser) meet(i int, st *optState) {
+	in := &o.in[i]
+	o.nin[i]++
+	if o.nin[i] == 1 {
+		*in = *st
+		return
+	}
+	phi := func(slot int) optVal { return o.num(optKey{op: keyPhi, k: uint32(i), a: optVal(slot)}) }
+	if in.a != st.a {
+		in.a = phi(0)
+	}
+	if in.x != st.x {
+		in.x = phi(1)
+	}
+	for m := range in.mem {
+		if in.mem[m] != st.mem[m] {
+			in.mem[m] = phi(2 + m)
+		}
+	}
+	in.proven = min(in.proven, st.proven)
+	for j := range in.indX {
+		found := false
+		for l := range st.indX {
+			if in.indX[j] != 0 && st.indX[l] == in.indX[j] {
+				in.indEnd[j] = min(in.indEnd[j], st.indEnd[l])
+				found = true
+			}
+		}
+		if !found {
+			in.indX[j], in.indEnd[j] = 0, 0
+		}
+	}
+	n := uint8(0)
+	for _, f := range in.facts[:in.nfacts] {
+		for _, g := range st.facts[:st.nfacts] {
+			if f == g {
+				in.facts[n] = f
+				n++
+				break
+			}
+		}
+	}
+	in.nfacts = n
+}
+
+// forward visits the blocks in order: it simplifies each with what is
+// known on entry, then threads its edges out.
+func (o *optimiser) forward() {
+	var st optState
+	for i, b := range o.blocks {
+		if i == 0 {
+			st = optState{}
+			st.a = o.num(optKey{op: keyUnknown, k: 0})
+			st.x = o.num(optKey{op: keyUnknown, k: 1})
+			for m := range st.mem {
+				st.mem[m] = o.num(optKey{op: keyUnknown, k: uint32(2 + m)})
+			}
+		} else {
+			if o.nin[i] == 0 {
+				continue // no longer reached
+			}
+			st = o.in[i]
+		}
+		if b.kind == blockRet {
+			continue
+		}
+		o.simplify(b, &st)
+		if b.kind == blockCond {
+			if known, v := o.outcome(b, &st); known {
+				if !v {
+					b.jt = b.jf
+				}
+				b.kind, b.jf = blockJump, nil
+				o.change = true
+			}
+		}
+		if b.kind == blockJump {
+			b.jt = o.thread(b.jt, &st)
+			o.meet(b.jt.index(), &st)
+			continue
+		}
+		et := st
+		o.learn(&et, b, &st, true)
+		b.jt = o.thread(b.jt, &et)
+		o.meet(b.jt.index(), &et)
+		ef := st
+		o.learn(&ef, b, &st, false)
+		b.jf = o.thread(b.jf, &ef)
+		if b.jf == b.jt {
+			b.kind, b.jf = blockJump, nil
+			o.change = true
+			continue
+		}
+		o.meet(b.jf.index(), &ef)
+	}
+}
+
+// simplify drops the statements of b that set a register to the value it
+// holds, or whose result is dead and that cannot abort, running the rest
+// on st.
+func (o *optimiser) simplify(b *block, st *optState) {
+	n := len(b.stmts)
+	if n == 0 {
+		return
+	}
+	live := testUse(b)
+	switch b.kind {
+	case blockJump:
+		live |= o.live[b.jt.index()]
+	case blockCond:
+		live |= o.live[b.jt.index()] | o.live[b.jf.index()]
+	}
+	o.keep = grow(o.keep, n)
+	o.livs = grow(o.livs, n)
+	for j := n - 1; j >= 0; j-- {
+		o.livs[j] = live
+		use, def := useDef(b.stmts[j])
+		live = live&^def | use
+	}
+	kept := 0
+	for j, s := range b.stmts {
+		_, def := useDef(s)
+		mayAbort, same := o.exec(st, s)
+		// A register that holds the value already got it from the same
+		// computation, which did not abort.
+		o.keep[j] = !same && (mayAbort || o.livs[j]&def != 0)
+		if o.keep[j] {
+			kept++
+		}
+	}
+	if kept == n {
+		return
+	}
+	o.change = true
+	out := o.g.mem.stmts(kept, 0)
+	kept = 0
+	for j, s := range b.stmts {
+		if o.keep[j] {
+			out[kept] = s
+			kept++
+		}
+	}
+	b.stmts = out
+}
+
+// thread returns where an edge into t, with state st along it, may go
+// instead, and adds to st what the blocks it skips decide.
+func (o *optimiser) thread(t *block, st *optState) *block {
+	for range optMaxHops {
+		if o.rej[t.index()] && o.rejOK {
+			if t != o.reject {
+				o.change = true
+			}
+			return o.reject
+		}
+		if t.kind == blockRet {
+			return t
+		}
+		s := *st
+		var def uint32
+		for _, x := range t.stmts {
+			mayAbort, _ := o.exec(&s, x)
+			if mayAbort {
+				return t
+			}
+			_, d := useDef(x)
+			def |= d
+		}
+		u := t.jt
+		if t.kind == blockCond {
+			known, v := o.outcome(t, &s)
+			if !known {
+				return t
+			}
+			if !v {
+				u = t.jf
+			}
+		}
+		// Skipping t must leave every register live at u as t would.
+		live := o.live[u.index()]
+		for r := def; r != 0; r &= r - 1 {
+			bit := r & -r
+			if live&bit != 0 && *s.reg(bit) != *st.reg(bit) {
+				return t
+			}
+		}
+		if t.kind == blockCond {
+			// What the skipped test decided holds on, of the values it
+			// compared.
+			_, v := o.outcome(t, &s)
+			o.learn(st, t, &s, v)
+		}
+		t = u
+		o.change = true
+	}
+	return t
+}
+
+// merge makes one of identical blocks stand for all, from the last to the
+// first, forwards empty jumps, and returns the new entry.
+func (o *optimiser) merge(entry *block) *block {
+	n := len(o.blocks)
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	o.htab = grow(o.htab, size)
+	clear(o.htab)
+	mask := uint64(size - 1)
+	for i := n - 1; i >= 0; i-- {
+		b := o.blocks[i]
+		o.rep[i] = int32(i)
+		if i > 0 && o.nin[i] == 0 {
+			continue
+		}
+		if b.kind != blockRet {
+			if r := o.blocks[o.rep[b.jt.index()]]; r != b.jt {
+				b.jt = r
+				o.change = true
+			}
+		}
+		if b.kind == blockCond {
+			if r := o.blocks[o.rep[b.jf.index()]]; r != b.jf {
+				b.jf = r
+				o.change = true
+			}
+			if b.jt == b.jf {
+				b.kind, b.jf = blockJump, nil
+				o.change = true
+			}
+		}
+		if b.kind == blockJump && len(b.stmts) == 0 {
+			o.rep[i] = o.rep[b.jt.index()]
+			o.change = true
+			continue
+		}
+		h := optBlockHash(b) & mask
+		for {
+			j := o.htab[h]
+			if j == 0 {
+				o.htab[h] = int32(i + 1)
+				break
+			}
+			if optSameBlock(b, o.blocks[j-1]) {
+				o.rep[i] = j - 1
+				o.change = true
+				break
+			}
+			h = (h + 1) & mask
+		}
+	}
+	return o.blocks[o.rep[0]]
+}
+
+func optBlockHash(b *block) uint64 {
+	h := uint64(b.kind)<<56 ^ uint64(b.op)<<40 ^ uint64(b.k)
+	if b.jt != nil {
+		h ^= uint64(b.jt.tail) << 20
+	}
+	if b.jf != nil {
+		h ^= uint64(b.jf.tail) << 36
+	}
+	for _, s := range b.stmts {
+		h = (h ^ uint64(s.Op)<<32 ^ uint64(s.K)) * 0x9e3779b97f4a7c15
+	}
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>31
+}
+
+func optSameBlock(a, b *block) bool {
+	if a.kind != b.kind || a.jt != b.jt || a.jf != b.jf || len(a.stmts) != len(b.stmts) {
+		return false
+	}
+	if a.kind == blockCond && (a.op != b.op || a.k != b.k) {
+		return false
+	}
+	if a.kind == blockRet && a.k != b.k {
+		return false
+	}
+	for i := range a.stmts {
+		if a.stmts[i] != b.stmts[i] {
+			return false
+		}
+	}
+	return true
+}
