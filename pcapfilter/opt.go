@@ -540,7 +540,7 @@ func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 			}
 		}
 	}
-	if lo > hi {
+	if lo > hi || !kok {
 		return false, false
 	}
 	switch op {
@@ -694,12 +694,12 @@ func (o *optimiser) forward() {
 		ef := st
 		o.learn(&ef, b, &st, false)
 		b.jf = o.thread(b.jf, &ef)
+		// Both edges are ways in, even when they now lead to one block.
+		o.meet(b.jf.index(), &ef)
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 			o.change = true
-			continue
 		}
-		o.meet(b.jf.index(), &ef)
 	}
 }
 
@@ -892,3 +892,4 @@ func optSameBlock(a, b *block) bool {
 	}
 	return true
 }
+
