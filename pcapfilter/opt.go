@@ -892,4 +892,3 @@ func optSameBlock(a, b *block) bool {
 	}
 	return true
 }
-
