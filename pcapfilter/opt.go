@@ -35,33 +35,40 @@ const (
 	optMaxBlocks = 2048 // larger graphs are not optimised
 	optMaxPasses = 8    // passes over the graph, at most
 	optMaxHops   = 32   // blocks an edge is threaded over, at most
-	optMaxFacts  = 8    // outcomes of tests a state remembers
+	optMaxFacts  = 16   // outcomes of tests looked at, the latest
+	optMaxMeet   = 64   // steps to find the outcomes two edges share
+	optMemWords  = 4    // scratch memory words whose values are followed
 )
 
 // optVal is a value number; 0 is none.
 type optVal int32
 
-// optFact is the outcome of a test on the way: "a op b" was sense, b
-// being the constant k when konst.
+// optFact is the outcome of a test on the way, "a op k" was sense (op
+// with opSrcX: k is the value number X held), in a chain of the
+// outcomes learnt before it: the chains of all edges form a tree, and
+// what two edges both know is what their chains share.
 type optFact struct {
-	a, b  optVal
-	k     uint32
-	op    uint16
-	konst bool
-	sense bool
+	a      optVal
+	k      uint32
+	op     uint16
+	sense  bool
+	depth  uint16
+	parent int32 // index in the optimiser's facts, -1 for none
 }
 
-// optState is what is known at a point of the program.
+// optState is what is known at a point of the program: small, for it is
+// copied at every edge.
 type optState struct {
-	a, x   optVal
-	mem    [memWords]optVal
+	a, x optVal
+	// The values of the first optMemWords words of scratch memory; the
+	// others are not followed (a load from one is a value of its own).
+	mem    [optMemWords]optVal
 	proven uint32 // the packet's first proven bytes are captured
 	// indirect loads proven not to abort: with X holding indX[i], up to
 	// indEnd[i] bytes past X.
 	indX   [2]optVal
 	indEnd [2]uint32
-	nfacts uint8
-	facts  [optMaxFacts]optFact
+	facts  int32 // the latest outcome learnt, an index in the optimiser's facts; -1 for none
 }
 
 type optKey struct {
@@ -92,6 +99,7 @@ type optimiser struct {
 	table  []optEntry // value numbers, open addressing
 	nvals  int
 	vals   []optValInfo // per value number
+	facts  []optFact    // the outcomes learnt in a pass
 	htab   []int32      // merging: block index + 1, open addressing
 	keep   []bool       // per statement of a block: kept
 	livs   []uint32     // per statement of a block: live after it
@@ -201,7 +209,7 @@ func (o *optimiser) collect(entry *block) bool {
 	// The value numbers, afresh each pass: a phi stands for a block's
 	// entry in one pass.
 	size := 64
-	for size < 8*n {
+	for size < 4*n {
 		size *= 2
 	}
 	if cap(o.table) < size {
@@ -212,6 +220,7 @@ func (o *optimiser) collect(entry *block) bool {
 	}
 	o.nvals = 0
 	o.vals = append(o.vals[:0], optValInfo{})
+	o.facts = o.facts[:0]
 	return true
 }
 
@@ -374,7 +383,24 @@ func (st *optState) reg(r uint32) *optVal {
 	case regX:
 		return &st.x
 	}
-	return &st.mem[bits.TrailingZeros32(r)-2]
+	if m := bits.TrailingZeros32(r) - 2; m < optMemWords {
+		return &st.mem[m]
+	}
+	return nil
+}
+
+// fresh returns a value number equal to no other.
+func (o *optimiser) fresh() optVal {
+	o.vals = append(o.vals, optValInfo{})
+	return optVal(len(o.vals) - 1)
+}
+
+// memLoad returns the value of scratch memory word k.
+func (o *optimiser) memLoad(st *optState, k uint32) optVal {
+	if k%memWords < optMemWords {
+		return st.mem[k%memWords]
+	}
+	return o.fresh()
 }
 
 // exec runs a statement on st and reports whether it may abort there,
@@ -427,13 +453,18 @@ func (o *optimiser) exec(st *optState, s insn) (mayAbort, same bool) {
 	case opLdxLen:
 		v, dst = o.num(optKey{op: opLdLen}), &st.x
 	case opLdMem:
-		v, dst = st.mem[s.K%memWords], &st.a
+		v, dst = o.memLoad(st, s.K), &st.a
 	case opLdxMem:
-		v, dst = st.mem[s.K%memWords], &st.x
-	case opSt:
-		v, dst = st.a, &st.mem[s.K%memWords]
-	case opStx:
-		v, dst = st.x, &st.mem[s.K%memWords]
+		v, dst = o.memLoad(st, s.K), &st.x
+	case opSt, opStx:
+		v = st.a
+		if s.Op == opStx {
+			v = st.x
+		}
+		if s.K%memWords >= optMemWords {
+			return false, false
+		}
+		dst = &st.mem[s.K%memWords]
 	case opTax:
 		v, dst = st.a, &st.x
 	case opTxa:
@@ -479,34 +510,47 @@ func optLoadSize(op uint16) uint32 {
 	return 1
 }
 
-// operand returns the value a block's test compares A with.
-func (o *optimiser) operand(b *block, st *optState) optVal {
-	if b.op&opSrcX != 0 {
-		return st.x
+// operand returns what a block's test compares A with: its constant,
+// or the value number X holds.
+func (o *optimiser) operand(b *block, st *optState) (k uint32, konst bool) {
+	if b.op&opSrcX == 0 {
+		return b.k, true
 	}
-	return o.konst(b.k)
+	if k, ok := o.constOf(st.x); ok {
+		return k, true
+	}
+	return uint32(st.x), false
 }
 
 // outcome reports whether the test of b is known in st, and its outcome.
 func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 	op := b.op &^ opSrcX
-	bv := o.operand(b, st)
-	k, kok := o.constOf(bv)
+	k, kok := o.operand(b, st)
 	if av, ok := o.constOf(st.a); ok && kok {
 		return true, optEval(op, av, k)
 	}
 	if op == opJset && kok && k == 0 {
 		return true, false
 	}
+	xop := op
+	if !kok {
+		xop |= opSrcX
+	}
 	lo, hi := uint32(0), uint32(0xffffffff)
-	for _, f := range st.facts[:st.nfacts] {
+	i := st.facts
+	for range optMaxFacts {
+		if i < 0 {
+			break
+		}
+		f := &o.facts[i]
+		i = f.parent
 		if f.a != st.a {
 			continue
 		}
-		if f.b == bv && f.op == op {
+		if f.k == k && f.op == xop {
 			return true, f.sense
 		}
-		if !f.konst || !kok {
+		if f.op&opSrcX != 0 || !kok {
 			continue
 		}
 		switch {
@@ -590,19 +634,21 @@ func optEval(op uint16, a, k uint32) bool {
 
 // learn adds to st that the test of b, run in state at, came out v.
 func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
-	f := optFact{a: at.a, b: o.operand(b, at), op: b.op &^ opSrcX, sense: v}
-	f.k, f.konst = o.constOf(f.b)
-	for _, g := range st.facts[:st.nfacts] {
-		if g == f {
+	k, kok := o.operand(b, at)
+	op := b.op &^ opSrcX
+	if !kok {
+		op |= opSrcX
+	}
+	depth := uint16(0)
+	if st.facts >= 0 {
+		p := &o.facts[st.facts]
+		if p.a == at.a && p.k == k && p.op == op && p.sense == v {
 			return
 		}
+		depth = min(p.depth+1, 0xffff)
 	}
-	if st.nfacts == optMaxFacts {
-		copy(st.facts[:], st.facts[1:])
-		st.nfacts--
-	}
-	st.facts[st.nfacts] = f
-	st.nfacts++
+	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts})
+	st.facts = int32(len(o.facts) - 1)
 }
 
 // meet adds an edge in with state st to block i.
@@ -638,17 +684,22 @@ func (o *optimiser) meet(i int, st *optState) {
 			in.indX[j], in.indEnd[j] = 0, 0
 		}
 	}
-	n := uint8(0)
-	for _, f := range in.facts[:in.nfacts] {
-		for _, g := range st.facts[:st.nfacts] {
-			if f == g {
-				in.facts[n] = f
-				n++
-				break
-			}
+	// The outcomes both know: where their chains join.
+	a, b := in.facts, st.facts
+	for steps := 0; a != b; steps++ {
+		if a < 0 || b < 0 || steps == optMaxMeet {
+			a = -1
+			break
+		}
+		da, db := o.facts[a].depth, o.facts[b].depth
+		if da >= db {
+			a = o.facts[a].parent
+		}
+		if db >= da {
+			b = o.facts[b].parent
 		}
 	}
-	in.nfacts = n
+	in.facts = a
 }
 
 // forward visits the blocks in order: it simplifies each with what is
@@ -657,7 +708,7 @@ func (o *optimiser) forward() {
 	var st optState
 	for i, b := range o.blocks {
 		if i == 0 {
-			st = optState{}
+			st = optState{facts: -1}
 			st.a = o.num(optKey{op: keyUnknown, k: 0})
 			st.x = o.num(optKey{op: keyUnknown, k: 1})
 			for m := range st.mem {
@@ -679,7 +730,6 @@ func (o *optimiser) forward() {
 					b.jt = b.jf
 				}
 				b.kind, b.jf = blockJump, nil
-				o.change = true
 			}
 		}
 		if b.kind == blockJump {
@@ -698,7 +748,6 @@ func (o *optimiser) forward() {
 		o.meet(b.jf.index(), &ef)
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
-			o.change = true
 		}
 	}
 }
@@ -739,7 +788,6 @@ func (o *optimiser) simplify(b *block, st *optState) {
 	if kept == n {
 		return
 	}
-	o.change = true
 	out := o.g.mem.stmts(kept, 0)
 	kept = 0
 	for j, s := range b.stmts {
@@ -757,7 +805,6 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 	for range optMaxHops {
 		if o.rej[t.index()] && o.rejOK {
 			if t != o.reject {
-				o.change = true
 			}
 			return o.reject
 		}
@@ -788,7 +835,10 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 		live := o.live[u.index()]
 		for r := def; r != 0; r &= r - 1 {
 			bit := r & -r
-			if live&bit != 0 && *s.reg(bit) != *st.reg(bit) {
+			if live&bit == 0 {
+				continue
+			}
+			if r1, r0 := s.reg(bit), st.reg(bit); r1 == nil || *r1 != *r0 {
 				return t
 			}
 		}
@@ -799,7 +849,6 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			o.learn(st, t, &s, v)
 		}
 		t = u
-		o.change = true
 	}
 	return t
 }
@@ -821,25 +870,30 @@ func (o *optimiser) merge(entry *block) *block {
 		if i > 0 && o.nin[i] == 0 {
 			continue
 		}
-		if b.kind != blockRet {
-			if r := o.blocks[o.rep[b.jt.index()]]; r != b.jt {
-				b.jt = r
-				o.change = true
-			}
-		}
-		if b.kind == blockCond {
-			if r := o.blocks[o.rep[b.jf.index()]]; r != b.jf {
-				b.jf = r
-				o.change = true
-			}
+		switch b.kind {
+		case blockRet:
+			o.rej[i] = b.k == 0
+		case blockJump:
+			b.jt = o.blocks[o.rep[b.jt.index()]]
+			o.rej[i] = o.rej[b.jt.index()]
+		case blockCond:
+			b.jt = o.blocks[o.rep[b.jt.index()]]
+			b.jf = o.blocks[o.rep[b.jf.index()]]
 			if b.jt == b.jf {
 				b.kind, b.jf = blockJump, nil
-				o.change = true
+				o.rej[i] = o.rej[b.jt.index()]
+			} else {
+				o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
 			}
+		}
+		// Every way on from a block that threading left returning 0
+		// returns 0: its edges in may go to the return itself.
+		if o.rej[i] && o.rejOK && b != o.reject {
+			o.rep[i] = o.reject.tail
+			continue
 		}
 		if b.kind == blockJump && len(b.stmts) == 0 {
 			o.rep[i] = o.rep[b.jt.index()]
-			o.change = true
 			continue
 		}
 		h := optBlockHash(b) & mask
@@ -850,6 +904,8 @@ func (o *optimiser) merge(entry *block) *block {
 				break
 			}
 			if optSameBlock(b, o.blocks[j-1]) {
+				// Blocks that now share their way on may be threaded
+				// further: another pass.
 				o.rep[i] = j - 1
 				o.change = true
 				break
