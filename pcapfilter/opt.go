@@ -53,8 +53,11 @@ type optFact struct {
 	op     uint16
 	sense  bool
 	depth  uint16
-	parent int32 // index in the optimiser's facts, -1 for none
+	parent int32  // index in the optimiser's facts, -1 for none
+	values uint64 // a bit for each value compared in the chain, to skip walking it
 }
+
+func optValBit(v optVal) uint64 { return 1 << (uint32(v) * 0x9e3779b9 >> 26) }
 
 // optState is what is known at a point of the program: small, for it is
 // copied at every edge.
@@ -538,9 +541,10 @@ func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 	}
 	lo, hi := uint32(0), uint32(0xffffffff)
 	i := st.facts
+	bit := optValBit(st.a)
 	for range optMaxFacts {
-		if i < 0 {
-			break
+		if i < 0 || o.facts[i].values&bit == 0 {
+			break // no outcome on A's value further up
 		}
 		f := &o.facts[i]
 		i = f.parent
@@ -640,14 +644,16 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 		op |= opSrcX
 	}
 	depth := uint16(0)
+	values := optValBit(at.a)
 	if st.facts >= 0 {
 		p := &o.facts[st.facts]
 		if p.a == at.a && p.k == k && p.op == op && p.sense == v {
 			return
 		}
 		depth = min(p.depth+1, 0xffff)
+		values |= p.values
 	}
-	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts})
+	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts, values: values})
 	st.facts = int32(len(o.facts) - 1)
 }
 
@@ -822,9 +828,9 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			def |= d
 		}
 		u := t.jt
+		known, v := false, false
 		if t.kind == blockCond {
-			known, v := o.outcome(t, &s)
-			if !known {
+			if known, v = o.outcome(t, &s); !known {
 				return t
 			}
 			if !v {
@@ -842,10 +848,9 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 				return t
 			}
 		}
-		if t.kind == blockCond {
+		if known {
 			// What the skipped test decided holds on, of the values it
 			// compared.
-			_, v := o.outcome(t, &s)
 			o.learn(st, t, &s, v)
 		}
 		t = u
