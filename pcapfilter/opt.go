@@ -124,7 +124,10 @@ func (g *gen) optimise(entry, reject *block) *block {
 	o.g, o.reject = g, reject
 	defer func() {
 		o.g, o.reject = nil, nil
-		if cap(o.blocks) > 4*optMaxBlocks || cap(o.table) > 1<<16 {
+		clear(o.blocks) // they point into memory the compilation may drop
+		o.blocks = o.blocks[:0]
+		// What a large graph needed is left to the garbage collector.
+		if cap(o.blocks) > 1024 || cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
 			*o = optimiser{}
 		}
 	}()
