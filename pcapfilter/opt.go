@@ -664,6 +664,9 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 func (o *optimiser) meet(i int, st *optState) {
 	in := &o.in[i]
 	o.nin[i]++
+	if o.blocks[i].kind == blockRet {
+		return
+	}
 	if o.nin[i] == 1 {
 		*in = *st
 		return
@@ -746,19 +749,27 @@ func (o *optimiser) forward() {
 			o.meet(b.jt.index(), &st)
 			continue
 		}
-		et := st
-		o.learn(&et, b, &st, true)
-		b.jt = o.thread(b.jt, &et)
-		o.meet(b.jt.index(), &et)
-		ef := st
-		o.learn(&ef, b, &st, false)
-		b.jf = o.thread(b.jf, &ef)
+		b.jt = o.edge(b, b.jt, &st, true)
 		// Both edges are ways in, even when they now lead to one block.
-		o.meet(b.jf.index(), &ef)
+		b.jf = o.edge(b, b.jf, &st, false)
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 		}
 	}
+}
+
+// edge threads the edge of b's test to when it is v, st being the state
+// at the test, and returns where it goes.
+func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
+	if to.kind == blockRet {
+		o.nin[to.index()]++ // nothing to learn for a return
+		return to
+	}
+	e := *st
+	o.learn(&e, b, st, v)
+	to = o.thread(to, &e)
+	o.meet(to.index(), &e)
+	return to
 }
 
 // simplify drops the statements of b that set a register to the value it
