@@ -153,14 +153,16 @@ func (o *optimiser) collect(entry *block) bool {
 	stack := append(m.stack[:0], entry)
 	n := 0
 	ok := true
-	for len(stack) > 0 {
+	for len(stack) > 0 && ok {
 		b := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if b.placed {
 			continue
 		}
 		b.placed = true
-		n++
+		if n++; n > optMaxBlocks {
+			ok = false // too large: the blocks marked are unmarked below
+		}
 		switch b.kind {
 		case blockCond:
 			if b.jt == nil || b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id {
@@ -176,7 +178,7 @@ func (o *optimiser) collect(entry *block) bool {
 			}
 		}
 	}
-	m.stack = stack
+	m.stack = stack[:0]
 	blocks := o.blocks[:0]
 	for i, c := range m.blocks {
 		if i == len(m.blocks)-1 {
@@ -185,13 +187,15 @@ func (o *optimiser) collect(entry *block) bool {
 		for j := range c {
 			if c[j].placed {
 				c[j].placed = false
-				c[j].tail = int32(len(blocks))
-				blocks = append(blocks, &c[j])
+				if ok {
+					c[j].tail = int32(len(blocks))
+					blocks = append(blocks, &c[j])
+				}
 			}
 		}
 	}
 	o.blocks = blocks
-	if !ok || n > optMaxBlocks || len(blocks) == 0 || blocks[0] != entry {
+	if !ok || len(blocks) == 0 || blocks[0] != entry {
 		return false
 	}
 	for _, b := range blocks {
