@@ -98,14 +98,14 @@ type optimiser struct {
 	nin    []int32    // per block: its edges in so far
 	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
 	rej    []bool     // per block: every path from it returns 0
+	aval   []optVal   // per block: what A holds at its test, when its statements alone decide it; else 0
 	rep    []int32    // merging: the block that stands for each
 	table  []optEntry // value numbers, open addressing
 	nvals  int
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
 	htab   []int32      // merging: block index + 1, open addressing
-	keep   []bool       // per statement of a block: kept
-	livs   []uint32     // per statement of a block: live after it
+	keep   []uint8      // per statement of a block: optDrop, optKeep or optKeepIfLive
 	reject *block
 	rejOK  bool // reject is one of blocks
 	g      *gen
@@ -214,6 +214,7 @@ func (o *optimiser) collect(entry *block) bool {
 	o.nin = grow(o.nin, n)
 	o.live = grow(o.live, n)
 	o.rej = grow(o.rej, n)
+	o.aval = grow(o.aval, n)
 	o.rep = grow(o.rep, n)
 	clear(o.nin)
 	// The value numbers, afresh each pass: a phi stands for a block's
@@ -382,7 +383,32 @@ func (o *optimiser) backward() {
 			live = live&^def | use
 		}
 		o.live[i] = live
+		o.aval[i] = 0
+		if b.kind == blockCond {
+			o.aval[i] = o.ownA(b)
+		}
 	}
+}
+
+// ownA returns the value A holds at b's test when b's statements alone
+// decide it (the last to set A is a load at a constant offset, a
+// constant or the length), else 0.
+func (o *optimiser) ownA(b *block) optVal {
+	for j := len(b.stmts) - 1; j >= 0; j-- {
+		s := b.stmts[j]
+		switch s.Op {
+		case opLdWAbs, opLdHAbs, opLdBAbs:
+			return o.num(optKey{op: s.Op, k: s.K})
+		case opLdImm:
+			return o.konst(s.K)
+		case opLdLen:
+			return o.num(optKey{op: opLdLen})
+		}
+		if _, def := useDef(s); def&regA != 0 {
+			return 0
+		}
+	}
+	return 0
 }
 
 // reg returns a pointer to the value of register bit r in st.
@@ -784,44 +810,60 @@ func (o *optimiser) simplify(b *block, st *optState) {
 	if n == 0 {
 		return
 	}
-	live := testUse(b)
-	switch b.kind {
-	case blockJump:
-		live |= o.live[b.jt.index()]
-	case blockCond:
-		live |= o.live[b.jt.index()] | o.live[b.jf.index()]
-	}
 	o.keep = grow(o.keep, n)
-	o.livs = grow(o.livs, n)
-	for j := n - 1; j >= 0; j-- {
-		o.livs[j] = live
-		use, def := useDef(b.stmts[j])
-		live = live&^def | use
-	}
-	kept := 0
+	drop, maybe := 0, false
 	for j, s := range b.stmts {
-		_, def := useDef(s)
 		mayAbort, same := o.exec(st, s)
 		// A register that holds the value already got it from the same
-		// computation, which did not abort.
-		o.keep[j] = !same && (mayAbort || o.livs[j]&def != 0)
-		if o.keep[j] {
-			kept++
+		// computation, which did not abort; a statement that cannot
+		// abort goes if what it sets is dead.
+		switch {
+		case same:
+			o.keep[j] = optDrop
+			drop++
+		case mayAbort:
+			o.keep[j] = optKeep
+		default:
+			o.keep[j] = optKeepIfLive
+			maybe = true
 		}
 	}
-	if kept == n {
+	if maybe {
+		live := testUse(b)
+		switch b.kind {
+		case blockJump:
+			live |= o.live[b.jt.index()]
+		case blockCond:
+			live |= o.live[b.jt.index()] | o.live[b.jf.index()]
+		}
+		for j := n - 1; j >= 0; j-- {
+			use, def := useDef(b.stmts[j])
+			if o.keep[j] == optKeepIfLive && live&def == 0 {
+				o.keep[j] = optDrop
+				drop++
+			}
+			live = live&^def | use
+		}
+	}
+	if drop == 0 {
 		return
 	}
-	out := o.g.mem.stmts(kept, 0)
-	kept = 0
+	out := o.g.mem.stmts(n-drop, 0)
+	kept := 0
 	for j, s := range b.stmts {
-		if o.keep[j] {
+		if o.keep[j] != optDrop {
 			out[kept] = s
 			kept++
 		}
 	}
 	b.stmts = out
 }
+
+const (
+	optDrop uint8 = iota
+	optKeep
+	optKeepIfLive
+)
 
 // thread returns where an edge into t, with state st along it, may go
 // instead, and adds to st what the blocks it skips decide.
@@ -834,6 +876,17 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 		}
 		if t.kind == blockRet {
 			return t
+		}
+		if t.kind == blockCond && t.op&opSrcX == 0 && (t.op != opJset || t.k != 0) {
+			// Nothing known of the value the test compares: no need to
+			// run the block to find its outcome unknown.
+			a := o.aval[t.index()]
+			if len(t.stmts) == 0 {
+				a = st.a
+			}
+			if a != 0 && !o.vals[a].konst && (st.facts < 0 || o.facts[st.facts].values&optValBit(a) == 0) {
+				return t
+			}
 		}
 		s := *st
 		var def uint32
