@@ -33,7 +33,7 @@ import (
 
 const (
 	optMaxBlocks = 2048 // larger graphs are not optimised
-	optMaxPasses = 8    // passes over the graph, at most
+	optMaxPasses = 2    // passes over the graph, at most: a second one finds little more
 	optMaxHops   = 32   // blocks an edge is threaded over, at most
 	optMaxFacts  = 16   // outcomes of tests looked at, the latest
 	optMaxMeet   = 64   // steps to find the outcomes two edges share
