@@ -24,8 +24,10 @@ package pcapfilter
 //   - then merges identical blocks (same statements, test and successors)
 //     from the last to the first, so that chains identical once threaded
 //     become one, and forwards empty jumps.
-// Passes repeat until nothing changes, a few times at most. The work is
-// linear in the blocks: graphs larger than optMaxBlocks are left alone.
+// A second pass runs when the first merged blocks. The work is linear in
+// the blocks (every walk is bounded), with no allocation once the memory
+// of earlier compilations is there; graphs larger than optMaxBlocks are
+// left alone.
 
 import (
 	"math/bits"
@@ -33,7 +35,7 @@ import (
 
 const (
 	optMaxBlocks = 2048 // larger graphs are not optimised
-	optMaxPasses = 2    // passes over the graph, at most: a second one finds little more
+	optMaxPasses = 2    // passes over the graph, at most: a third finds little more
 	optMaxHops   = 32   // blocks an edge is threaded over, at most
 	optMaxFacts  = 16   // outcomes of tests looked at, the latest
 	optMaxMeet   = 64   // steps to find the outcomes two edges share
