@@ -88,8 +88,9 @@ type optEntry struct {
 }
 
 type optValInfo struct {
-	k     uint32
+	k     uint32 // a constant's value; a phi's register
 	konst bool
+	phi   int32 // for the value of a register where edges into a block disagree: the block's index + 1
 }
 
 // optimiser holds the memory of the optimiser, reused from one
@@ -113,11 +114,6 @@ type optimiser struct {
 	g      *gen
 	change bool
 }
-
-const (
-	keyUnknown = 0xffff
-	keyPhi     = 0xfffd
-)
 
 // optimise rewrites the graph from entry, with reject the block returning
 // 0, and returns the new entry.
@@ -703,16 +699,24 @@ func (o *optimiser) meet(i int, st *optState) {
 		*in = *st
 		return
 	}
-	phi := func(slot int) optVal { return o.num(optKey{op: keyPhi, k: uint32(i), a: optVal(slot)}) }
+	// A value where the edges disagree is a value of its own, one for
+	// each register of each block.
+	phi := func(cur optVal, slot int) optVal {
+		if v := o.vals[cur]; v.phi == int32(i)+1 && v.k == uint32(slot) {
+			return cur
+		}
+		o.vals = append(o.vals, optValInfo{k: uint32(slot), phi: int32(i) + 1})
+		return optVal(len(o.vals) - 1)
+	}
 	if in.a != st.a {
-		in.a = phi(0)
+		in.a = phi(in.a, 0)
 	}
 	if in.x != st.x {
-		in.x = phi(1)
+		in.x = phi(in.x, 1)
 	}
 	for m := range in.mem {
 		if in.mem[m] != st.mem[m] {
-			in.mem[m] = phi(2 + m)
+			in.mem[m] = phi(in.mem[m], 2+m)
 		}
 	}
 	in.proven = min(in.proven, st.proven)
@@ -753,10 +757,9 @@ func (o *optimiser) forward() {
 	for i, b := range o.blocks {
 		if i == 0 {
 			st = optState{facts: -1}
-			st.a = o.num(optKey{op: keyUnknown, k: 0})
-			st.x = o.num(optKey{op: keyUnknown, k: 1})
+			st.a, st.x = o.fresh(), o.fresh()
 			for m := range st.mem {
-				st.mem[m] = o.num(optKey{op: keyUnknown, k: uint32(2 + m)})
+				st.mem[m] = o.fresh()
 			}
 		} else {
 			if o.nin[i] == 0 {
