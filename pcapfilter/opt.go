@@ -24,7 +24,8 @@ package pcapfilter
 //   - then merges identical blocks (same statements, test and successors)
 //     from the last to the first, so that chains identical once threaded
 //     become one, and forwards empty jumps.
-// A second pass runs when the first merged blocks. The work is linear in
+// A second pass runs when the first merged blocks, on graphs of up to
+// optMaxBlocks2 blocks. The work is linear in
 // the blocks (every walk is bounded), with no allocation once the memory
 // of earlier compilations is there; graphs larger than optMaxBlocks are
 // left alone.
@@ -34,12 +35,13 @@ import (
 )
 
 const (
-	optMaxBlocks = 2048 // larger graphs are not optimised
-	optMaxPasses = 2    // passes over the graph, at most: a third finds little more
-	optMaxHops   = 32   // blocks an edge is threaded over, at most
-	optMaxFacts  = 16   // outcomes of tests looked at, the latest
-	optMaxMeet   = 64   // steps to find the outcomes two edges share
-	optMemWords  = 4    // scratch memory words whose values are followed
+	optMaxBlocks  = 2048 // larger graphs are not optimised
+	optMaxPasses  = 2    // passes over the graph, at most: a third finds little more
+	optMaxBlocks2 = 256  // larger graphs get one pass: a second finds little more (0.3% of the instructions)
+	optMaxHops    = 32   // blocks an edge is threaded over, at most
+	optMaxFacts   = 16   // outcomes of tests looked at, the latest
+	optMaxMeet    = 64   // steps to find the outcomes two edges share
+	optMemWords   = 4    // scratch memory words whose values are followed
 )
 
 // optVal is a value number; 0 is none.
@@ -137,7 +139,7 @@ func (g *gen) optimise(entry, reject *block) *block {
 		o.backward()
 		o.forward()
 		entry = o.merge(entry)
-		if !o.change {
+		if !o.change || len(o.blocks) > optMaxBlocks2 {
 			break
 		}
 	}
