@@ -115,6 +115,8 @@ type optimiser struct {
 	rejOK  bool // reject is one of blocks
 	g      *gen
 	change bool
+	work   int // statements run to thread edges in a pass, against budget
+	budget int
 }
 
 // optimise rewrites the graph from entry, with reject the block returning
@@ -209,6 +211,13 @@ func (o *optimiser) collect(entry *block) bool {
 		}
 	}
 	n = len(blocks)
+	// Threading runs the statements of the blocks it looks past: a
+	// block of many statements with many edges in would make that
+	// quadratic. Past the budget, edges stay as they are.
+	o.work, o.budget = 0, 64*n
+	for _, b := range blocks {
+		o.budget += 8 * len(b.stmts)
+	}
 	o.rejOK = int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
 	o.in = grow(o.in, n)
 	o.nin = grow(o.nin, n)
@@ -894,6 +903,9 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			if a != 0 && !o.vals[a].konst && (st.facts < 0 || o.facts[st.facts].values&optValBit(a) == 0) {
 				return t
 			}
+		}
+		if o.work += len(t.stmts); o.work > o.budget {
+			return t
 		}
 		s := *st
 		var def uint32
