@@ -31,6 +31,8 @@ type gen struct {
 	lay   layers     // where the layers are now: see gen_link.go
 	inet  inetState  // gen_inet.go's own state
 	arith arithState // gen_arith.go's own state
+	opt   optimiser  // opt.go's memory, reused
+	noOpt bool       // tests only: leave the optimiser out
 }
 
 // offset is a position in the packet: k bytes past the value of scratch
@@ -87,7 +89,7 @@ func wordAt(s string, pos int) string {
 // generate turns the tree of expr into a program, with g's memory, which
 // it gives back (reset) for the next compilation.
 func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: g.mem}
+	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: g.mem, opt: g.opt, noOpt: g.noOpt}
 	defer g.reset()
 	defer func() {
 		if r := recover(); r != nil {
@@ -125,7 +127,12 @@ func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstru
 		// libpcap's optimiser proves the same (gen_reach.go).
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
 	}
-	prog, err = g.layout(c.entry)
+	entry := c.entry
+	if !g.lay.sawGeneve && !g.inet.protochain && !g.noOpt {
+		// libpcap does not optimise these either.
+		entry = g.optimise(entry, reject)
+	}
+	prog, err = g.layout(entry)
 	if err != nil {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: err.Error()}
 	}

@@ -1,0 +1,1045 @@
+package pcapfilter
+
+// The optimiser rewrites the block graph before layout, keeping every
+// verdict of the program as generated, aborts included: a load past the
+// captured bytes returns 0, and a change may drop a load only where it is
+// proven not to abort (a load reaching as far or farther ran before it on
+// every path), or where every way on returns 0 anyway.
+//
+// Blocks are visited in id order, which is a topological order (every
+// jump goes forward; the graphs with loops, protochain's, are not
+// optimised). What is known on entry to a block is the meet of what its
+// edges in know: the value numbers held by A, X and scratch memory (a
+// value number stands for a computation: "ldh [12]" is the same value
+// wherever it runs), how many bytes of the packet are proven captured,
+// and the outcomes of the tests taken on the way ("ldh [12] = 0x800" was
+// true). With it, a pass
+//   - drops a statement that sets a register or word to the value it
+//     holds already, or one whose result is dead and that cannot abort;
+//   - turns a test whose outcome is known into a jump;
+//   - threads every edge over the blocks whose outcome is known on that
+//     edge, when skipping them changes no live register and none of their
+//     loads may abort, and sends edges into blocks from which every path
+//     returns 0 straight to a return of 0;
+//   - then merges identical blocks (same statements, test and successors)
+//     from the last to the first, so that chains identical once threaded
+//     become one, and forwards empty jumps.
+// A second pass runs when the first merged blocks, on graphs of up to
+// optMaxBlocks2 blocks. The work is linear in
+// the blocks (every walk is bounded), with no allocation once the memory
+// of earlier compilations is there; graphs larger than optMaxBlocks are
+// left alone.
+
+import (
+	"math/bits"
+)
+
+const (
+	optMaxBlocks  = 2048 // larger graphs are not optimised
+	optMaxPasses  = 2    // passes over the graph, at most: a third finds little more
+	optMaxBlocks2 = 256  // larger graphs get one pass: a second finds little more (0.3% of the instructions)
+	optMaxHops    = 32   // blocks an edge is threaded over, at most
+	optMaxFacts   = 16   // outcomes of tests looked at, the latest
+	optMaxMeet    = 64   // steps to find the outcomes two edges share
+	optMemWords   = 4    // scratch memory words whose values are followed
+)
+
+// optVal is a value number; 0 is none.
+type optVal int32
+
+// optFact is the outcome of a test on the way, "a op k" was sense (op
+// with opSrcX: k is the value number X held), in a chain of the
+// outcomes learnt before it: the chains of all edges form a tree, and
+// what two edges both know is what their chains share.
+type optFact struct {
+	a      optVal
+	k      uint32
+	op     uint16
+	sense  bool
+	depth  uint16
+	parent int32  // index in the optimiser's facts, -1 for none
+	values uint64 // a bit for each value compared in the chain, to skip walking it
+}
+
+func optValBit(v optVal) uint64 { return 1 << (uint32(v) * 0x9e3779b9 >> 26) }
+
+// optState is what is known at a point of the program: small, for it is
+// copied at every edge.
+type optState struct {
+	a, x optVal
+	// The values of the first optMemWords words of scratch memory; the
+	// others are not followed (a load from one is a value of its own).
+	mem    [optMemWords]optVal
+	proven uint32 // the packet's first proven bytes are captured
+	// indirect loads proven not to abort: with X holding indX[i], up to
+	// indEnd[i] bytes past X.
+	indX   [2]optVal
+	indEnd [2]uint32
+	facts  int32 // the latest outcome learnt, an index in the optimiser's facts; -1 for none
+}
+
+type optKey struct {
+	op   uint16
+	k    uint32
+	a, b optVal
+}
+
+type optEntry struct {
+	key optKey
+	val optVal
+}
+
+type optValInfo struct {
+	k     uint32 // a constant's value; a phi's register
+	konst bool
+	phi   int32 // for the value of a register where edges into a block disagree: the block's index + 1
+}
+
+// optimiser holds the memory of the optimiser, reused from one
+// compilation to the next.
+type optimiser struct {
+	blocks []*block   // reachable blocks in id order; a block's tail is its index while optimising
+	in     []optState // per block: the meet of its edges in so far
+	nin    []int32    // per block: its edges in so far
+	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
+	rej    []bool     // per block: every path from it returns 0
+	aval   []optVal   // per block: what A holds at its test, when its statements alone decide it; else 0
+	rep    []int32    // merging: the block that stands for each
+	table  []optEntry // value numbers, open addressing
+	nvals  int
+	vals   []optValInfo // per value number
+	facts  []optFact    // the outcomes learnt in a pass
+	htab   []int32      // merging: block index + 1, open addressing
+	keep   []uint8      // per statement of a block: optDrop, optKeep or optKeepIfLive
+	reject *block
+	rejOK  bool // reject is one of blocks
+	g      *gen
+	change bool
+	work   int // statements run to thread edges in a pass, against budget
+	budget int
+}
+
+// optimise rewrites the graph from entry, with reject the block returning
+// 0, and returns the new entry.
+func (g *gen) optimise(entry, reject *block) *block {
+	o := &g.opt
+	o.g, o.reject = g, reject
+	defer func() {
+		o.g, o.reject = nil, nil
+		clear(o.blocks) // they point into memory the compilation may drop
+		o.blocks = o.blocks[:0]
+		// What a large graph needed is left to the garbage collector.
+		if cap(o.blocks) > 1024 || cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
+			*o = optimiser{}
+		}
+	}()
+	for range optMaxPasses {
+		if !o.collect(entry) {
+			return entry
+		}
+		o.change = false
+		o.backward()
+		o.forward()
+		entry = o.merge(entry)
+		if !o.change || len(o.blocks) > optMaxBlocks2 {
+			break
+		}
+	}
+	return entry
+}
+
+// collect lists the blocks reachable from entry in id order, and reports
+// false when the graph is too large or has a backward jump.
+func (o *optimiser) collect(entry *block) bool {
+	m := &o.g.mem
+	stack := append(m.stack[:0], entry)
+	n := 0
+	ok := true
+	for len(stack) > 0 && ok {
+		b := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if b.placed {
+			continue
+		}
+		b.placed = true
+		if n++; n > optMaxBlocks {
+			ok = false // too large: the blocks marked are unmarked below
+		}
+		switch b.kind {
+		case blockCond:
+			if b.jt == nil || b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id {
+				ok = false
+			} else {
+				stack = append(stack, b.jt, b.jf)
+			}
+		case blockJump:
+			if b.jt == nil || b.jt.id <= b.id {
+				ok = false
+			} else {
+				stack = append(stack, b.jt)
+			}
+		}
+	}
+	m.stack = stack[:0]
+	blocks := o.blocks[:0]
+	for i, c := range m.blocks {
+		if i == len(m.blocks)-1 {
+			c = c[:m.nb]
+		}
+		for j := range c {
+			if c[j].placed {
+				c[j].placed = false
+				if ok {
+					c[j].tail = int32(len(blocks))
+					blocks = append(blocks, &c[j])
+				}
+			}
+		}
+	}
+	o.blocks = blocks
+	if !ok || len(blocks) == 0 || blocks[0] != entry {
+		return false
+	}
+	for _, b := range blocks {
+		for _, s := range b.stmts {
+			if !optKnownOp(s.Op) {
+				return false
+			}
+		}
+		if b.kind == blockCond && b.op&^opSrcX != opJeq && b.op&^opSrcX != opJgt && b.op&^opSrcX != opJge && b.op&^opSrcX != opJset {
+			return false
+		}
+	}
+	n = len(blocks)
+	// Threading runs the statements of the blocks it looks past: a
+	// block of many statements with many edges in would make that
+	// quadratic. Past the budget, edges stay as they are.
+	o.work, o.budget = 0, 64*n
+	for _, b := range blocks {
+		o.budget += 8 * len(b.stmts)
+	}
+	o.rejOK = int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
+	o.in = grow(o.in, n)
+	o.nin = grow(o.nin, n)
+	o.live = grow(o.live, n)
+	o.rej = grow(o.rej, n)
+	o.aval = grow(o.aval, n)
+	o.rep = grow(o.rep, n)
+	clear(o.nin)
+	// The value numbers, afresh each pass: a phi stands for a block's
+	// entry in one pass.
+	size := 64
+	for size < 4*n {
+		size *= 2
+	}
+	if cap(o.table) < size {
+		o.table = make([]optEntry, size)
+	} else {
+		o.table = o.table[:size]
+		clear(o.table)
+	}
+	o.nvals = 0
+	o.vals = append(o.vals[:0], optValInfo{})
+	o.facts = o.facts[:0]
+	return true
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/2)
+	}
+	return s[:n]
+}
+
+func optKnownOp(op uint16) bool {
+	switch op {
+	case opLdImm, opLdxImm, opSt, opStx, opTax, opTxa, opLdWAbs, opLdHAbs, opLdBAbs,
+		opLdWInd, opLdHInd, opLdBInd, opLdMem, opLdxMem, opLdLen, opLdxLen, opLdxMSH:
+		return true
+	}
+	if op&0x07 == opALU {
+		switch op &^ opSrcX & 0xf0 {
+		case aluAdd, aluSub, aluMul, aluDiv, aluOr, aluAnd, aluLsh, aluRsh, aluMod, aluXor:
+			return true
+		case aluNeg:
+			return op == opALU|aluNeg
+		}
+	}
+	return false
+}
+
+func (b *block) index() int { return int(b.tail) }
+
+// num returns the value number of a computation.
+func (o *optimiser) num(k optKey) optVal {
+	if o.nvals*2 >= len(o.table) {
+		old := o.table
+		o.table = make([]optEntry, 2*len(old))
+		for _, e := range old {
+			if e.val != 0 {
+				o.insert(e)
+			}
+		}
+	}
+	mask := uint64(len(o.table) - 1)
+	h := optHash(k) & mask
+	for {
+		e := &o.table[h]
+		if e.val == 0 {
+			o.nvals++
+			e.key, e.val = k, optVal(len(o.vals))
+			info := optValInfo{}
+			if k.op == opLdImm {
+				info = optValInfo{k: k.k, konst: true}
+			}
+			o.vals = append(o.vals, info)
+			return e.val
+		}
+		if e.key == k {
+			return e.val
+		}
+		h = (h + 1) & mask
+	}
+}
+
+func (o *optimiser) insert(e optEntry) {
+	mask := uint64(len(o.table) - 1)
+	h := optHash(e.key) & mask
+	for o.table[h].val != 0 {
+		h = (h + 1) & mask
+	}
+	o.table[h] = e
+}
+
+func optHash(k optKey) uint64 {
+	h := uint64(k.op)<<48 ^ uint64(k.k) ^ uint64(uint32(k.a))<<20 ^ uint64(uint32(k.b))<<40
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+func (o *optimiser) konst(k uint32) optVal { return o.num(optKey{op: opLdImm, k: k}) }
+
+func (o *optimiser) constOf(v optVal) (uint32, bool) {
+	i := o.vals[v]
+	return i.k, i.konst
+}
+
+// Registers as bits: A, X, then the scratch memory words.
+const (
+	regA = 1 << 0
+	regX = 1 << 1
+)
+
+func regM(k uint32) uint32 { return 1 << (2 + k%memWords) }
+
+// useDef returns the registers a statement reads and writes.
+func useDef(s insn) (use, def uint32) {
+	switch s.Op {
+	case opLdImm, opLdWAbs, opLdHAbs, opLdBAbs, opLdLen:
+		return 0, regA
+	case opLdWInd, opLdHInd, opLdBInd:
+		return regX, regA
+	case opLdMem:
+		return regM(s.K), regA
+	case opLdxImm, opLdxLen, opLdxMSH:
+		return 0, regX
+	case opLdxMem:
+		return regM(s.K), regX
+	case opSt:
+		return regA, regM(s.K)
+	case opStx:
+		return regX, regM(s.K)
+	case opTax:
+		return regA, regX
+	case opTxa:
+		return regX, regA
+	}
+	// ALU
+	if s.Op&opSrcX != 0 {
+		return regA | regX, regA
+	}
+	return regA, regA
+}
+
+func testUse(b *block) uint32 {
+	if b.kind != blockCond {
+		return 0
+	}
+	if b.op&opSrcX != 0 {
+		return regA | regX
+	}
+	return regA
+}
+
+// backward computes which registers are live on entry to each block, and
+// which blocks return 0 on every path.
+func (o *optimiser) backward() {
+	for i := len(o.blocks) - 1; i >= 0; i-- {
+		b := o.blocks[i]
+		var live uint32
+		switch b.kind {
+		case blockRet:
+			o.rej[i] = b.k == 0
+		case blockJump:
+			o.rej[i] = o.rej[b.jt.index()]
+			live = o.live[b.jt.index()]
+		case blockCond:
+			o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
+			live = o.live[b.jt.index()] | o.live[b.jf.index()] | testUse(b)
+		}
+		for j := len(b.stmts) - 1; j >= 0; j-- {
+			use, def := useDef(b.stmts[j])
+			live = live&^def | use
+		}
+		o.live[i] = live
+		o.aval[i] = 0
+		if b.kind == blockCond {
+			o.aval[i] = o.ownA(b)
+		}
+	}
+}
+
+// ownA returns the value A holds at b's test when b's statements alone
+// decide it (the last to set A is a load at a constant offset, a
+// constant or the length), else 0.
+func (o *optimiser) ownA(b *block) optVal {
+	for j := len(b.stmts) - 1; j >= 0; j-- {
+		s := b.stmts[j]
+		switch s.Op {
+		case opLdWAbs, opLdHAbs, opLdBAbs:
+			return o.num(optKey{op: s.Op, k: s.K})
+		case opLdImm:
+			return o.konst(s.K)
+		case opLdLen:
+			return o.num(optKey{op: opLdLen})
+		}
+		if _, def := useDef(s); def&regA != 0 {
+			return 0
+		}
+	}
+	return 0
+}
+
+// reg returns a pointer to the value of register bit r in st.
+func (st *optState) reg(r uint32) *optVal {
+	switch r {
+	case regA:
+		return &st.a
+	case regX:
+		return &st.x
+	}
+	if m := bits.TrailingZeros32(r) - 2; m < optMemWords {
+		return &st.mem[m]
+	}
+	return nil
+}
+
+// fresh returns a value number equal to no other.
+func (o *optimiser) fresh() optVal {
+	o.vals = append(o.vals, optValInfo{})
+	return optVal(len(o.vals) - 1)
+}
+
+// memLoad returns the value of scratch memory word k.
+func (o *optimiser) memLoad(st *optState, k uint32) optVal {
+	if k%memWords < optMemWords {
+		return st.mem[k%memWords]
+	}
+	return o.fresh()
+}
+
+// exec runs a statement on st and reports whether it may abort there,
+// and whether it leaves the register it writes as it was.
+func (o *optimiser) exec(st *optState, s insn) (mayAbort, same bool) {
+	var v optVal
+	var dst *optVal
+	switch s.Op {
+	case opLdImm:
+		v, dst = o.konst(s.K), &st.a
+	case opLdxImm:
+		v, dst = o.konst(s.K), &st.x
+	case opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH:
+		end := uint64(s.K) + uint64(optLoadSize(s.Op))
+		mayAbort = end > uint64(st.proven)
+		if end <= 0xffffffff && uint32(end) > st.proven {
+			st.proven = uint32(end)
+		}
+		v, dst = o.num(optKey{op: s.Op, k: s.K}), &st.a
+		if s.Op == opLdxMSH {
+			dst = &st.x
+		}
+	case opLdWInd, opLdHInd, opLdBInd:
+		end := uint64(s.K) + uint64(optLoadSize(s.Op))
+		mayAbort = true
+		slot := -1
+		for i := range st.indX {
+			if st.indX[i] == st.x {
+				slot = i
+				if uint64(st.indEnd[i]) >= end {
+					mayAbort = false
+				}
+			}
+		}
+		if mayAbort && end <= 0xffffffff {
+			if slot < 0 {
+				slot = 0
+				if st.indX[0] != 0 {
+					slot = 1
+					if st.indX[1] != 0 {
+						st.indX[0], st.indEnd[0] = st.indX[1], st.indEnd[1]
+					}
+				}
+			}
+			st.indX[slot], st.indEnd[slot] = st.x, uint32(end)
+		}
+		v, dst = o.num(optKey{op: s.Op, k: s.K, a: st.x}), &st.a
+	case opLdLen:
+		v, dst = o.num(optKey{op: opLdLen}), &st.a
+	case opLdxLen:
+		v, dst = o.num(optKey{op: opLdLen}), &st.x
+	case opLdMem:
+		v, dst = o.memLoad(st, s.K), &st.a
+	case opLdxMem:
+		v, dst = o.memLoad(st, s.K), &st.x
+	case opSt, opStx:
+		v = st.a
+		if s.Op == opStx {
+			v = st.x
+		}
+		if s.K%memWords >= optMemWords {
+			return false, false
+		}
+		dst = &st.mem[s.K%memWords]
+	case opTax:
+		v, dst = st.a, &st.x
+	case opTxa:
+		v, dst = st.x, &st.a
+	default: // ALU
+		dst = &st.a
+		op := s.Op & 0xf0
+		if op == aluNeg {
+			if av, ok := o.constOf(st.a); ok {
+				v = o.konst(-av)
+			} else {
+				v = o.num(optKey{op: opALU | aluNeg, a: st.a})
+			}
+			break
+		}
+		b := o.konst(s.K)
+		if s.Op&opSrcX != 0 {
+			b = st.x
+		}
+		bv, bok := o.constOf(b)
+		if op == aluDiv || op == aluMod {
+			mayAbort = !bok || bv == 0
+		}
+		av, aok := o.constOf(st.a)
+		if aok && bok && !mayAbort {
+			v = o.konst(reachALU(op, av, bv))
+		} else {
+			v = o.num(optKey{op: opALU | op, a: st.a, b: b})
+		}
+	}
+	same = *dst == v
+	*dst = v
+	return mayAbort, same
+}
+
+func optLoadSize(op uint16) uint32 {
+	switch op & 0x18 {
+	case 0x00:
+		return 4
+	case 0x08:
+		return 2
+	}
+	return 1
+}
+
+// operand returns what a block's test compares A with: its constant,
+// or the value number X holds.
+func (o *optimiser) operand(b *block, st *optState) (k uint32, konst bool) {
+	if b.op&opSrcX == 0 {
+		return b.k, true
+	}
+	if k, ok := o.constOf(st.x); ok {
+		return k, true
+	}
+	return uint32(st.x), false
+}
+
+// outcome reports whether the test of b is known in st, and its outcome.
+func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
+	op := b.op &^ opSrcX
+	k, kok := o.operand(b, st)
+	if av, ok := o.constOf(st.a); ok && kok {
+		return true, optEval(op, av, k)
+	}
+	if op == opJset && kok && k == 0 {
+		return true, false
+	}
+	xop := op
+	if !kok {
+		xop |= opSrcX
+	}
+	lo, hi := uint32(0), uint32(0xffffffff)
+	i := st.facts
+	bit := optValBit(st.a)
+	for range optMaxFacts {
+		if i < 0 || o.facts[i].values&bit == 0 {
+			break // no outcome on A's value further up
+		}
+		f := &o.facts[i]
+		i = f.parent
+		if f.a != st.a {
+			continue
+		}
+		if f.k == k && f.op == xop {
+			return true, f.sense
+		}
+		if f.op&opSrcX != 0 || !kok {
+			continue
+		}
+		switch {
+		case f.op == opJeq && f.sense:
+			return true, optEval(op, f.k, k)
+		case f.op == opJgt && f.sense:
+			if f.k == 0xffffffff {
+				return false, false
+			}
+			lo = max(lo, f.k+1)
+		case f.op == opJgt:
+			hi = min(hi, f.k)
+		case f.op == opJge && f.sense:
+			lo = max(lo, f.k)
+		case f.op == opJge:
+			if f.k == 0 {
+				return false, false
+			}
+			hi = min(hi, f.k-1)
+		case f.op == opJset && f.sense:
+			if op == opJset && k&f.k == f.k {
+				return true, true
+			}
+			lo = max(lo, 1)
+		case f.op == opJset:
+			if op == opJset && k&^f.k == 0 {
+				return true, false
+			}
+			if op == opJeq && k&f.k != 0 {
+				return true, false
+			}
+		}
+	}
+	if lo > hi || !kok {
+		return false, false
+	}
+	switch op {
+	case opJeq:
+		if k < lo || k > hi {
+			return true, false
+		}
+		if lo == hi {
+			return true, k == lo
+		}
+	case opJgt:
+		if lo > k {
+			return true, true
+		}
+		if hi <= k {
+			return true, false
+		}
+	case opJge:
+		if lo >= k {
+			return true, true
+		}
+		if hi < k {
+			return true, false
+		}
+	case opJset:
+		if lo == hi {
+			return true, lo&k != 0
+		}
+		if hi < 1<<bits.TrailingZeros32(k) && k != 0 {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+func optEval(op uint16, a, k uint32) bool {
+	switch op {
+	case opJeq:
+		return a == k
+	case opJgt:
+		return a > k
+	case opJge:
+		return a >= k
+	}
+	return a&k != 0
+}
+
+// learn adds to st that the test of b, run in state at, came out v.
+func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
+	k, kok := o.operand(b, at)
+	op := b.op &^ opSrcX
+	if !kok {
+		op |= opSrcX
+	}
+	depth := uint16(0)
+	values := optValBit(at.a)
+	if st.facts >= 0 {
+		p := &o.facts[st.facts]
+		if p.a == at.a && p.k == k && p.op == op && p.sense == v {
+			return
+		}
+		depth = min(p.depth+1, 0xffff)
+		values |= p.values
+	}
+	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts, values: values})
+	st.facts = int32(len(o.facts) - 1)
+}
+
+// meet adds an edge in with state st to block i.
+func (o *optimiser) meet(i int, st *optState) {
+	in := &o.in[i]
+	o.nin[i]++
+	if o.blocks[i].kind == blockRet {
+		return
+	}
+	if o.nin[i] == 1 {
+		*in = *st
+		return
+	}
+	// A value where the edges disagree is a value of its own, one for
+	// each register of each block.
+	phi := func(cur optVal, slot int) optVal {
+		if v := o.vals[cur]; v.phi == int32(i)+1 && v.k == uint32(slot) {
+			return cur
+		}
+		o.vals = append(o.vals, optValInfo{k: uint32(slot), phi: int32(i) + 1})
+		return optVal(len(o.vals) - 1)
+	}
+	if in.a != st.a {
+		in.a = phi(in.a, 0)
+	}
+	if in.x != st.x {
+		in.x = phi(in.x, 1)
+	}
+	for m := range in.mem {
+		if in.mem[m] != st.mem[m] {
+			in.mem[m] = phi(in.mem[m], 2+m)
+		}
+	}
+	in.proven = min(in.proven, st.proven)
+	for j := range in.indX {
+		found := false
+		for l := range st.indX {
+			if in.indX[j] != 0 && st.indX[l] == in.indX[j] {
+				in.indEnd[j] = min(in.indEnd[j], st.indEnd[l])
+				found = true
+			}
+		}
+		if !found {
+			in.indX[j], in.indEnd[j] = 0, 0
+		}
+	}
+	// The outcomes both know: where their chains join.
+	a, b := in.facts, st.facts
+	for steps := 0; a != b; steps++ {
+		if a < 0 || b < 0 || steps == optMaxMeet {
+			a = -1
+			break
+		}
+		da, db := o.facts[a].depth, o.facts[b].depth
+		if da >= db {
+			a = o.facts[a].parent
+		}
+		if db >= da {
+			b = o.facts[b].parent
+		}
+	}
+	in.facts = a
+}
+
+// forward visits the blocks in order: it simplifies each with what is
+// known on entry, then threads its edges out.
+func (o *optimiser) forward() {
+	var st optState
+	for i, b := range o.blocks {
+		if i == 0 {
+			st = optState{facts: -1}
+			st.a, st.x = o.fresh(), o.fresh()
+			for m := range st.mem {
+				st.mem[m] = o.fresh()
+			}
+		} else {
+			if o.nin[i] == 0 {
+				continue // no longer reached
+			}
+			st = o.in[i]
+		}
+		if b.kind == blockRet {
+			continue
+		}
+		o.simplify(b, &st)
+		if b.kind == blockCond {
+			if known, v := o.outcome(b, &st); known {
+				if !v {
+					b.jt = b.jf
+				}
+				b.kind, b.jf = blockJump, nil
+			}
+		}
+		if b.kind == blockJump {
+			b.jt = o.thread(b.jt, &st)
+			o.meet(b.jt.index(), &st)
+			continue
+		}
+		b.jt = o.edge(b, b.jt, &st, true)
+		// Both edges are ways in, even when they now lead to one block.
+		b.jf = o.edge(b, b.jf, &st, false)
+		if b.jf == b.jt {
+			b.kind, b.jf = blockJump, nil
+		}
+	}
+}
+
+// edge threads the edge of b's test to when it is v, st being the state
+// at the test, and returns where it goes.
+func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
+	if to.kind == blockRet {
+		o.nin[to.index()]++ // nothing to learn for a return
+		return to
+	}
+	e := *st
+	o.learn(&e, b, st, v)
+	to = o.thread(to, &e)
+	o.meet(to.index(), &e)
+	return to
+}
+
+// simplify drops the statements of b that set a register to the value it
+// holds, or whose result is dead and that cannot abort, running the rest
+// on st.
+func (o *optimiser) simplify(b *block, st *optState) {
+	n := len(b.stmts)
+	if n == 0 {
+		return
+	}
+	o.keep = grow(o.keep, n)
+	drop, maybe := 0, false
+	for j, s := range b.stmts {
+		mayAbort, same := o.exec(st, s)
+		// A register that holds the value already got it from the same
+		// computation, which did not abort; a statement that cannot
+		// abort goes if what it sets is dead.
+		switch {
+		case same:
+			o.keep[j] = optDrop
+			drop++
+		case mayAbort:
+			o.keep[j] = optKeep
+		default:
+			o.keep[j] = optKeepIfLive
+			maybe = true
+		}
+	}
+	if maybe {
+		live := testUse(b)
+		switch b.kind {
+		case blockJump:
+			live |= o.live[b.jt.index()]
+		case blockCond:
+			live |= o.live[b.jt.index()] | o.live[b.jf.index()]
+		}
+		for j := n - 1; j >= 0; j-- {
+			use, def := useDef(b.stmts[j])
+			if o.keep[j] == optKeepIfLive && live&def == 0 {
+				o.keep[j] = optDrop
+				drop++
+			}
+			live = live&^def | use
+		}
+	}
+	if drop == 0 {
+		return
+	}
+	out := o.g.mem.stmts(n-drop, 0)
+	kept := 0
+	for j, s := range b.stmts {
+		if o.keep[j] != optDrop {
+			out[kept] = s
+			kept++
+		}
+	}
+	b.stmts = out
+}
+
+const (
+	optDrop uint8 = iota
+	optKeep
+	optKeepIfLive
+)
+
+// thread returns where an edge into t, with state st along it, may go
+// instead, and adds to st what the blocks it skips decide.
+func (o *optimiser) thread(t *block, st *optState) *block {
+	for range optMaxHops {
+		if o.rej[t.index()] && o.rejOK {
+			if t != o.reject {
+			}
+			return o.reject
+		}
+		if t.kind == blockRet {
+			return t
+		}
+		if t.kind == blockCond && t.op&opSrcX == 0 && (t.op != opJset || t.k != 0) {
+			// Nothing known of the value the test compares: no need to
+			// run the block to find its outcome unknown.
+			a := o.aval[t.index()]
+			if len(t.stmts) == 0 {
+				a = st.a
+			}
+			if a != 0 && !o.vals[a].konst && (st.facts < 0 || o.facts[st.facts].values&optValBit(a) == 0) {
+				return t
+			}
+		}
+		if o.work += len(t.stmts); o.work > o.budget {
+			return t
+		}
+		s := *st
+		var def uint32
+		for _, x := range t.stmts {
+			mayAbort, _ := o.exec(&s, x)
+			if mayAbort {
+				return t
+			}
+			_, d := useDef(x)
+			def |= d
+		}
+		u := t.jt
+		known, v := false, false
+		if t.kind == blockCond {
+			if known, v = o.outcome(t, &s); !known {
+				return t
+			}
+			if !v {
+				u = t.jf
+			}
+		}
+		// Skipping t must leave every register live at u as t would.
+		live := o.live[u.index()]
+		for r := def; r != 0; r &= r - 1 {
+			bit := r & -r
+			if live&bit == 0 {
+				continue
+			}
+			if r1, r0 := s.reg(bit), st.reg(bit); r1 == nil || *r1 != *r0 {
+				return t
+			}
+		}
+		if known {
+			// What the skipped test decided holds on, of the values it
+			// compared.
+			o.learn(st, t, &s, v)
+		}
+		t = u
+	}
+	return t
+}
+
+// merge makes one of identical blocks stand for all, from the last to the
+// first, forwards empty jumps, and returns the new entry.
+func (o *optimiser) merge(entry *block) *block {
+	n := len(o.blocks)
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	o.htab = grow(o.htab, size)
+	clear(o.htab)
+	mask := uint64(size - 1)
+	for i := n - 1; i >= 0; i-- {
+		b := o.blocks[i]
+		o.rep[i] = int32(i)
+		if i > 0 && o.nin[i] == 0 {
+			continue
+		}
+		switch b.kind {
+		case blockRet:
+			o.rej[i] = b.k == 0
+		case blockJump:
+			b.jt = o.blocks[o.rep[b.jt.index()]]
+			o.rej[i] = o.rej[b.jt.index()]
+		case blockCond:
+			b.jt = o.blocks[o.rep[b.jt.index()]]
+			b.jf = o.blocks[o.rep[b.jf.index()]]
+			if b.jt == b.jf {
+				b.kind, b.jf = blockJump, nil
+				o.rej[i] = o.rej[b.jt.index()]
+			} else {
+				o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
+			}
+		}
+		// Every way on from a block that threading left returning 0
+		// returns 0: its edges in may go to the return itself.
+		if o.rej[i] && o.rejOK && b != o.reject {
+			o.rep[i] = o.reject.tail
+			continue
+		}
+		if b.kind == blockJump && len(b.stmts) == 0 {
+			o.rep[i] = o.rep[b.jt.index()]
+			continue
+		}
+		h := optBlockHash(b) & mask
+		for {
+			j := o.htab[h]
+			if j == 0 {
+				o.htab[h] = int32(i + 1)
+				break
+			}
+			if optSameBlock(b, o.blocks[j-1]) {
+				// Blocks that now share their way on may be threaded
+				// further: another pass.
+				o.rep[i] = j - 1
+				o.change = true
+				break
+			}
+			h = (h + 1) & mask
+		}
+	}
+	return o.blocks[o.rep[0]]
+}
+
+func optBlockHash(b *block) uint64 {
+	h := uint64(b.kind)<<56 ^ uint64(b.op)<<40 ^ uint64(b.k)
+	if b.jt != nil {
+		h ^= uint64(b.jt.tail) << 20
+	}
+	if b.jf != nil {
+		h ^= uint64(b.jf.tail) << 36
+	}
+	for _, s := range b.stmts {
+		h = (h ^ uint64(s.Op)<<32 ^ uint64(s.K)) * 0x9e3779b97f4a7c15
+	}
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>31
+}
+
+func optSameBlock(a, b *block) bool {
+	if a.kind != b.kind || a.jt != b.jt || a.jf != b.jf || len(a.stmts) != len(b.stmts) {
+		return false
+	}
+	if a.kind == blockCond && (a.op != b.op || a.k != b.k) {
+		return false
+	}
+	if a.kind == blockRet && a.k != b.k {
+		return false
+	}
+	for i := range a.stmts {
+		if a.stmts[i] != b.stmts[i] {
+			return false
+		}
+	}
+	return true
+}
