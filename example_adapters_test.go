@@ -223,7 +223,7 @@ func ExampleNewPacketConn() {
 	fmt.Printf("%+v\n", pc.Stats())
 	// Output:
 	// query 0x1235 from 127.0.0.1
-	// {Received:2 Matched:1 Dropped:1}
+	// {Received:2 Matched:1 Dropped:1 Truncated:0}
 }
 
 // On a socket bound to the unspecified address, the destination a
