@@ -26,6 +26,29 @@ type sysConn struct {
 	rc        syscall.RawConn // nil: read through the net.UDPConn
 	pktinfo   bool            // the socket reports each datagram's destination
 	noRecvmsg atomic.Bool     // recvmsg failed with ENOSYS (linux/386 before 4.3)
+
+	// spare holds the states of reads done, for the next: up to
+	// len(spare) concurrent readers read without allocating.
+	spare [4]atomic.Pointer[recvState]
+}
+
+// getState returns a spare read state, or a new one.
+func (s *sysConn) getState() *recvState {
+	for i := range s.spare {
+		if st := s.spare[i].Swap(nil); st != nil {
+			return st
+		}
+	}
+	return newRecvState()
+}
+
+// putState keeps st for a later read, if there is room.
+func (s *sysConn) putState(st *recvState) {
+	for i := range s.spare {
+		if s.spare[i].CompareAndSwap(nil, st) {
+			return
+		}
+	}
 }
 
 // init prepares the receive path of u; wildcard tells whether u is bound
@@ -71,15 +94,15 @@ func (s *sysConn) recv(u *net.UDPConn, b []byte) (received, error) {
 		n, src, err := u.ReadFromUDPAddrPort(b)
 		return received{n: n, size: n, src: src}, err
 	}
-	st := recvPool.Get().(*recvState)
-	defer recvPool.Put(st)
+	st := s.getState()
+	defer s.putState(st)
 	st.iov.Base = nil
 	if len(b) > 0 {
 		st.iov.Base = &b[0]
 	}
 	st.iov.SetLen(len(b))
 	err := s.rc.Read(st.fn)
-	st.iov.Base = nil // not to keep b alive in the pool
+	st.iov.Base = nil // not to keep b alive
 	if err != nil {
 		// The errors of net.UDPConn's reads: an *net.OpError whose Op is
 		// "read", not the raw connection's "raw-read".
@@ -104,10 +127,6 @@ func (s *sysConn) recv(u *net.UDPConn, b []byte) (received, error) {
 	}
 	return r, nil
 }
-
-// recvPool holds the state of reads in progress, so that reads allocate
-// nothing and concurrent readers each have their own.
-var recvPool = sync.Pool{New: func() any { return newRecvState() }}
 
 // oobLen is the room for control messages: an IPV6_PKTINFO takes 40 bytes
 // on 64-bit systems; more leaves room for those others may have turned on.
