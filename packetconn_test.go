@@ -853,3 +853,69 @@ func waitReceived(t *testing.T, pc *PacketConn, n int) {
 		}
 	}
 }
+
+// TestTruncatedMatchDifferential checks the verdict on a truncated
+// datagram against libpcap's (its compiler and pcap_offline_filter) on
+// the whole datagram's frame as a capture cut to the bytes read would hold
+// it: its first bytes, and its wire length. The expressions read no UDP
+// checksum, which a truncated datagram's frame does not have right.
+func TestTruncatedMatchDifferential(t *testing.T) {
+	if !HaveLibpcap {
+		t.Skip("built without libpcap (go test -tags libpcap, with cgo)")
+	}
+	exprs := []string{
+		"greater 1000", "less 600", "len >= 2000", "len = 2042", "len = 2062", "udp[4:2] > 1500",
+		"ip[2:2] = 2028", "ip6[4:2] = 2008", "ip6[4:2] > 100", "udp[8:4] = 0x01080f16",
+		"udp[600] = 0x41", "udp and len > 100 and udp[8] = 1", "ip6 and greater 1500",
+		"ip6[48:4] = 0x01080f16 and less 70000", "udp[4:2] - 8 > 512", "len - 42 > 100",
+	}
+	v4 := [2]netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:5353"), netip.MustParseAddrPort("198.51.100.2:53")}
+	v6 := [2]netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:5353"), netip.MustParseAddrPort("[2001:db8::2]:53")}
+	sizes := [][2]int{{0, 0}, {0, 5}, {4, 1000}, {20, 20}, {100, 101}, {512, 2000}, {1400, 65507}, {600, 65527}}
+	compared, matched := 0, 0
+	for _, link := range []LinkType{LinkEthernet, LinkRaw} {
+		for _, expr := range exprs {
+			goM := compileOrSkip(t, expr, WithLinkType(link))
+			libM, err := Compile(expr, WithLinkType(link), WithLibpcap())
+			if err != nil {
+				t.Fatalf("libpcap: %v", err)
+			}
+			for _, addrs := range [][2]netip.AddrPort{v4, v6} {
+				for _, rs := range sizes {
+					read, size := rs[0], rs[1]
+					whole := make([]byte, size)
+					for i := range whole {
+						whole[i] = byte(i*7 + 1)
+					}
+					p := FakePacket{Src: addrs[0], Dst: addrs[1], Protocol: UDP, Payload: whole}
+					full, err := p.AppendFrame(nil, link)
+					if err != nil {
+						continue // too large for IPv4
+					}
+					p.Payload = whole[:read]
+					var h header
+					if err := h.build(&p, link); err != nil {
+						t.Fatal(err)
+					}
+					caplen := int(h.n) + read // the headers and the bytes read, not padded
+					want, err := libM.MatchFrame(full[:caplen], len(full))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, m := range []*Matcher{goM, libM} {
+						got, err := matchTruncated(m, &p, size)
+						if err != nil || got != want {
+							t.Errorf("%q (%v) on %v, %d bytes of %d read: %v, %v; libpcap on the frame cut to %d of %d bytes: %v",
+								expr, link, p, read, size, got, err, caplen, len(full), want)
+						}
+						compared++
+					}
+					if want {
+						matched++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d comparisons with libpcap, %d matches", compared, matched/2)
+}
