@@ -47,7 +47,8 @@ func WithLocalAddr(a netip.Addr) PacketConnOption {
 // WithDropFunc sets a function called with a Report of each datagram
 // dropped: its sender, the packet tested (the datagram its payload, valid
 // only during the call) and the reason, ErrRejected if the filter did not
-// match, else why its packet could not be built. It is called by
+// match, else why its packet could not be built; the payload of a
+// datagram longer than the read buffer is the part read. It is called by
 // ReadFrom, before it reads the next datagram, and should return quickly.
 func WithDropFunc(f func(Report)) PacketConnOption {
 	return func(o *packetConnOptions) { o.onDrop = f }
@@ -85,8 +86,11 @@ func WithDropFunc(f func(Report)) PacketConnOption {
 // WriteTo, the deadlines, LocalAddr and Close are those of the inner
 // connection; a read deadline applies to ReadFrom as a whole, datagrams
 // dropped included. ReadFrom allocates nothing beyond what the inner
-// ReadFrom does; ReadFromUDPAddrPort, on a *net.UDPConn, allocates nothing.
-// Both may be called from several goroutines at once.
+// ReadFrom does; ReadFromUDPAddrPort, on a *net.UDPConn, allocates nothing
+// (on Linux, while at most four goroutines read at once: a read that
+// starts while four others are in progress may allocate its recvmsg
+// state, about 400 bytes). Both may be called from several goroutines at
+// once.
 type PacketConn struct {
 	inner      net.PacketConn
 	udp        *net.UDPConn // inner, if it is one
