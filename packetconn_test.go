@@ -716,9 +716,10 @@ func TestTruncatedFrame(t *testing.T) {
 
 // TestPacketConnTrueDestination sends datagrams to 127.0.0.1, 127.0.0.2
 // and ::1, in turn, to a socket bound to 0.0.0.0 and to a dual-stack one
-// bound to ::, read by two goroutines, and checks that dst host filters
-// return exactly the datagrams sent to their host, and that the drop
-// reports carry the true destination.
+// bound to ::, read by six goroutines (more than the read states a
+// PacketConn keeps), and checks that dst host filters return exactly the
+// datagrams sent to their host, and that the drop reports carry the true
+// destination.
 func TestPacketConnTrueDestination(t *testing.T) {
 	if !trueDestination {
 		t.Skipf("on %s the destination of a datagram is not known (IP_PKTINFO is Linux's)", runtime.GOOS)
@@ -789,7 +790,7 @@ func TestPacketConnTrueDestination(t *testing.T) {
 			}
 			matchedTo := map[string]int{}
 			var wg sync.WaitGroup
-			for range 2 {
+			for range 6 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
