@@ -223,12 +223,12 @@ func ExampleNewPacketConn() {
 	fmt.Printf("%+v\n", pc.Stats())
 	// Output:
 	// query 0x1235 from 127.0.0.1
-	// {Received:2 Matched:1 Dropped:1}
+	// {Received:2 Matched:1 Dropped:1 Truncated:0}
 }
 
-// On a socket bound to the unspecified address, the destination a
-// datagram was sent to is not known: WithLocalAddr says what to match it
-// as.
+// On a socket bound to the unspecified address, outside Linux, the
+// destination a datagram was sent to is not known: WithLocalAddr says what
+// to match it as. (On Linux the kernel says, and its address is used.)
 func ExampleWithLocalAddr() {
 	inner, err := net.ListenPacket("udp4", "0.0.0.0:0")
 	if err != nil {

@@ -1,6 +1,7 @@
 package bpfmatch
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -11,11 +12,15 @@ import (
 
 // PacketStats counts the datagrams a PacketConn has read from its inner
 // connection. Each datagram is counted once, in Matched or in Dropped,
-// after it has been matched; Received is their sum.
+// after it has been matched; Received is their sum. Truncated counts those
+// of them, matched or dropped, that were longer than the buffer they were
+// read into, where the system says so (on Linux, for a *net.UDPConn); it
+// stays 0 elsewhere.
 type PacketStats struct {
-	Received uint64 // datagrams read from the inner connection
-	Matched  uint64 // returned by ReadFrom
-	Dropped  uint64 // not matched, or whose packet could not be built
+	Received  uint64 // datagrams read from the inner connection
+	Matched   uint64 // returned by ReadFrom
+	Dropped   uint64 // not matched, or whose packet could not be built
+	Truncated uint64 // longer than the read buffer (Linux only)
 }
 
 // A PacketConnOption changes how NewPacketConn matches datagrams.
@@ -30,9 +35,11 @@ type packetConnOptions struct {
 // matched as, for the datagrams of its family (IPv4, IPv4-mapped addresses
 // included, or IPv6), in place of the socket's local address; the port
 // stays the socket's. Use it on a socket bound to the unspecified address
-// (0.0.0.0 or ::), whose datagrams' true destination is unknown: give the
-// address clients send to, once for IPv4 and once for IPv6 on a
-// dual-stack socket.
+// (0.0.0.0 or ::) on systems where a datagram's true destination is
+// unknown: give the address clients send to, once for IPv4 and once for
+// IPv6 on a dual-stack socket. Where the kernel reports each datagram's
+// destination (Linux, a *net.UDPConn), that destination is used and
+// WithLocalAddr only applies to datagrams it did not report one for.
 func WithLocalAddr(a netip.Addr) PacketConnOption {
 	return func(o *packetConnOptions) { o.local = append(o.local, a) }
 }
@@ -40,7 +47,8 @@ func WithLocalAddr(a netip.Addr) PacketConnOption {
 // WithDropFunc sets a function called with a Report of each datagram
 // dropped: its sender, the packet tested (the datagram its payload, valid
 // only during the call) and the reason, ErrRejected if the filter did not
-// match, else why its packet could not be built. It is called by
+// match, else why its packet could not be built; the payload of a
+// datagram longer than the read buffer is the part read. It is called by
 // ReadFrom, before it reads the next datagram, and should return quickly.
 func WithDropFunc(f func(Report)) PacketConnOption {
 	return func(o *packetConnOptions) { o.onDrop = f }
@@ -52,26 +60,55 @@ func WithDropFunc(f func(Report)) PacketConnOption {
 //
 // A datagram is matched as the UDP packet from its sender, the address the
 // inner ReadFrom returns, to the socket's local address, with the datagram
-// as payload; a datagram longer than the buffer given to ReadFrom is
-// matched truncated, as the inner connection returns it. If the socket is
-// bound to the unspecified address (0.0.0.0 or ::), the destination is that
+// as payload.
+//
+// The destination: on Linux, over a *net.UDPConn bound to the unspecified
+// address (0.0.0.0 or ::), the PacketConn turns on IP_PKTINFO (IPv4
+// socket) or IPV6_RECVPKTINFO (IPv6 or dual-stack socket) and matches each
+// datagram with the destination address the kernel reports for it, the
+// port being the socket's. Elsewhere, and for datagrams the kernel reports
+// no destination for, the destination of a wildcard-bound socket is that
 // unspecified address, 0.0.0.0 for IPv4 senders on a dual-stack socket,
-// unless WithLocalAddr names one: the address each datagram was sent to is
-// not known without IP_PKTINFO, so filters on the destination host see the
-// unspecified address (dst port works).
+// unless WithLocalAddr names one: filters on the destination host then see
+// the unspecified address (dst port works).
+//
+// The length: on Linux, over a *net.UDPConn, datagrams are read with
+// recvmsg and MSG_TRUNC, which tells a datagram's true length when it is
+// longer than the buffer given to ReadFrom. Such a datagram is matched as a
+// capture with a short snap length would hold it: the bytes read are the
+// captured payload, and the lengths (the IP and UDP length fields and the
+// wire length that len, greater and less test) are the true ones; its UDP
+// checksum, over bytes never read, is not the one it carried. Stats counts
+// it in Truncated. Elsewhere a datagram longer than the buffer is matched
+// truncated, as the inner connection returns it, with the length of what
+// was read, and Truncated stays 0.
 //
 // WriteTo, the deadlines, LocalAddr and Close are those of the inner
 // connection; a read deadline applies to ReadFrom as a whole, datagrams
 // dropped included. ReadFrom allocates nothing beyond what the inner
-// ReadFrom does; ReadFromUDPAddrPort, on a *net.UDPConn, allocates nothing.
+// ReadFrom does; ReadFromUDPAddrPort, on a *net.UDPConn, allocates nothing
+// (on Linux, while at most four goroutines read at once: a read that
+// starts while four others are in progress may allocate its recvmsg
+// state, about 400 bytes). Both may be called from several goroutines at
+// once.
 type PacketConn struct {
 	inner      net.PacketConn
 	udp        *net.UDPConn // inner, if it is one
+	sys        sysConn      // the system's receive path over udp
 	m          *Matcher
+	port       uint16         // the local port
 	dst4, dst6 netip.AddrPort // destinations by the sender's family; zero if none
 	onDrop     func(Report)
 
-	matched, dropped atomic.Uint64
+	matched, dropped, truncated atomic.Uint64
+}
+
+// received is one datagram read: n bytes of it into the buffer, out of
+// size, from src, to dst if the system said (else the zero Addr).
+type received struct {
+	n, size int
+	src     netip.AddrPort
+	dst     netip.Addr
 }
 
 // errNoDst is the reason for a datagram from a family the socket has no
@@ -80,7 +117,9 @@ var errNoDst = fmt.Errorf("%w: the socket has no local address of the sender's f
 
 // NewPacketConn returns a PacketConn reading the datagrams of inner that m
 // matches. inner's local address must be a *net.UDPAddr; the PacketConn
-// takes inner's place: closing it closes inner.
+// takes inner's place: closing it closes inner. On Linux, if inner is a
+// *net.UDPConn bound to the unspecified address, NewPacketConn sets
+// IP_PKTINFO or IPV6_RECVPKTINFO on its socket.
 func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (*PacketConn, error) {
 	if inner == nil {
 		return nil, errors.New("bpfmatch: NewPacketConn: the inner connection is nil")
@@ -105,6 +144,7 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 	c.udp, _ = inner.(*net.UDPConn)
 
 	a, port := local.Addr().WithZone("").Unmap(), local.Port()
+	c.port = port
 	switch {
 	case a.Is4():
 		c.dst4 = netip.AddrPortFrom(a, port)
@@ -125,13 +165,24 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 			c.dst6 = netip.AddrPortFrom(a, port)
 		}
 	}
+	if c.udp != nil {
+		c.sys.init(c.udp, a.IsUnspecified())
+	}
 	return c, nil
 }
 
 // ReadFrom reads the next datagram the filter matches into b, dropping the
 // others, and returns its length and sender, as the inner ReadFrom does.
-// Errors of the inner ReadFrom, timeouts included, are returned as they are.
+// Errors of the inner connection, timeouts included, are returned as the
+// inner ReadFrom returns them.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.udp != nil && c.sys.direct() {
+		n, src, err := c.readUDP(b)
+		if err != nil {
+			return n, nil, err
+		}
+		return n, udpAddrOf(src), nil
+	}
 	for {
 		n, from, err := c.inner.ReadFrom(b)
 		if err != nil {
@@ -141,7 +192,7 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if a, ok := from.(*net.UDPAddr); ok && a != nil {
 			src = a.AddrPort()
 		}
-		if c.keep(src, b[:n]) {
+		if c.keep(received{n: n, size: n, src: src}, b[:n]) {
 			return n, from, nil
 		}
 	}
@@ -160,22 +211,58 @@ func (c *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 		}
 		return n, src, err
 	}
+	return c.readUDP(b)
+}
+
+// readUDP reads datagrams from c.udp until one matches.
+func (c *PacketConn) readUDP(b []byte) (int, netip.AddrPort, error) {
 	for {
-		n, src, err := c.udp.ReadFromUDPAddrPort(b)
+		r, err := c.sys.recv(c.udp, b)
 		if err != nil {
-			return n, src, err
+			return r.n, r.src, err
 		}
-		if c.keep(src, b[:n]) {
-			return n, src, nil
+		if c.keep(r, b[:r.n]) {
+			return r.n, r.src, nil
 		}
 	}
 }
 
+// udpAddrBox holds a *net.UDPAddr and its IP in one allocation.
+type udpAddrBox struct {
+	a  net.UDPAddr
+	ip [16]byte
+}
+
+// udpAddrOf returns a as a *net.UDPAddr, as net.UDPConn's ReadFrom does:
+// a 4-byte IP for an IPv4 address, else 16 bytes and the zone.
+func udpAddrOf(a netip.AddrPort) *net.UDPAddr {
+	x := new(udpAddrBox)
+	ip := a.Addr()
+	if ip.Is4() {
+		b := ip.As4()
+		copy(x.ip[:], b[:])
+		x.a.IP = x.ip[:4:4]
+	} else {
+		x.ip = ip.As16()
+		x.a.IP = x.ip[:]
+		x.a.Zone = ip.Zone()
+	}
+	x.a.Port = int(a.Port())
+	return &x.a
+}
+
 // keep matches a datagram, counts it, and reports it if dropped.
-func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
+func (c *PacketConn) keep(r received, datagram []byte) bool {
+	src := r.src
 	dst := c.dst6
 	if src.Addr().Unmap().Is4() {
 		dst = c.dst4
+	}
+	if r.dst.IsValid() {
+		dst = netip.AddrPortFrom(r.dst.Unmap(), c.port)
+	}
+	if r.size > len(datagram) {
+		c.truncated.Add(1)
 	}
 	p := FakePacket{Src: src, Dst: dst, Protocol: UDP, Payload: datagram}
 	var ok, tested bool
@@ -185,6 +272,9 @@ func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
 		err = fmt.Errorf("%w: the sender of a datagram is not a UDP address", ErrAddress)
 	case !dst.IsValid():
 		err = errNoDst
+	case r.size > len(datagram):
+		ok, err = matchTruncated(c.m, &p, r.size)
+		tested = err == nil
 	default:
 		ok, err = c.m.Match(p)
 		tested = err == nil
@@ -203,10 +293,57 @@ func (c *PacketConn) keep(src netip.AddrPort, datagram []byte) bool {
 	return false
 }
 
+// matchTruncated matches p, whose Payload holds the first bytes of a
+// datagram of size bytes, as a capture would hold it cut short.
+func matchTruncated(m *Matcher, p *FakePacket, size int) (bool, error) {
+	var h header
+	if err := h.build(p, m.link); err != nil {
+		return false, err
+	}
+	f := h.truncatedFrame(p.Payload, size, m.snap)
+	return m.run(&f) != 0, nil
+}
+
+// truncatedFrame returns the frame of the header, built, and a datagram
+// of size bytes of which read holds the first: its lengths those of size
+// bytes, its captured bytes the header and read (up to snap). The frame
+// points into h.
+func (h *header) truncatedFrame(read []byte, size int, snap uint32) frame {
+	size = min(max(size, len(read)), h.maxPayload())
+	h.setPayload(read)
+	h.setTrueLength(size)
+	n := int(h.n)
+	wire := n + size
+	if h.pad {
+		wire = max(wire, minEthernetFrame)
+	}
+	return frame{hdr: h.b[:n], payload: read, wirelen: uint32(wire),
+		caplen: min(uint32(n+len(read)), snap),
+		lazy:   h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
+}
+
+// setTrueLength rewrites the lengths setPayload wrote, and the IPv4 header
+// checksum, for a payload of size bytes, of which h.payload holds the
+// first; the transport checksum is still computed over h.payload.
+func (h *header) setTrueLength(size int) {
+	l4len := uint16(int(h.n-h.l4) + size)
+	ip := h.b[h.ip&63:]
+	if h.v6 {
+		binary.BigEndian.PutUint16(ip[4:], l4len)
+	} else {
+		total := l4len + ipv4Len
+		binary.BigEndian.PutUint16(ip[2:], total)
+		binary.BigEndian.PutUint16(ip[10:], ^fold(h.ipSum+uint64(total)))
+	}
+	if h.udp {
+		binary.BigEndian.PutUint16(h.b[h.l4&63+4:], l4len)
+	}
+}
+
 // Stats returns the counts of datagrams read so far.
 func (c *PacketConn) Stats() PacketStats {
 	m, d := c.matched.Load(), c.dropped.Load()
-	return PacketStats{Received: m + d, Matched: m, Dropped: d}
+	return PacketStats{Received: m + d, Matched: m, Dropped: d, Truncated: c.truncated.Load()}
 }
 
 // WriteTo writes a datagram to addr through the inner connection,

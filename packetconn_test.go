@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,30 +142,44 @@ func TestPacketConnFilter(t *testing.T) {
 	}
 }
 
+// trueDestination tells whether a PacketConn over a wildcard-bound
+// socket matches datagrams with their true destination (IP_PKTINFO).
+const trueDestination = runtime.GOOS == "linux"
+
 // TestPacketConnLocalAddr checks the destination datagrams are matched
-// with on a socket bound to the unspecified address, and WithLocalAddr.
+// with on a socket bound to the unspecified address, and WithLocalAddr:
+// on Linux the destination the kernel reports, elsewhere the unspecified
+// address or WithLocalAddr's.
 func TestPacketConnLocalAddr(t *testing.T) {
 	tests := []struct {
-		name    string
-		network string
-		laddr   string
-		local   []string // WithLocalAddr
-		sendTo  string
-		expr    string
-		want    bool
+		name      string
+		network   string
+		laddr     string
+		local     []string // WithLocalAddr
+		sendTo    string
+		expr      string
+		want      bool // without IP_PKTINFO
+		wantLinux bool
 	}{
-		{"IPv4 unspecified", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "dst host 0.0.0.0", true},
-		{"IPv4 unspecified, true destination", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "dst host 127.0.0.1", false},
-		{"IPv4 WithLocalAddr", "udp4", "0.0.0.0:0", []string{"127.0.0.1"}, "127.0.0.1", "dst host 127.0.0.1", true},
-		{"IPv4 port", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "udp dst portrange 1024-65535", true},
-		{"dual stack, IPv4 sender", "udp", "[::]:0", nil, "127.0.0.1", "ip and dst host 0.0.0.0", true},
-		{"dual stack, IPv6 sender", "udp", "[::]:0", nil, "::1", "ip6 and dst host ::", true},
-		{"dual stack WithLocalAddr, IPv4", "udp", "[::]:0", []string{"::1", "::ffff:127.0.0.1"}, "127.0.0.1", "dst host 127.0.0.1", true},
-		{"dual stack WithLocalAddr, IPv6", "udp", "[::]:0", []string{"::1", "127.0.0.1"}, "::1", "dst host ::1", true},
-		{"IPv6 only", "udp6", "[::1]:0", nil, "::1", "dst host ::1", true},
+		{"IPv4 unspecified", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "dst host 0.0.0.0", true, false},
+		{"IPv4 unspecified, true destination", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "dst host 127.0.0.1", false, true},
+		{"IPv4 WithLocalAddr", "udp4", "0.0.0.0:0", []string{"127.0.0.1"}, "127.0.0.1", "dst host 127.0.0.1", true, true},
+		{"IPv4 WithLocalAddr, other destination", "udp4", "0.0.0.0:0", []string{"127.0.0.1"}, "127.0.0.2", "dst host 127.0.0.1", true, false},
+		{"IPv4 port", "udp4", "0.0.0.0:0", nil, "127.0.0.1", "udp dst portrange 1024-65535", true, true},
+		{"dual stack, IPv4 sender", "udp", "[::]:0", nil, "127.0.0.1", "ip and dst host 0.0.0.0", true, false},
+		{"dual stack, IPv4 sender, true destination", "udp", "[::]:0", nil, "127.0.0.2", "ip and dst host 127.0.0.2", false, true},
+		{"dual stack, IPv6 sender", "udp", "[::]:0", nil, "::1", "ip6 and dst host ::", true, false},
+		{"dual stack, IPv6 sender, true destination", "udp", "[::]:0", nil, "::1", "ip6 and dst host ::1", false, true},
+		{"dual stack WithLocalAddr, IPv4", "udp", "[::]:0", []string{"::1", "::ffff:127.0.0.1"}, "127.0.0.1", "dst host 127.0.0.1", true, true},
+		{"dual stack WithLocalAddr, IPv6", "udp", "[::]:0", []string{"::1", "127.0.0.1"}, "::1", "dst host ::1", true, true},
+		{"IPv6 only", "udp6", "[::1]:0", nil, "::1", "dst host ::1", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			if trueDestination {
+				want = tt.wantLinux
+			}
 			m := compileOrSkip(t, tt.expr)
 			var opts []PacketConnOption
 			for _, a := range tt.local {
@@ -180,10 +196,11 @@ func TestPacketConnLocalAddr(t *testing.T) {
 			}
 			defer c.Close()
 			c.Write([]byte("hello"))
-			pc.SetReadDeadline(time.Now().Add(readWait(tt.want)))
+			pc.SetReadDeadline(time.Now().Add(readWait(want)))
 			n, _, err := pc.ReadFrom(make([]byte, 100))
-			if got := err == nil && n == 5; got != tt.want {
-				t.Errorf("ReadFrom = %d, %v; want a match: %v (stats %+v)", n, err, tt.want, pc.Stats())
+			if got := err == nil && n == 5; got != want {
+				t.Errorf("%q on %s %s, sent to %s: ReadFrom = %d, %v; want a match: %v (stats %+v)",
+					tt.expr, tt.network, tt.laddr, tt.sendTo, n, err, want, pc.Stats())
 			}
 		})
 	}
@@ -335,53 +352,78 @@ func TestPacketConnArgs(t *testing.T) {
 
 // TestPacketConnAllocs checks that ReadFrom allocates no more than the
 // inner ReadFrom, whether it drops datagrams or not, and that
-// ReadFromUDPAddrPort allocates no more than the UDPConn's.
+// ReadFromUDPAddrPort allocates no more than the UDPConn's: on a socket
+// bound to an address, on one bound to the unspecified address (which
+// reads destinations on Linux), and with datagrams longer than the buffer.
 func TestPacketConnAllocs(t *testing.T) {
-	m := compileOrSkip(t, "udp[8:4] = 0x50494e47 and src net 127.0.0.0/8")
-	inner := listenUDP(t, "udp", "127.0.0.1:0")
-	pc, err := NewPacketConn(inner, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := dialUDP(t, "", localAddrPort(pc))
-	ping, junk := []byte("PING 12345"), []byte("JUNK 12345")
-	buf := make([]byte, 1500)
-	allocs := func(send [][]byte, read func() (int, error)) float64 {
-		return testing.AllocsPerRun(500, func() {
-			for _, b := range send {
-				client.Write(b)
-			}
-			if n, err := read(); err != nil || n != len(ping) {
-				t.Fatalf("read %d, %v", n, err)
-			}
-		})
-	}
-	rawReadFrom := func() (int, error) { n, _, err := inner.ReadFrom(buf); return n, err }
-	rawAddrPort := func() (int, error) { n, _, err := inner.ReadFromUDPAddrPort(buf); return n, err }
-	baseFrom := allocs([][]byte{ping}, rawReadFrom)
-	baseAddrPort := allocs([][]byte{ping}, rawAddrPort)
-	twoRawReads := allocs([][]byte{junk, ping}, func() (int, error) {
-		rawReadFrom()
-		return rawReadFrom()
-	})
 	tests := []struct {
-		name string
-		send [][]byte
-		read func() (int, error)
-		max  float64
+		name, network, addr string
+		size                int // the datagrams' length, read into 20 bytes
 	}{
-		{"ReadFrom", [][]byte{ping}, func() (int, error) { n, _, err := pc.ReadFrom(buf); return n, err }, baseFrom},
-		{"ReadFrom dropping one", [][]byte{junk, ping}, func() (int, error) { n, _, err := pc.ReadFrom(buf); return n, err }, twoRawReads},
-		{"ReadFromUDPAddrPort", [][]byte{ping}, func() (int, error) { n, _, err := pc.ReadFromUDPAddrPort(buf); return n, err }, baseAddrPort},
-		{"ReadFromUDPAddrPort dropping one", [][]byte{junk, ping}, func() (int, error) { n, _, err := pc.ReadFromUDPAddrPort(buf); return n, err }, baseAddrPort},
+		{"bound", "udp", "127.0.0.1:0", 10},
+		{"unspecified", "udp4", "0.0.0.0:0", 10},
+		{"dual stack", "udp", "[::]:0", 10},
+		{"truncated", "udp4", "0.0.0.0:0", 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := allocs(tt.send, tt.read)
-			if got > tt.max {
-				t.Errorf("%v allocations per read, the inner connection's reads make %v", got, tt.max)
+			m := compileOrSkip(t, "udp[8:4] = 0x50494e47 and src net 127.0.0.0/8 and dst net 127.0.0.0/8")
+			inner := listenUDP(t, tt.network, tt.addr)
+			var opts []PacketConnOption
+			if !trueDestination {
+				opts = append(opts, WithLocalAddr(netip.MustParseAddr("127.0.0.1")))
 			}
-			t.Logf("%v allocations per read (inner connection: %v)", got, tt.max)
+			pc, err := NewPacketConn(inner, m, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := dialUDP(t, "", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), localAddrPort(pc).Port()))
+			ping, junk := make([]byte, tt.size), make([]byte, tt.size)
+			copy(ping, "PING 12345")
+			copy(junk, "JUNK 12345")
+			buf := make([]byte, 20)
+			want := min(tt.size, len(buf))
+			allocs := func(send [][]byte, read func() (int, error)) float64 {
+				return testing.AllocsPerRun(500, func() {
+					for _, b := range send {
+						client.Write(b)
+					}
+					if n, err := read(); err != nil || n != want {
+						t.Fatalf("read %d, %v; want %d bytes", n, err, want)
+					}
+				})
+			}
+			rawReadFrom := func() (int, error) { n, _, err := inner.ReadFrom(buf); return n, err }
+			rawAddrPort := func() (int, error) { n, _, err := inner.ReadFromUDPAddrPort(buf); return n, err }
+			baseFrom := allocs([][]byte{ping}, rawReadFrom)
+			baseAddrPort := allocs([][]byte{ping}, rawAddrPort)
+			twoRawReads := allocs([][]byte{junk, ping}, func() (int, error) {
+				rawReadFrom()
+				return rawReadFrom()
+			})
+			reads := []struct {
+				name string
+				send [][]byte
+				read func() (int, error)
+				max  float64
+			}{
+				{"ReadFrom", [][]byte{ping}, func() (int, error) { n, _, err := pc.ReadFrom(buf); return n, err }, baseFrom},
+				{"ReadFrom dropping one", [][]byte{junk, ping}, func() (int, error) { n, _, err := pc.ReadFrom(buf); return n, err }, twoRawReads},
+				{"ReadFromUDPAddrPort", [][]byte{ping}, func() (int, error) { n, _, err := pc.ReadFromUDPAddrPort(buf); return n, err }, baseAddrPort},
+				{"ReadFromUDPAddrPort dropping one", [][]byte{junk, ping}, func() (int, error) { n, _, err := pc.ReadFromUDPAddrPort(buf); return n, err }, baseAddrPort},
+			}
+			for _, r := range reads {
+				before := pc.Stats()
+				got := allocs(r.send, r.read)
+				if got > r.max {
+					t.Errorf("%s: %v allocations per read, the inner connection's reads make %v", r.name, got, r.max)
+				}
+				st := pc.Stats()
+				t.Logf("%s: %v allocations per read (inner connection: %v); %d matched, %d truncated", r.name, got, r.max, st.Matched-before.Matched, st.Truncated-before.Truncated)
+				if st.Matched-before.Matched != 501 {
+					t.Errorf("%s: %d datagrams matched, want 501", r.name, st.Matched-before.Matched)
+				}
+			}
 		})
 	}
 }
@@ -523,4 +565,358 @@ func TestPacketConnStress(t *testing.T) {
 		t.Errorf("stats %+v, %d returned; want %d received, %d matched", st, len(matched), total, wantMatched)
 	}
 	t.Logf("%d datagrams in %v (race detector %v): %d returned, %d dropped", total, elapsed.Round(time.Millisecond), raceEnabled, st.Matched, st.Dropped)
+}
+
+// recvmsgTrunc tells whether a PacketConn over a *net.UDPConn learns the
+// true length of datagrams longer than its buffer (MSG_TRUNC).
+const recvmsgTrunc = runtime.GOOS == "linux"
+
+// TestPacketConnTruncated checks that a datagram longer than the read
+// buffer is matched with its true length on Linux (IP and UDP length
+// fields, wire length) and the bytes read as its captured payload, and as
+// read elsewhere; and that Stats counts it.
+func TestPacketConnTruncated(t *testing.T) {
+	// 14 + 20 + 8 bytes of headers over IPv4, 14 + 40 + 8 over IPv6.
+	tests := []struct {
+		name      string
+		family    string
+		size, buf int    // the datagram's length, the read buffer's
+		expr      string // the datagram starts with "PING"
+		want      bool   // matched as read
+		wantLinux bool   // matched with its true length
+	}{
+		{"greater", "IPv4", 2000, 512, "greater 1000", false, true},
+		{"less", "IPv4", 2000, 512, "less 600", true, false},
+		{"len", "IPv4", 2000, 512, "len = 2042", false, true},
+		{"len as read", "IPv4", 2000, 512, "len = 554", true, false},
+		{"ip length", "IPv4", 2000, 512, "ip[2:2] = 2028", false, true},
+		{"udp length", "IPv4", 2000, 512, "udp[4:2] = 2008", false, true},
+		{"payload read", "IPv4", 2000, 512, "udp[8:4] = 0x50494e47 and greater 1000", false, true},
+		{"payload read, last byte", "IPv4", 2000, 512, "udp[8 + 511] = 0x2e", true, true},
+		{"payload not read", "IPv4", 2000, 512, "udp[8 + 512] = 0x2e or udp[8 + 512] != 0x2e", false, false},
+		{"empty buffer", "IPv4", 100, 0, "udp[4:2] = 108", false, true},
+		{"empty buffer, short frame", "IPv4", 10, 0, "len = 60", false, true},
+		{"fits exactly", "IPv4", 512, 512, "len = 554 and udp[4:2] = 520", true, true},
+		{"largest IPv4 datagram", "IPv4", 65507, 1500, "ip[2:2] = 65535 and udp[4:2] = 65515", false, true},
+		{"greater v6", "IPv6", 2000, 512, "greater 1000", false, true},
+		{"less v6", "IPv6", 2000, 512, "less 600", true, false},
+		{"len v6", "IPv6", 2000, 512, "len = 2062", false, true},
+		{"ip6 length", "IPv6", 2000, 512, "ip6[4:2] = 2008", false, true},
+		{"payload read v6", "IPv6", 2000, 512, "ip6[48:4] = 0x50494e47 and ip6[4:2] > 1000", false, true},
+	}
+	for _, tt := range tests {
+		for _, method := range []string{"ReadFrom", "ReadFromUDPAddrPort"} {
+			t.Run(tt.name+"/"+method, func(t *testing.T) {
+				want := tt.want
+				if recvmsgTrunc {
+					want = tt.wantLinux
+				}
+				m := compileOrSkip(t, tt.expr)
+				addr := "127.0.0.1:0"
+				if tt.family == "IPv6" {
+					addr = "[::1]:0"
+				}
+				var dropped []Report
+				inner := listenUDP(t, "udp", addr)
+				inner.SetReadBuffer(1 << 20)
+				pc, err := NewPacketConn(inner, m, WithDropFunc(func(r Report) {
+					r.Packet.Payload = append([]byte(nil), r.Packet.Payload...)
+					dropped = append(dropped, r)
+				}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				client := dialUDP(t, "", localAddrPort(pc))
+				datagram := []byte(strings.Repeat(".", tt.size))
+				copy(datagram, "PING")
+				if _, err := client.Write(datagram); err != nil {
+					t.Skipf("cannot send a datagram of %d bytes: %v", tt.size, err)
+				}
+				pc.SetReadDeadline(time.Now().Add(readWait(want)))
+				buf := make([]byte, tt.buf)
+				var n int
+				if method == "ReadFrom" {
+					n, _, err = pc.ReadFrom(buf)
+				} else {
+					n, _, err = pc.ReadFromUDPAddrPort(buf)
+				}
+				truncated := uint64(0)
+				if recvmsgTrunc && tt.size > tt.buf {
+					truncated = 1
+				}
+				st := pc.Stats()
+				read := min(tt.size, tt.buf)
+				if want {
+					if err != nil || n != read || string(buf[:n]) != string(datagram[:read]) {
+						t.Errorf("%q, %d-byte datagram into %d bytes: %s = %d, %v; want %d bytes read", tt.expr, tt.size, tt.buf, method, n, err, read)
+					}
+					if st != (PacketStats{Received: 1, Matched: 1, Truncated: truncated}) {
+						t.Errorf("%q: stats %+v, want 1 received and matched, %d truncated", tt.expr, st, truncated)
+					}
+					return
+				}
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Errorf("%q, %d-byte datagram into %d bytes: %s = %d, %v; want a timeout", tt.expr, tt.size, tt.buf, method, n, err)
+				}
+				if st != (PacketStats{Received: 1, Dropped: 1, Truncated: truncated}) {
+					t.Errorf("%q: stats %+v, want 1 received and dropped, %d truncated", tt.expr, st, truncated)
+				}
+				if len(dropped) != 1 || !dropped[0].Tested || len(dropped[0].Packet.Payload) != read {
+					t.Errorf("%q: dropped %v, want one report of the %d bytes read", tt.expr, dropped, read)
+				}
+			})
+		}
+	}
+}
+
+// TestTruncatedFrame checks the frame a truncated datagram is matched as
+// against the frame of the whole datagram: the same bytes up to what was
+// read, but for the UDP checksum, and the same wire length.
+func TestTruncatedFrame(t *testing.T) {
+	v4 := [2]netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:5353"), netip.MustParseAddrPort("198.51.100.2:53")}
+	v6 := [2]netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:5353"), netip.MustParseAddrPort("[2001:db8::2]:53")}
+	for _, link := range []LinkType{LinkEthernet, LinkRaw} {
+		for _, addrs := range [][2]netip.AddrPort{v4, v6} {
+			for _, sizes := range [][2]int{{0, 0}, {0, 1}, {3, 10}, {10, 10}, {17, 18}, {18, 1000}, {512, 2000}, {1400, 65507}, {100, 70000}} {
+				read, size := sizes[0], sizes[1]
+				name := fmt.Sprintf("%v/%v/%d of %d", link, addrs[0].Addr(), read, size)
+				t.Run(name, func(t *testing.T) {
+					whole := make([]byte, size)
+					for i := range whole {
+						whole[i] = byte(i*7 + 1)
+					}
+					p := FakePacket{Src: addrs[0], Dst: addrs[1], Protocol: UDP, Payload: whole[:read]}
+					var h header
+					if err := h.build(&p, link); err != nil {
+						t.Fatal(err)
+					}
+					size = min(size, h.maxPayload())
+					p.Payload = whole[:size]
+					full, err := p.AppendFrame(nil, link)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f := h.truncatedFrame(whole[:read], size, DefaultSnapLen)
+					got := append(append([]byte(nil), f.hdr...), f.payload...)
+					if int(f.wirelen) != len(full) || int(f.caplen) != len(got) || len(got) > len(full) {
+						t.Fatalf("%s: wire %d, caplen %d, %d bytes; the whole frame has %d", name, f.wirelen, f.caplen, len(got), len(full))
+					}
+					csum := int(h.csum)
+					for i := range got {
+						if got[i] != full[i] && i != csum && i != csum+1 {
+							t.Errorf("%s: byte %d is %#x, the whole frame's %#x\n got % x\nwant % x", name, i, got[i], full[i], got, full[:len(got)])
+							break
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestPacketConnTrueDestination sends datagrams to 127.0.0.1, 127.0.0.2
+// and ::1, in turn, to a socket bound to 0.0.0.0 and to a dual-stack one
+// bound to ::, read by six goroutines (more than the read states a
+// PacketConn keeps), and checks that dst host filters return exactly the
+// datagrams sent to their host, and that the drop reports carry the true
+// destination.
+func TestPacketConnTrueDestination(t *testing.T) {
+	if !trueDestination {
+		t.Skipf("on %s the destination of a datagram is not known (IP_PKTINFO is Linux's)", runtime.GOOS)
+	}
+	const each = 200 // datagrams per destination
+	tests := []struct {
+		name    string
+		network string
+		laddr   string
+		local   string // WithLocalAddr, which the kernel's destination overrides
+		expr    string
+		want    []string // destinations whose datagrams match
+	}{
+		{"IPv4 127.0.0.1", "udp4", "0.0.0.0:0", "", "dst host 127.0.0.1", []string{"127.0.0.1"}},
+		{"IPv4 127.0.0.2", "udp4", "0.0.0.0:0", "", "dst host 127.0.0.2", []string{"127.0.0.2"}},
+		{"IPv4 not 127.0.0.1", "udp4", "0.0.0.0:0", "", "not dst host 127.0.0.1", []string{"127.0.0.2"}},
+		{"IPv4 WithLocalAddr", "udp4", "0.0.0.0:0", "127.0.0.1", "dst host 127.0.0.2", []string{"127.0.0.2"}},
+		{"IPv4 unspecified", "udp4", "0.0.0.0:0", "", "dst host 0.0.0.0", nil},
+		{"dual stack 127.0.0.1", "udp", "[::]:0", "", "dst host 127.0.0.1", []string{"127.0.0.1"}},
+		{"dual stack 127.0.0.2", "udp", "[::]:0", "", "dst host 127.0.0.2", []string{"127.0.0.2"}},
+		{"dual stack ::1", "udp", "[::]:0", "", "dst host ::1", []string{"::1"}},
+		{"dual stack 127/8", "udp", "[::]:0", "", "dst net 127.0.0.0/8", []string{"127.0.0.1", "127.0.0.2"}},
+		{"dual stack ip6", "udp", "[::]:0", "", "ip6 and udp", []string{"::1"}},
+		{"dual stack unspecified", "udp", "[::]:0", "", "dst host 0.0.0.0 or dst host ::", nil},
+		{"IPv6 only ::1", "udp6", "[::]:0", "", "dst host ::1", []string{"::1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := compileOrSkip(t, tt.expr)
+			inner := listenUDP(t, tt.network, tt.laddr)
+			inner.SetReadBuffer(4 << 20)
+			var mu sync.Mutex
+			droppedTo := map[string]int{} // by destination, checked against the payload
+			var bad []string
+			opts := []PacketConnOption{WithDropFunc(func(r Report) {
+				mu.Lock()
+				defer mu.Unlock()
+				to, _, _ := strings.Cut(string(r.Packet.Payload), " ")
+				if got := r.Packet.Dst.Addr().String(); got != to || r.Packet.Dst.Port() != localAddrPort(inner).Port() {
+					bad = append(bad, fmt.Sprintf("datagram %q dropped as sent to %v", r.Packet.Payload, r.Packet.Dst))
+				}
+				droppedTo[to]++
+			})}
+			if tt.local != "" {
+				opts = append(opts, WithLocalAddr(netip.MustParseAddr(tt.local)))
+			}
+			pc, err := NewPacketConn(inner, m, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := localAddrPort(pc).Port()
+			var dsts []string
+			var clients []net.Conn
+			for _, d := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+				if a := netip.MustParseAddr(d); (tt.network == "udp4" && a.Is6()) || (tt.network == "udp6" && a.Is4()) {
+					continue
+				}
+				c, err := net.Dial("udp", net.JoinHostPort(d, strconv.Itoa(int(port))))
+				if err != nil {
+					t.Skipf("cannot send to %s: %v", d, err)
+				}
+				defer c.Close()
+				dsts, clients = append(dsts, d), append(clients, c)
+			}
+
+			if wantDsts := map[string]int{"udp4": 2, "udp": 3, "udp6": 1}[tt.network]; len(dsts) != wantDsts {
+				t.Fatalf("sending to %v, want %d destinations", dsts, wantDsts)
+			}
+			matchedTo := map[string]int{}
+			var wg sync.WaitGroup
+			for range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := make([]byte, 100)
+					for {
+						n, _, err := pc.ReadFromUDPAddrPort(buf)
+						if err != nil {
+							return
+						}
+						to, _, _ := strings.Cut(string(buf[:n]), " ")
+						mu.Lock()
+						matchedTo[to]++
+						mu.Unlock()
+					}
+				}()
+			}
+			total := 0
+			for i := range each {
+				for j, c := range clients {
+					if _, err := fmt.Fprintf(c, "%s %d", dsts[j], i); err != nil {
+						t.Fatal(err)
+					}
+					total++
+				}
+				if i%50 == 49 {
+					waitReceived(t, pc, total)
+				}
+			}
+			waitReceived(t, pc, total)
+			pc.Close()
+			wg.Wait()
+
+			wantMatched := 0
+			for _, d := range dsts {
+				w := 0
+				if slices.Contains(tt.want, d) {
+					w = each
+				}
+				wantMatched += w
+				if matchedTo[d] != w || droppedTo[d] != each-w {
+					t.Errorf("%q: to %s, %d matched and %d dropped; want %d matched of %d", tt.expr, d, matchedTo[d], droppedTo[d], w, each)
+				}
+			}
+			if st := pc.Stats(); st != (PacketStats{Received: uint64(total), Matched: uint64(wantMatched), Dropped: uint64(total - wantMatched)}) {
+				t.Errorf("%q: stats %+v; want %d received, %d matched", tt.expr, st, total, wantMatched)
+			}
+			for _, s := range bad[:min(len(bad), 5)] {
+				t.Error(s)
+			}
+			t.Logf("%q: %d datagrams to %v: matched %v, dropped %v", tt.expr, total, dsts, matchedTo, droppedTo)
+		})
+	}
+}
+
+// waitReceived waits until pc has read n datagrams.
+func waitReceived(t *testing.T, pc *PacketConn, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); pc.Stats().Received < uint64(n); time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the readers are stuck at %+v, %d datagrams sent", pc.Stats(), n)
+		}
+	}
+}
+
+// TestTruncatedMatchDifferential checks the verdict on a truncated
+// datagram against libpcap's (its compiler and pcap_offline_filter) on
+// the whole datagram's frame as a capture cut to the bytes read would hold
+// it: its first bytes, and its wire length. The expressions read no UDP
+// checksum, which a truncated datagram's frame does not have right.
+func TestTruncatedMatchDifferential(t *testing.T) {
+	if !HaveLibpcap {
+		t.Skip("built without libpcap (go test -tags libpcap, with cgo)")
+	}
+	exprs := []string{
+		"greater 1000", "less 600", "len >= 2000", "len = 2042", "len = 2062", "udp[4:2] > 1500",
+		"ip[2:2] = 2028", "ip6[4:2] = 2008", "ip6[4:2] > 100", "udp[8:4] = 0x01080f16",
+		"udp[600] = 0x41", "udp and len > 100 and udp[8] = 1", "ip6 and greater 1500",
+		"ip6[48:4] = 0x01080f16 and less 70000", "udp[4:2] - 8 > 512", "len - 42 > 100",
+	}
+	v4 := [2]netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:5353"), netip.MustParseAddrPort("198.51.100.2:53")}
+	v6 := [2]netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:5353"), netip.MustParseAddrPort("[2001:db8::2]:53")}
+	sizes := [][2]int{{0, 0}, {0, 5}, {4, 1000}, {20, 20}, {100, 101}, {512, 2000}, {1400, 65507}, {600, 65527}}
+	compared, matched := 0, 0
+	for _, link := range []LinkType{LinkEthernet, LinkRaw} {
+		for _, expr := range exprs {
+			goM := compileOrSkip(t, expr, WithLinkType(link))
+			libM, err := Compile(expr, WithLinkType(link), WithLibpcap())
+			if err != nil {
+				t.Fatalf("libpcap: %v", err)
+			}
+			for _, addrs := range [][2]netip.AddrPort{v4, v6} {
+				for _, rs := range sizes {
+					read, size := rs[0], rs[1]
+					whole := make([]byte, size)
+					for i := range whole {
+						whole[i] = byte(i*7 + 1)
+					}
+					p := FakePacket{Src: addrs[0], Dst: addrs[1], Protocol: UDP, Payload: whole}
+					full, err := p.AppendFrame(nil, link)
+					if err != nil {
+						continue // too large for IPv4
+					}
+					p.Payload = whole[:read]
+					var h header
+					if err := h.build(&p, link); err != nil {
+						t.Fatal(err)
+					}
+					caplen := int(h.n) + read // the headers and the bytes read, not padded
+					want, err := libM.MatchFrame(full[:caplen], len(full))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, m := range []*Matcher{goM, libM} {
+						got, err := matchTruncated(m, &p, size)
+						if err != nil || got != want {
+							t.Errorf("%q (%v) on %v, %d bytes of %d read: %v, %v; libpcap on the frame cut to %d of %d bytes: %v",
+								expr, link, p, read, size, got, err, caplen, len(full), want)
+						}
+						compared++
+					}
+					if want {
+						matched++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d comparisons with libpcap, %d matches", compared, matched/2)
 }
