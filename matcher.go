@@ -183,6 +183,9 @@ type Matcher struct {
 	snap uint32
 	raw  []bpf.RawInstruction
 	prog *program        // the Go executor's program; nil with WithLibpcap
+	// shapes are prog's residual programs by the shape of a fake packet
+	// (shape.go), for Match; nil, or a nil entry, where prog runs whole.
+	shapes *[numShapes]*program
 	lib  *libpcapProgram // libpcap's, with WithLibpcap
 
 	// For the tests' comparisons with libpcap: how raw was compiled.
@@ -294,6 +297,7 @@ func newMatcher(expr string, raw []bpf.RawInstruction, o options) (*Matcher, err
 	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
 	if !o.libpcap {
 		m.prog = prog
+		m.shapes = shapePrograms(prog, o.link, m.snap)
 		return m, nil
 	}
 	if m.lib, err = newLibpcapProgram(raw); err != nil {
@@ -332,16 +336,28 @@ func (m *Matcher) Program() []bpf.RawInstruction {
 // Match reports whether p matches, framed for m's link type, which must be
 // LinkEthernet or LinkRaw. The error tells why p could not be built.
 func (m *Matcher) Match(p FakePacket) (bool, error) {
+	return m.match(&p)
+}
+
+// match is Match on a pointer: p is copied once, by Match's caller.
+func (m *Matcher) match(p *FakePacket) (bool, error) {
 	var h header
-	if err := h.build(&p, m.link); err != nil {
+	if err := h.build(p, m.link); err != nil {
 		return false, err
 	}
-	// As h.frame, written out: the call and the copy of its result cost
-	// a tenth of a match.
-	hdr, rest := h.prepare(p.Payload)
-	wire := uint32(len(hdr) + len(rest))
-	f := frame{hdr: hdr, payload: rest, wirelen: wire, caplen: min(wire, m.snap),
-		lazy: &h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
+	// The frame's fields are set one by one: a literal is built aside
+	// and then copied, and the copy's wide loads of narrow stores stall.
+	// (A method setting them would make h escape, for f.lazy.)
+	var f frame
+	f.hdr, f.payload = h.prepare(p.Payload)
+	wire := uint32(len(f.hdr) + len(f.payload))
+	f.wirelen, f.caplen = wire, min(wire, m.snap)
+	f.lazy, f.lazyLo, f.lazyHi = &h, uint32(h.csum), uint32(h.csum)+2
+	if m.shapes != nil {
+		if r := m.shapes[shapeOf(&h)]; r != nil {
+			return r.run(&f) != 0, nil
+		}
+	}
 	return m.run(&f) != 0, nil
 }
 

@@ -1,0 +1,526 @@
+package bpfmatch
+
+import "net/netip"
+
+// A fake packet's shape is what its kind alone fixes in its headers: the
+// link type, whether it has a VLAN tag, IPv4 or IPv6, TCP or UDP. The
+// shape fixes the EtherType, the IP version and header length, the
+// fragment field, the protocol, the TCP data offset: most of what a
+// filter tests before it reads an address, a port or the payload. For
+// each shape a Matcher keeps its program evaluated over those bytes, the
+// residual program, which Match runs instead: it reads only what differs
+// between packets of the shape.
+
+// numShapes counts the shapes: bit 0 IPv6, bit 1 UDP, bit 2 VLAN.
+const numShapes = 8
+
+// shapeOf returns the shape of the header h built.
+func shapeOf(h *header) int {
+	s := 0
+	if h.v6 {
+		s |= 1
+	}
+	if h.udp {
+		s |= 2
+	}
+	if h.ip > ethernetLen {
+		s |= 4
+	}
+	return s
+}
+
+// maxShapeProgram is the longest program specialised: longer ones, which
+// real filters are not, run whole.
+const maxShapeProgram = 4096
+
+// shapePrograms returns the residual programs of p for each shape of
+// frames of link, or nil where p is not specialised (its residual is
+// then p).
+func shapePrograms(p *program, link LinkType, snap uint32) *[numShapes]*program {
+	if link != LinkEthernet && link != LinkRaw || len(p.insns) > maxShapeProgram || p.backWeight != 0 {
+		return nil
+	}
+	var out [numShapes]*program
+	for s := range numShapes {
+		if s&4 != 0 && link != LinkEthernet {
+			continue
+		}
+		var h header
+		var known [len(h.b)]bool
+		if !shapeHeader(&h, &known, s, link) {
+			continue
+		}
+		// A load within the header and the snap length always succeeds.
+		end := min(uint32(h.n), snap)
+		if r := residual(p.insns, func(off, n uint64) (uint32, bool) {
+			if off+n > uint64(end) {
+				return 0, false
+			}
+			var v uint32
+			for i := off; i < off+n; i++ {
+				if !known[i] {
+					return 0, false
+				}
+				v = v<<8 | uint32(h.b[i])
+			}
+			return v, true
+		}); r != nil {
+			out[s] = &program{insns: r}
+		}
+	}
+	return &out
+}
+
+// shapeHeader builds in h the header of a packet of shape s and marks in
+// known the bytes that every packet of the shape has.
+func shapeHeader(h *header, known *[len(header{}.b)]bool, s int, link LinkType) bool {
+	p := FakePacket{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: netip.MustParseAddrPort("10.0.0.2:2"), Protocol: TCP}
+	if s&1 != 0 {
+		p.Src, p.Dst = netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")
+	}
+	if s&2 != 0 {
+		p.Protocol = UDP
+	}
+	if s&4 != 0 {
+		p.VLAN = &VLAN{}
+	}
+	if h.build(&p, link) != nil {
+		return false
+	}
+	mark := func(at uint8, offs ...uint8) {
+		for _, o := range offs {
+			known[at+o] = true
+		}
+	}
+	if link == LinkEthernet {
+		mark(h.ip-2, 0, 1) // the EtherType
+		if s&4 != 0 {
+			mark(12, 0, 1) // the VLAN tag's TPID; its TCI varies
+		}
+	}
+	if h.v6 {
+		mark(h.ip, 0, 1, 2, 3, 6) // version, traffic class, flow label; next header
+	} else {
+		mark(h.ip, 0, 1, 4, 5, 6, 7, 9) // version and IHL, TOS, ID, fragment field; protocol
+	}
+	if !h.udp {
+		mark(h.l4, 12, 18, 19) // data offset; urgent pointer
+	}
+	return true
+}
+
+// shapeState is what is known of the machine's registers before an
+// instruction, on every path to it.
+type shapeState struct {
+	a, x         uint32
+	aKnown       bool
+	xKnown       bool
+	memKnown     uint16 // bit i: mem[i] known
+	mem          [memWords]uint32
+	reached      bool
+	aUsed, xUsed bool // liveness, after the instruction: computed backward
+}
+
+// Registers of the liveness analysis: A, X, then M[0..15].
+const (
+	liveA = 1 << iota
+	liveX
+	liveMem0
+)
+
+// residual evaluates insns (a decoded program without backward jumps)
+// where the bytes load can give are known, and returns the program that
+// is left: loads of known bytes become constants, tests of known values
+// jumps, what only fed them is dropped, and the jumps are threaded. It
+// gives the same verdict as insns on every frame whose bytes load knows
+// are as it says, and fails the same loads. It returns nil when nothing
+// is gained.
+func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
+	n := len(insns)
+	code := make([]insn, n)
+	for i, in := range insns {
+		if u := unfused[in.op]; u != 0 {
+			// The jump of a fused pair follows it: evaluate them apart.
+			in.op, in.k2 = u, 0
+			in.jt, in.jf = 0, 0
+		}
+		code[i] = in
+	}
+	st := make([]shapeState, n)
+	st[0] = shapeState{aKnown: true, xKnown: true, memKnown: 0xffff, reached: true}
+	// A conditional jump whose outcome is known goes to jump[i].
+	const next = ^uint32(0)
+	jump := make([]uint32, n) // for a known jump, where it goes; next for none
+	for i := range jump {
+		jump[i] = next
+	}
+	flow := func(to uint32, s *shapeState) {
+		d := &st[to]
+		if !d.reached {
+			*d = *s
+			return
+		}
+		if !d.aKnown || !s.aKnown || d.a != s.a {
+			d.aKnown = false
+		}
+		if !d.xKnown || !s.xKnown || d.x != s.x {
+			d.xKnown = false
+		}
+		for m := range memWords {
+			if d.mem[m] != s.mem[m] {
+				d.memKnown &^= 1 << m
+			}
+		}
+		d.memKnown &= s.memKnown
+	}
+	for i := range n {
+		if !st[i].reached {
+			continue
+		}
+		s := st[i] // the state after the instruction
+		s.reached = true
+		in := &code[i]
+		k := in.k
+		var cond, condKnown bool
+		isCond := false
+		switch in.op {
+		case opRetK:
+			continue
+		case opRetA:
+			if s.aKnown {
+				in.op, in.k = opRetK, s.a
+			}
+			continue
+		case opLdW, opLdH, opLdB:
+			if v, ok := load(uint64(k), uint64(loadSize(in.op))); ok {
+				in.op, in.k = opLdImm, v
+				s.a, s.aKnown = v, true
+			} else {
+				s.aKnown = false
+			}
+		case opLdWInd, opLdHInd, opLdBInd:
+			off := uint64(s.x) + uint64(k)
+			if !s.xKnown {
+				s.aKnown = false
+				break
+			}
+			if v, ok := load(off, uint64(loadSize(in.op))); ok {
+				in.op, in.k = opLdImm, v
+				s.a, s.aKnown = v, true
+				break
+			}
+			if off <= 0xffffffff {
+				// An absolute load of the same bytes, which fails alike.
+				in.op, in.k = in.op-opLdWInd+opLdW, uint32(off)
+			}
+			s.aKnown = false
+		case opLdxMSH:
+			if v, ok := load(uint64(k), 1); ok {
+				in.op, in.k = opLdxImm, (v&0xf)<<2
+				s.x, s.xKnown = in.k, true
+			} else {
+				s.xKnown = false
+			}
+		case opLdLen:
+			s.aKnown = false
+		case opLdxLen:
+			s.xKnown = false
+		case opLdImm:
+			s.a, s.aKnown = k, true
+		case opLdxImm:
+			s.x, s.xKnown = k, true
+		case opLdMem:
+			m := k & (memWords - 1)
+			s.a, s.aKnown = s.mem[m], s.memKnown&(1<<m) != 0
+			if s.aKnown {
+				in.op, in.k = opLdImm, s.a
+			}
+		case opLdxMem:
+			m := k & (memWords - 1)
+			s.x, s.xKnown = s.mem[m], s.memKnown&(1<<m) != 0
+			if s.xKnown {
+				in.op, in.k = opLdxImm, s.x
+			}
+		case opSt:
+			m := k & (memWords - 1)
+			s.mem[m] = s.a
+			s.memKnown = s.memKnown&^(1<<m) | b2u16(s.aKnown)<<m
+		case opStx:
+			m := k & (memWords - 1)
+			s.mem[m] = s.x
+			s.memKnown = s.memKnown&^(1<<m) | b2u16(s.xKnown)<<m
+		case opJa:
+			flow(in.jt, &s)
+			continue
+		case opJgtK, opJgeK, opJeqK, opJsetK:
+			isCond, condKnown = true, s.aKnown
+			cond = compare(in.op-opJgtK, s.a, k)
+		case opJgtX, opJgeX, opJeqX, opJsetX:
+			isCond, condKnown = true, s.aKnown && s.xKnown
+			cond = compare(in.op-opJgtX, s.a, s.x)
+		case opTax:
+			s.x, s.xKnown = s.a, s.aKnown
+			if s.aKnown {
+				in.op, in.k = opLdxImm, s.a
+			}
+		case opTxa:
+			s.a, s.aKnown = s.x, s.xKnown
+			if s.xKnown {
+				in.op, in.k = opLdImm, s.x
+			}
+		case opLdBAux:
+			continue // fails: the run ends here
+		default:
+			if in.op < opAddK || in.op > opNeg {
+				return nil // an instruction this evaluation does not know
+			}
+			operand, opKnown := k, true
+			if in.op >= opAddX && in.op <= opRshX {
+				operand, opKnown = s.x, s.xKnown
+			}
+			v, ok := shapeALU(in.op, s.a, operand)
+			if s.aKnown && opKnown && ok {
+				in.op, in.k = opLdImm, v
+				s.a = v
+			} else {
+				s.aKnown = false
+			}
+		}
+		if isCond {
+			switch {
+			case condKnown && cond:
+				jump[i] = in.jt
+				flow(in.jt, &s)
+			case condKnown:
+				jump[i] = in.jf
+				flow(in.jf, &s)
+			default:
+				flow(in.jt, &s)
+				flow(in.jf, &s)
+			}
+			continue
+		}
+		flow(uint32(i+1), &s)
+	}
+
+	// Liveness, backward: what each instruction's successors may read.
+	live := make([]uint32, n) // live before instruction i
+	removed := make([]bool, n)
+	succLive := func(i int) uint32 {
+		in := &code[i]
+		switch {
+		case jump[i] != next:
+			return live[jump[i]]
+		case in.op == opJa:
+			return live[in.jt]
+		case in.op >= opJgtK && in.op <= opJsetX:
+			return live[in.jt] | live[in.jf]
+		case in.op == opRetK || in.op == opRetA || in.op == opLdBAux:
+			return 0
+		}
+		return live[i+1]
+	}
+	for i := n - 1; i >= 0; i-- {
+		if !st[i].reached {
+			continue
+		}
+		out := succLive(i)
+		in := &code[i]
+		if jump[i] != next || in.op == opJa {
+			removed[i] = true
+			live[i] = out
+			continue
+		}
+		use, def := uint32(0), uint32(0)
+		pure := false // no effect but def: removable when def is dead
+		switch in.op {
+		case opRetA:
+			use = liveA
+		case opLdW, opLdH, opLdB, opLdLen:
+			def = liveA
+			pure = in.op == opLdLen
+		case opLdWInd, opLdHInd, opLdBInd:
+			use, def = liveX, liveA
+		case opLdxMSH, opLdxLen:
+			def = liveX
+			pure = in.op == opLdxLen
+		case opLdImm:
+			def, pure = liveA, true
+		case opLdxImm:
+			def, pure = liveX, true
+		case opLdMem:
+			use, def, pure = liveMem0<<(in.k&(memWords-1)), liveA, true
+		case opLdxMem:
+			use, def, pure = liveMem0<<(in.k&(memWords-1)), liveX, true
+		case opSt:
+			use, def, pure = liveA, liveMem0<<(in.k&(memWords-1)), true
+		case opStx:
+			use, def, pure = liveX, liveMem0<<(in.k&(memWords-1)), true
+		case opJgtK, opJgeK, opJeqK, opJsetK:
+			use = liveA
+		case opJgtX, opJgeX, opJeqX, opJsetX:
+			use = liveA | liveX
+		case opTax:
+			use, def, pure = liveA, liveX, true
+		case opTxa:
+			use, def, pure = liveX, liveA, true
+		case opRetK, opLdBAux:
+		default: // ALU
+			use, def, pure = liveA, liveA, true
+			if in.op >= opAddX && in.op <= opRshX {
+				use |= liveX
+				// Division by X fails when X is 0: it stays.
+				pure = in.op != opDivX && in.op != opModX
+			}
+		}
+		if pure && out&def == 0 {
+			removed[i] = true
+			live[i] = out
+			continue
+		}
+		live[i] = out&^def | use
+	}
+	if !st[0].reached {
+		return nil
+	}
+
+	// Thread: where control from i really goes, past removed instructions.
+	target := make([]uint32, n)
+	for i := n - 1; i >= 0; i-- {
+		target[i] = uint32(i)
+		if !removed[i] {
+			continue
+		}
+		t := uint32(i + 1)
+		if jump[i] != next {
+			t = jump[i]
+		} else if code[i].op == opJa {
+			t = code[i].jt
+		}
+		target[i] = target[t]
+	}
+	// Keep what is reachable from the entry, in order.
+	keep := make([]bool, n)
+	keep[target[0]] = true
+	newIndex := make([]uint32, n)
+	var out []insn
+	for i := range n {
+		if !keep[i] {
+			continue
+		}
+		newIndex[i] = uint32(len(out))
+		in := code[i]
+		switch {
+		case in.op == opRetK || in.op == opRetA || in.op == opLdBAux:
+		case in.op >= opJgtK && in.op <= opJsetX:
+			in.jt, in.jf = target[in.jt], target[in.jf]
+			keep[in.jt], keep[in.jf] = true, true
+		default:
+			t := target[i+1]
+			// Control goes on at t: a jump there follows unless all
+			// between is dropped. What is kept between i and t is
+			// marked by now, as only what comes before jumps to it.
+			jumpOver := false
+			for j := i + 1; j < int(t); j++ {
+				jumpOver = jumpOver || keep[j]
+			}
+			keep[t] = true
+			if jumpOver {
+				out = append(out, in, insn{op: opJa, jt: t})
+				continue
+			}
+		}
+		out = append(out, in)
+	}
+	for i := range out {
+		in := &out[i]
+		switch {
+		case in.op == opJa:
+			in.jt = newIndex[in.jt]
+		case in.op >= opJgtK && in.op <= opJsetX:
+			in.jt, in.jf = newIndex[in.jt], newIndex[in.jf]
+		default:
+			continue
+		}
+		if in.jt <= uint32(i) || in.op != opJa && in.jf <= uint32(i) {
+			return nil // cannot be: jumps go forward; run the whole program
+		}
+	}
+	if len(out) >= len(insns) {
+		return nil
+	}
+	fuse(out)
+	return out
+}
+
+// loadSize is the size of a load of op.
+func loadSize(op opKind) uint32 {
+	switch op {
+	case opLdW, opLdWInd:
+		return 4
+	case opLdH, opLdHInd:
+		return 2
+	}
+	return 1
+}
+
+// compare evaluates a conditional jump's test: c is 0 for jgt, 1 jge,
+// 2 jeq, 3 jset.
+func compare(c opKind, a, b uint32) bool {
+	switch c {
+	case 0:
+		return a > b
+	case 1:
+		return a >= b
+	case 2:
+		return a == b
+	}
+	return a&b != 0
+}
+
+// shapeALU evaluates an ALU instruction as exec does, or reports false where
+// it fails (division by 0).
+func shapeALU(op opKind, a, b uint32) (uint32, bool) {
+	switch op {
+	case opAddK, opAddX:
+		return a + b, true
+	case opSubK, opSubX:
+		return a - b, true
+	case opMulK, opMulX:
+		return a * b, true
+	case opDivK, opDivX:
+		if b == 0 {
+			return 0, false
+		}
+		return a / b, true
+	case opModK, opModX:
+		if b == 0 {
+			return 0, false
+		}
+		return a % b, true
+	case opAndK, opAndX:
+		return a & b, true
+	case opOrK, opOrX:
+		return a | b, true
+	case opXorK, opXorX:
+		return a ^ b, true
+	case opLshK:
+		return a << (b & 31), true
+	case opRshK:
+		return a >> (b & 31), true
+	case opLshX:
+		return a << b, true
+	case opRshX:
+		return a >> b, true
+	case opNeg:
+		return -a, true
+	}
+	return 0, false
+}
+
+func b2u16(b bool) uint16 {
+	if b {
+		return 1
+	}
+	return 0
+}
