@@ -182,11 +182,11 @@ type Matcher struct {
 	link LinkType
 	snap uint32
 	raw  []bpf.RawInstruction
-	prog *program        // the Go executor's program; nil with WithLibpcap
+	prog *program // the Go executor's program; nil with WithLibpcap
 	// shapes are prog's residual programs by the shape of a fake packet
 	// (shape.go), for Match; nil, or a nil entry, where prog runs whole.
 	shapes *[numShapes]*program
-	lib  *libpcapProgram // libpcap's, with WithLibpcap
+	lib    *libpcapProgram // libpcap's, with WithLibpcap
 
 	// For the tests' comparisons with libpcap: how raw was compiled.
 	netmask    uint32
