@@ -124,6 +124,11 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				break
 			}
+			if b, ok := f.inPayload(off, 4); ok {
+				f.varies = true
+				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdH:
@@ -133,12 +138,22 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<8 | uint32(b[1])
 				break
 			}
+			if b, ok := f.inPayload(off, 2); ok {
+				f.varies = true
+				a = uint32(b[0])<<8 | uint32(b[1])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdB:
 			off := uint64(in.k)
 			if off < fast && (off < lazyLo || off >= lazyHi) {
 				a = uint32(hdr[off])
+				break
+			}
+			if b, ok := f.inPayload(off, 1); ok {
+				f.varies = true
+				a = uint32(b[0])
 				break
 			}
 			m.a, m.x, m.pc = a, x, pc
@@ -225,6 +240,16 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 			off := uint64(in.k)
 			if end := off + 4; end <= fast && (end <= lazyLo || off >= lazyHi) {
 				b := hdr[off:end]
+				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				pc = in.jf
+				if a == in.k2 {
+					pc = in.jt
+				}
+				continue
+			}
+			// A residual program reads the payload at absolute offsets.
+			if b, ok := f.inPayload(off, 4); ok {
+				f.varies = true
 				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				pc = in.jf
 				if a == in.k2 {

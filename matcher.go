@@ -185,7 +185,7 @@ type Matcher struct {
 	prog *program // the Go executor's program; nil with WithLibpcap
 	// shapes are prog's residual programs by the shape of a fake packet
 	// (shape.go), for Match; nil, or a nil entry, where prog runs whole.
-	shapes *[numShapes]*program
+	shapes *shapeSet
 	lib    *libpcapProgram // libpcap's, with WithLibpcap
 
 	// For the tests' comparisons with libpcap: how raw was compiled.
@@ -341,24 +341,47 @@ func (m *Matcher) Match(p FakePacket) (bool, error) {
 
 // match is Match on a pointer: p is copied once, by Match's caller.
 func (m *Matcher) match(p *FakePacket) (bool, error) {
+	ret, err := m.runPacket(p, nil)
+	return ret != 0, err
+}
+
+// runPacket runs on p the program of its shape, which it sets *ran to
+// when ran is not nil, and returns what it returns.
+func (m *Matcher) runPacket(p *FakePacket, ran **program) (uint32, error) {
 	var h header
-	if err := h.build(p, m.link); err != nil {
-		return false, err
+	prog, lengths := m.prog, true
+	var err error
+	if m.shapes == nil {
+		err = h.build(p, m.link)
+	} else {
+		// Only the fields the program of the shape may read are written.
+		err = h.buildNeed(p, m.link, &m.shapes.needs)
+		if s := shapeOf(&h); m.shapes.progs[s] != nil {
+			prog, lengths = m.shapes.progs[s], m.shapes.lengths[s]
+		}
+	}
+	if err != nil {
+		return 0, err
 	}
 	// The frame's fields are set one by one: a literal is built aside
 	// and then copied, and the copy's wide loads of narrow stores stall.
 	// (A method setting them would make h escape, for f.lazy.)
 	var f frame
-	f.hdr, f.payload = h.prepare(p.Payload)
+	if lengths {
+		f.hdr, f.payload = h.prepare(p.Payload)
+		f.lazy, f.lazyLo, f.lazyHi = &h, uint32(h.csum), uint32(h.csum)+2
+	} else {
+		f.hdr, f.payload = h.split(p.Payload)
+	}
 	wire := uint32(len(f.hdr) + len(f.payload))
 	f.wirelen, f.caplen = wire, min(wire, m.snap)
-	f.lazy, f.lazyLo, f.lazyHi = &h, uint32(h.csum), uint32(h.csum)+2
-	if m.shapes != nil {
-		if r := m.shapes[shapeOf(&h)]; r != nil {
-			return r.run(&f) != 0, nil
-		}
+	if ran != nil {
+		*ran = prog
 	}
-	return m.run(&f) != 0, nil
+	if prog == nil {
+		return m.lib.run(&f), nil
+	}
+	return prog.run(&f), nil
 }
 
 // MatchConn reports whether payload, arriving on c, matches: the packet

@@ -33,26 +33,42 @@ func shapeOf(h *header) int {
 // real filters are not, run whole.
 const maxShapeProgram = 4096
 
+// shapeSet is what a Matcher keeps for Match by shape.
+type shapeSet struct {
+	// progs are the residual programs; nil where the whole one runs.
+	progs [numShapes]*program
+	// needs are the groups of header fields the program run may read
+	// (header.buildNeed).
+	needs [numShapes]uint8
+	// lengths is set where the program run may read a length or a
+	// checksum: the header is then completed for the payload.
+	lengths [numShapes]bool
+}
+
+// needLengths marks, in shapeHeader's groups, a length or a checksum.
+const needLengths = 0x80
+
 // shapePrograms returns the residual programs of p for each shape of
-// frames of link, or nil where p is not specialised (its residual is
-// then p).
-func shapePrograms(p *program, link LinkType, snap uint32) *[numShapes]*program {
+// frames of link, or nil where p is not specialised.
+func shapePrograms(p *program, link LinkType, snap uint32) *shapeSet {
 	if link != LinkEthernet && link != LinkRaw || len(p.insns) > maxShapeProgram || p.backWeight != 0 {
 		return nil
 	}
-	var out [numShapes]*program
+	out := &shapeSet{}
 	for s := range numShapes {
+		out.needs[s], out.lengths[s] = needAll, true
 		if s&4 != 0 && link != LinkEthernet {
 			continue
 		}
 		var h header
 		var known [len(h.b)]bool
-		if !shapeHeader(&h, &known, s, link) {
+		var groups [len(h.b)]uint8
+		if !shapeHeader(&h, &known, &groups, s, link) {
 			continue
 		}
 		// A load within the header and the snap length always succeeds.
 		end := min(uint32(h.n), snap)
-		if r := residual(p.insns, func(off, n uint64) (uint32, bool) {
+		r := residual(p.insns, func(off, n uint64) (uint32, bool) {
 			if off+n > uint64(end) {
 				return 0, false
 			}
@@ -64,16 +80,53 @@ func shapePrograms(p *program, link LinkType, snap uint32) *[numShapes]*program 
 				v = v<<8 | uint32(h.b[i])
 			}
 			return v, true
-		}); r != nil {
-			out[s] = &program{insns: r}
+		})
+		if r == nil {
+			continue
+		}
+		out.progs[s] = &program{insns: r}
+		need := readGroups(r, &groups, h.n)
+		if need&needLengths == 0 {
+			out.needs[s], out.lengths[s] = need, false
 		}
 	}
-	return &out
+	return out
+}
+
+// readGroups returns the groups of the header fields that insns may read,
+// needAll|needLengths where it cannot tell.
+func readGroups(insns []insn, groups *[len(header{}.b)]uint8, n uint8) uint8 {
+	need := uint8(0)
+	for _, in := range insns {
+		op := in.op
+		if u := unfused[op]; u != 0 {
+			op = u
+		}
+		switch op {
+		case opLdW, opLdH, opLdB, opLdxMSH:
+			size := uint64(loadSize(op))
+			if op == opLdxMSH {
+				size = 1
+			}
+			for i := uint64(in.k); i < uint64(in.k)+size && i < uint64(n); i++ {
+				need |= groups[i]
+			}
+		case opLdWInd, opLdHInd, opLdBInd:
+			return needAll | needLengths
+		}
+	}
+	if need&needLengths != 0 {
+		// The checksums are of everything.
+		need |= needAll
+	}
+	return need
 }
 
 // shapeHeader builds in h the header of a packet of shape s and marks in
 // known the bytes that every packet of the shape has.
-func shapeHeader(h *header, known *[len(header{}.b)]bool, s int, link LinkType) bool {
+// groups gets the group of each header byte (header.buildNeed), or
+// needLengths.
+func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.b)]uint8, s int, link LinkType) bool {
 	p := FakePacket{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: netip.MustParseAddrPort("10.0.0.2:2"), Protocol: TCP}
 	if s&1 != 0 {
 		p.Src, p.Dst = netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")
@@ -105,6 +158,45 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, s int, link LinkType) 
 	}
 	if !h.udp {
 		mark(h.l4, 12, 18, 19) // data offset; urgent pointer
+	}
+
+	group := func(g uint8, from, to uint8) {
+		for i := from; i < to; i++ {
+			groups[i] = g
+		}
+	}
+	if link == LinkEthernet {
+		group(needMAC, 0, 12)
+		group(needFixed, 12, 14)
+		if s&4 != 0 {
+			group(needVLAN, 14, 16)
+			group(needFixed, 16, 18)
+		}
+	}
+	ip, l4 := h.ip, h.l4
+	if h.v6 {
+		group(needFixed, ip, ip+4)
+		group(needLengths, ip+4, ip+6)
+		group(needFixed, ip+6, ip+7)
+		group(needIP, ip+7, ip+40)
+	} else {
+		group(needFixed, ip, ip+2)
+		group(needLengths, ip+2, ip+4)
+		group(needFixed, ip+4, ip+8)
+		group(needIP, ip+8, ip+9)
+		group(needFixed, ip+9, ip+10)
+		group(needLengths, ip+10, ip+12)
+		group(needIP, ip+12, ip+20)
+	}
+	group(needPorts, l4, l4+4)
+	if h.udp {
+		group(needLengths, l4+4, l4+8)
+	} else {
+		group(needTCP, l4+4, l4+12)
+		group(needFixed, l4+12, l4+13)
+		group(needTCP, l4+13, l4+16)
+		group(needLengths, l4+16, l4+18)
+		group(needFixed, l4+18, l4+20)
 	}
 	return true
 }

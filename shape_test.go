@@ -12,20 +12,12 @@ import (
 // instructions of the program run.
 func runShape(t *testing.T, m *Matcher, p *FakePacket) (ret uint32, insns int) {
 	t.Helper()
-	var h header
-	if err := h.build(p, m.link); err != nil {
+	var ran *program
+	ret, err := m.runPacket(p, &ran)
+	if err != nil {
 		t.Fatalf("%v: %v", p, err)
 	}
-	var f frame
-	f.hdr, f.payload = h.prepare(p.Payload)
-	wire := uint32(len(f.hdr) + len(f.payload))
-	f.wirelen, f.caplen = wire, min(wire, m.snap)
-	f.lazy, f.lazyLo, f.lazyHi = &h, uint32(h.csum), uint32(h.csum)+2
-	prog := m.prog
-	if m.shapes != nil && m.shapes[shapeOf(&h)] != nil {
-		prog = m.shapes[shapeOf(&h)]
-	}
-	return prog.run(&f), len(prog.insns)
+	return ret, len(ran.insns)
 }
 
 // shapeSnaps are the snap lengths the residual programs are tested with:
