@@ -52,7 +52,14 @@ type frame struct {
 // dozens of protochain loops, where the cap on backWeight keeps any program
 // from running much more than 2*maxBackWeight*(caplen+1) instructions.
 func (p *program) run(f *frame) uint32 {
-	m := machine{limit: p.backWeight * (uint64(f.caplen) + 1)}
+	var m machine
+	if p.backWeight != 0 {
+		m.limit = p.backWeight * (uint64(f.caplen) + 1)
+	}
+	if p.usesMem {
+		// Zeroed here only: most programs have no use for it.
+		m.mem = &[memWords]uint32{}
+	}
 	// Loads within hdr, cut to the captured bytes, and outside the lazy
 	// range are left to exec; it stops at the others.
 	hdr := f.hdr[:min(uint64(len(f.hdr)), uint64(f.caplen))]
@@ -100,7 +107,7 @@ type machine struct {
 	pc    uint32
 	back  uint64 // how far backward jumps went back in all
 	limit uint64 // how far they may
-	mem   [memWords]uint32
+	mem   *[memWords]uint32 // nil unless the program uses scratch memory
 }
 
 // exec runs insns from m.pc until a return, whose value it returns with

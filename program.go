@@ -164,6 +164,8 @@ type program struct {
 	// the sum of the distances of the program's backward jumps, at most
 	// maxBackWeight.
 	backWeight uint64
+	// usesMem is set when the program loads or stores scratch memory.
+	usesMem bool
 }
 
 // maxBackWeight caps program.backWeight, so that no program runs more
@@ -225,7 +227,19 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		p.insns[i] = in
 	}
 	fuse(p.insns)
+	p.usesMem = usesMem(p.insns)
 	return p, nil
+}
+
+// usesMem reports whether insns load or store scratch memory.
+func usesMem(insns []insn) bool {
+	for _, in := range insns {
+		switch in.op {
+		case opLdMem, opLdxMem, opSt, opStx:
+			return true
+		}
+	}
+	return false
 }
 
 // fuse fuses each load with the conditional jump after it, where they
