@@ -105,8 +105,8 @@ func (p *program) run(f *frame) uint32 {
 type machine struct {
 	a, x  uint32
 	pc    uint32
-	back  uint64 // how far backward jumps went back in all
-	limit uint64 // how far they may
+	back  uint64            // how far backward jumps went back in all
+	limit uint64            // how far they may
 	mem   *[memWords]uint32 // nil unless the program uses scratch memory
 }
 
