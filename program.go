@@ -166,6 +166,8 @@ type program struct {
 	backWeight uint64
 	// usesMem is set when the program loads or stores scratch memory.
 	usesMem bool
+	// oneTest is set when the program is one test (isOneTest).
+	oneTest bool
 }
 
 // maxBackWeight caps program.backWeight, so that no program runs more
@@ -227,7 +229,7 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		p.insns[i] = in
 	}
 	fuse(p.insns)
-	p.usesMem = usesMem(p.insns)
+	p.usesMem, p.oneTest = usesMem(p.insns), isOneTest(p.insns)
 	return p, nil
 }
 
