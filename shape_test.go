@@ -37,7 +37,11 @@ func TestShapeCorpus(t *testing.T) {
 		{LinkRaw, []string{"libpcap-raw.txt"}},
 	}
 	for _, set := range sets {
-		exprs := append(corpusFilters(t, set.files...), getFilter, "tcp dst port 21")
+		// Besides the corpus's, filters that are one test of a length or
+		// a checksum, which Match computes only when read.
+		exprs := append(corpusFilters(t, set.files...), getFilter, "tcp dst port 21", "tcp[16] > 0x80", "tcp[17] > 0x80",
+			"tcp[16:2] > 0x8000", "udp[6:2] > 0x8000", "udp[7] > 0x80", "udp[4:2] > 100", "ip[10:2] > 0x8000", "ip[11] > 0x80",
+			"ip[2:2] > 100", "ip6[4:2] > 100", "ip6[5] > 100", "ip[10:4] > 0x80000000", "tcp[17] != 0", "udp[7] != 0", "ip[11] != 0", "ip6[5] != 0")
 		packets := generatedPackets(200, set.link)
 		frames := make([][]byte, len(packets))
 		for i, p := range packets {
@@ -228,4 +232,63 @@ func TestShapeBenchmarkFilters(t *testing.T) {
 				expr, p, n, ret, FormatProgram(m.raw))
 		}
 	}
+}
+
+// TestRunOneTest compares programs that are one test, which run without
+// the interpreter's loop, with the reference interpreter, for loads on
+// either side of the end of the header part of a frame and of the
+// captured bytes.
+func TestRunOneTest(t *testing.T) {
+	data := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	var compared int
+	for _, code := range []uint16{bpfLdBAbs, bpfLdHAbs, bpfLdWAbs} {
+		for _, test := range []struct {
+			code uint16
+			k    func(v uint32) uint32
+		}{
+			{bpfJeqK, func(v uint32) uint32 { return v }},
+			{bpfJeqK, func(v uint32) uint32 { return v + 1 }},
+			{bpfJsetK, func(v uint32) uint32 { return 1 }},
+			{bpfJgeK, func(v uint32) uint32 { return v }},
+			{bpfJgeK, func(v uint32) uint32 { return v + 1 }},
+		} {
+			for off := range uint32(len(data) + 2) {
+				v, _ := refLoad(data, off, code)
+				raw := prog(stmt(code, off), jmp(test.code, test.k(v), 0, 1), retK(7), retK(3))
+				p, err := newProgram(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.oneTest && (code == bpfLdHAbs || test.code == bpfJeqK) {
+					t.Fatalf("not run as one test:\n%s", FormatProgram(raw))
+				}
+				for caplen := uint32(0); caplen <= uint32(len(data)); caplen++ {
+					ref, _ := refRun(raw, data, caplen, uint32(len(data)))
+					for _, split := range []int{0, 1, 9, 10, 11, 12, len(data)} {
+						for _, lazy := range [][2]uint32{{0, 0}, {10, 12}} {
+							f := frame{hdr: data[:split], payload: data[split:], caplen: caplen, wirelen: uint32(len(data)),
+								lazyLo: lazy[0], lazyHi: lazy[1], lazy: &header{}}
+							if lazy[1] > uint32(split) {
+								f.lazyLo, f.lazyHi, f.lazy = 0, 0, nil
+							}
+							if got := p.run(&f); got != ref {
+								t.Errorf("split %d, caplen %d, lazy %v: %d, the reference %d\n%s", split, caplen, lazy, got, ref, FormatProgram(raw))
+							}
+							compared++
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d comparisons", compared)
+}
+
+// refLoad is what a load of code at off reads from data, if it can.
+func refLoad(data []byte, off uint32, code uint16) (uint32, bool) {
+	n := map[uint16]uint32{bpfLdBAbs: 1, bpfLdHAbs: 2, bpfLdWAbs: 4}[code]
+	if uint64(off)+uint64(n) > uint64(len(data)) {
+		return 0, false
+	}
+	return be(data[off : off+n]), true
 }
