@@ -353,17 +353,10 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 	}
 
 	off := 0
-	var srcMAC, dstMAC net.HardwareAddr
 	switch link {
 	case LinkEthernet:
-		srcMAC, dstMAC = p.SrcMAC, p.DstMAC
-		if srcMAC == nil {
-			srcMAC = DefaultSrcMAC
-		}
-		if dstMAC == nil {
-			dstMAC = DefaultDstMAC
-		}
-		if len(srcMAC) != 6 || len(dstMAC) != 6 {
+		if p.SrcMAC != nil && len(p.SrcMAC) != 6 || p.DstMAC != nil && len(p.DstMAC) != 6 {
+			srcMAC, dstMAC := p.macs()
 			return fmt.Errorf("%w: MAC addresses %v and %v are not both 6 bytes", ErrField, srcMAC, dstMAC)
 		}
 		off = ethernetLen
@@ -407,6 +400,7 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 
 	if link == LinkEthernet {
 		if need&needMAC != 0 {
+			srcMAC, dstMAC := p.macs()
 			*(*[6]byte)(b[0:6]) = [6]byte(dstMAC)
 			*(*[6]byte)(b[6:12]) = [6]byte(srcMAC)
 		}
@@ -487,6 +481,18 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 		}
 	}
 	return nil
+}
+
+// macs returns p's Ethernet addresses, the defaults where nil.
+func (p *FakePacket) macs() (src, dst net.HardwareAddr) {
+	src, dst = p.SrcMAC, p.DstMAC
+	if src == nil {
+		src = DefaultSrcMAC
+	}
+	if dst == nil {
+		dst = DefaultDstMAC
+	}
+	return src, dst
 }
 
 // maxPayload is the largest payload the IP packet can carry.
