@@ -491,37 +491,52 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 		}
 		target[i] = target[t]
 	}
-	// Keep what is reachable from the entry, in order.
-	keep := make([]bool, n)
+	// Keep what is reachable from the entry, in order: jumps go forward,
+	// so one pass marks it all.
+	keep := make([]bool, n+1)
 	keep[target[0]] = true
-	newIndex := make([]uint32, n)
+	for i := range n {
+		if !keep[i] {
+			continue
+		}
+		switch in := &code[i]; {
+		case in.op == opRetK || in.op == opRetA || in.op == opLdBAux:
+		case in.op >= opJgtK && in.op <= opJsetX:
+			keep[target[in.jt]], keep[target[in.jf]] = true, true
+		default:
+			keep[target[i+1]] = true
+		}
+	}
+	// nextKept[i] is the first kept instruction after i.
+	nextKept := make([]uint32, n+1)
+	nextKept[n] = uint32(n)
+	for i := n - 1; i >= 0; i-- {
+		nextKept[i] = nextKept[i+1]
+		if keep[i+1] {
+			nextKept[i] = uint32(i + 1)
+		}
+	}
+	newIndex := target // each target is read before its index is written
 	var out []insn
 	for i := range n {
 		if !keep[i] {
 			continue
 		}
-		newIndex[i] = uint32(len(out))
 		in := code[i]
 		switch {
 		case in.op == opRetK || in.op == opRetA || in.op == opLdBAux:
 		case in.op >= opJgtK && in.op <= opJsetX:
 			in.jt, in.jf = target[in.jt], target[in.jf]
-			keep[in.jt], keep[in.jf] = true, true
 		default:
-			t := target[i+1]
-			// Control goes on at t: a jump there follows unless all
-			// between is dropped. What is kept between i and t is
-			// marked by now, as only what comes before jumps to it.
-			jumpOver := false
-			for j := i + 1; j < int(t); j++ {
-				jumpOver = jumpOver || keep[j]
-			}
-			keep[t] = true
-			if jumpOver {
+			// Control goes on at t: a jump there follows unless
+			// nothing kept lies between.
+			if t := target[i+1]; nextKept[i] != t {
+				newIndex[i] = uint32(len(out))
 				out = append(out, in, insn{op: opJa, jt: t})
 				continue
 			}
 		}
+		newIndex[i] = uint32(len(out))
 		out = append(out, in)
 	}
 	for i := range out {
