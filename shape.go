@@ -204,13 +204,12 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.
 // shapeState is what is known of the machine's registers before an
 // instruction, on every path to it.
 type shapeState struct {
-	a, x         uint32
-	aKnown       bool
-	xKnown       bool
-	memKnown     uint16 // bit i: mem[i] known
-	mem          [memWords]uint32
-	reached      bool
-	aUsed, xUsed bool // liveness, after the instruction: computed backward
+	a, x     uint32
+	aKnown   bool
+	xKnown   bool
+	memKnown uint16 // bit i: mem[i] known
+	mem      [memWords]uint32
+	reached  bool
 }
 
 // Registers of the liveness analysis: A, X, then M[0..15].
