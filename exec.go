@@ -59,7 +59,7 @@ func (p *program) run(f *frame) uint32 {
 	if p.backWeight != 0 {
 		m.limit = p.backWeight * (uint64(f.caplen) + 1)
 	}
-	if p.usesMem {
+	if !p.noMem {
 		// Zeroed here only: most programs have no use for it.
 		m.mem = &[memWords]uint32{}
 	}

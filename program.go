@@ -164,8 +164,9 @@ type program struct {
 	// the sum of the distances of the program's backward jumps, at most
 	// maxBackWeight.
 	backWeight uint64
-	// usesMem is set when the program loads or stores scratch memory.
-	usesMem bool
+	// noMem is set when the program neither loads nor stores scratch
+	// memory, which run then leaves out. (The zero value is safe.)
+	noMem bool
 	// oneTest is set when the program is one test (isOneTest).
 	oneTest bool
 }
@@ -229,7 +230,7 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		p.insns[i] = in
 	}
 	fuse(p.insns)
-	p.usesMem, p.oneTest = usesMem(p.insns), isOneTest(p.insns)
+	p.noMem, p.oneTest = !usesMem(p.insns), isOneTest(p.insns)
 	return p, nil
 }
 
