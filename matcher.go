@@ -378,8 +378,11 @@ func (m *Matcher) runPacket(p *FakePacket, ran **program) (uint32, error) {
 	if ran != nil {
 		*ran = prog
 	}
-	if prog == nil {
+	switch {
+	case prog == nil:
 		return m.lib.run(&f), nil
+	case prog.oneTest:
+		return prog.runOneTest(&f), nil // as run would, a call sooner
 	}
 	return prog.run(&f), nil
 }
