@@ -1,6 +1,9 @@
 package bpfmatch
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync"
+)
 
 // A fake packet's shape is what its kind alone fixes in its headers: the
 // link type, whether it has a VLAN tag, IPv4 or IPv6, TCP or UDP. The
@@ -55,29 +58,29 @@ func shapePrograms(p *program, link LinkType, snap uint32) *shapeSet {
 		return nil
 	}
 	out := &shapeSet{}
+	li := 0
+	if link == LinkRaw {
+		li = 1
+	}
+	var sc residualScratch
 	for s := range numShapes {
 		out.needs[s], out.lengths[s] = needAll, true
-		if s&4 != 0 && link != LinkEthernet {
-			continue
-		}
-		var h header
-		var known [len(h.b)]bool
-		var groups [len(h.b)]uint8
-		if !shapeHeader(&h, &known, &groups, s, link) {
+		t := &shapeTemplates()[li][s]
+		if !t.ok {
 			continue
 		}
 		// A load within the header and the snap length always succeeds.
-		end := min(uint32(h.n), snap)
-		r := residual(p.insns, func(off, n uint64) (uint32, bool) {
+		end := min(uint32(t.h.n), snap)
+		r := sc.residual(p.insns, func(off, n uint64) (uint32, bool) {
 			if off+n > uint64(end) {
 				return 0, false
 			}
 			var v uint32
 			for i := off; i < off+n; i++ {
-				if !known[i] {
+				if !t.known[i] {
 					return 0, false
 				}
-				v = v<<8 | uint32(h.b[i])
+				v = v<<8 | uint32(t.h.b[i])
 			}
 			return v, true
 		})
@@ -85,13 +88,34 @@ func shapePrograms(p *program, link LinkType, snap uint32) *shapeSet {
 			continue
 		}
 		out.progs[s] = &program{insns: r, noMem: !usesMem(r), oneTest: isOneTest(r)}
-		need := readGroups(r, &groups, h.n)
+		need := readGroups(r, &t.groups, t.h.n)
 		if need&needLengths == 0 {
 			out.needs[s], out.lengths[s] = need, false
 		}
 	}
 	return out
 }
+
+// shapeTemplate is the header of a shape, what of it the shape fixes and
+// the group of each byte (shapeHeader).
+type shapeTemplate struct {
+	h      header
+	known  [len(header{}.b)]bool
+	groups [len(header{}.b)]uint8
+	ok     bool // the link type has the shape
+}
+
+// shapeTemplates are the templates of Ethernet's shapes, then raw IP's.
+var shapeTemplates = sync.OnceValue(func() *[2][numShapes]shapeTemplate {
+	var ts [2][numShapes]shapeTemplate
+	for li, link := range []LinkType{LinkEthernet, LinkRaw} {
+		for s := range numShapes {
+			t := &ts[li][s]
+			t.ok = (s&4 == 0 || link == LinkEthernet) && shapeHeader(&t.h, &t.known, &t.groups, s, link)
+		}
+	}
+	return &ts
+})
 
 // readGroups returns the groups of the header fields that insns may read,
 // needAll|needLengths where it cannot tell.
@@ -219,16 +243,36 @@ const (
 	liveMem0
 )
 
+// residualScratch is residual's working memory, kept from one program to
+// the next.
+type residualScratch struct {
+	code                         []insn
+	st                           []shapeState
+	jump, live, target, nextKept []uint32
+	removed, keep                []bool
+}
+
+// grow returns s with length n, zeroed, reusing its memory.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
 // residual evaluates insns (a decoded program without backward jumps)
 // where the bytes load can give are known, and returns the program that
 // is left: loads of known bytes become constants, tests of known values
 // jumps, what only fed them is dropped, and the jumps are threaded. It
-// gives the same verdict as insns on every frame whose bytes load knows
+// returns what insns return on every frame whose bytes load knows
 // are as it says, and fails the same loads. It returns nil when nothing
 // is gained.
-func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
+func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 	n := len(insns)
-	code := make([]insn, n)
+	sc.code = grow(sc.code, n)
+	code := sc.code
 	for i, in := range insns {
 		if u := unfused[in.op]; u != 0 {
 			// The jump of a fused pair follows it: evaluate them apart.
@@ -237,11 +281,13 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 		}
 		code[i] = in
 	}
-	st := make([]shapeState, n)
+	sc.st = grow(sc.st, n)
+	st := sc.st
 	st[0] = shapeState{aKnown: true, xKnown: true, memKnown: 0xffff, reached: true}
 	// A conditional jump whose outcome is known goes to jump[i].
 	const next = ^uint32(0)
-	jump := make([]uint32, n) // for a known jump, where it goes; next for none
+	sc.jump = grow(sc.jump, n)
+	jump := sc.jump // for a known jump, where it goes; next for none
 	for i := range jump {
 		jump[i] = next
 	}
@@ -395,8 +441,10 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 	}
 
 	// Liveness, backward: what each instruction's successors may read.
-	live := make([]uint32, n) // live before instruction i
-	removed := make([]bool, n)
+	sc.live = grow(sc.live, n)
+	live := sc.live // live before instruction i
+	sc.removed = grow(sc.removed, n)
+	removed := sc.removed
 	succLive := func(i int) uint32 {
 		in := &code[i]
 		switch {
@@ -476,7 +524,8 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 	}
 
 	// Thread: where control from i really goes, past removed instructions.
-	target := make([]uint32, n)
+	sc.target = grow(sc.target, n)
+	target := sc.target
 	for i := n - 1; i >= 0; i-- {
 		target[i] = uint32(i)
 		if !removed[i] {
@@ -492,7 +541,8 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 	}
 	// Keep what is reachable from the entry, in order: jumps go forward,
 	// so one pass marks it all.
-	keep := make([]bool, n+1)
+	sc.keep = grow(sc.keep, n+1)
+	keep := sc.keep
 	keep[target[0]] = true
 	for i := range n {
 		if !keep[i] {
@@ -507,7 +557,8 @@ func residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 		}
 	}
 	// nextKept[i] is the first kept instruction after i.
-	nextKept := make([]uint32, n+1)
+	sc.nextKept = grow(sc.nextKept, n+1)
+	nextKept := sc.nextKept
 	nextKept[n] = uint32(n)
 	for i := n - 1; i >= 0; i-- {
 		nextKept[i] = nextKept[i+1]
