@@ -128,7 +128,7 @@ func readGroups(insns []insn, groups *[len(header{}.b)]uint8, n uint8) uint8 {
 		}
 		switch op {
 		case opLdW, opLdH, opLdB, opLdxMSH:
-			size := uint64(loadSize(op))
+			size := uint64(shapeLoadSize(op))
 			if op == opLdxMSH {
 				size = 1
 			}
@@ -238,9 +238,9 @@ type shapeState struct {
 
 // Registers of the liveness analysis: A, X, then M[0..15].
 const (
-	liveA = 1 << iota
-	liveX
-	liveMem0
+	shapeLiveA = 1 << iota
+	shapeLiveX
+	shapeLiveMem0
 )
 
 // residualScratch is residual's working memory, kept from one program to
@@ -252,8 +252,8 @@ type residualScratch struct {
 	removed, keep                []bool
 }
 
-// grow returns s with length n, zeroed, reusing its memory.
-func grow[T any](s []T, n int) []T {
+// growScratch returns s with length n, zeroed, reusing its memory.
+func growScratch[T any](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
 	}
@@ -271,7 +271,7 @@ func grow[T any](s []T, n int) []T {
 // is gained.
 func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint32, bool)) []insn {
 	n := len(insns)
-	sc.code = grow(sc.code, n)
+	sc.code = growScratch(sc.code, n)
 	code := sc.code
 	for i, in := range insns {
 		if u := unfused[in.op]; u != 0 {
@@ -281,12 +281,12 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 		}
 		code[i] = in
 	}
-	sc.st = grow(sc.st, n)
+	sc.st = growScratch(sc.st, n)
 	st := sc.st
 	st[0] = shapeState{aKnown: true, xKnown: true, memKnown: 0xffff, reached: true}
 	// A conditional jump whose outcome is known goes to jump[i].
 	const next = ^uint32(0)
-	sc.jump = grow(sc.jump, n)
+	sc.jump = growScratch(sc.jump, n)
 	jump := sc.jump // for a known jump, where it goes; next for none
 	for i := range jump {
 		jump[i] = next
@@ -329,7 +329,7 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 			}
 			continue
 		case opLdW, opLdH, opLdB:
-			if v, ok := load(uint64(k), uint64(loadSize(in.op))); ok {
+			if v, ok := load(uint64(k), uint64(shapeLoadSize(in.op))); ok {
 				in.op, in.k = opLdImm, v
 				s.a, s.aKnown = v, true
 			} else {
@@ -341,7 +341,7 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 				s.aKnown = false
 				break
 			}
-			if v, ok := load(off, uint64(loadSize(in.op))); ok {
+			if v, ok := load(off, uint64(shapeLoadSize(in.op))); ok {
 				in.op, in.k = opLdImm, v
 				s.a, s.aKnown = v, true
 				break
@@ -441,9 +441,9 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 	}
 
 	// Liveness, backward: what each instruction's successors may read.
-	sc.live = grow(sc.live, n)
+	sc.live = growScratch(sc.live, n)
 	live := sc.live // live before instruction i
-	sc.removed = grow(sc.removed, n)
+	sc.removed = growScratch(sc.removed, n)
 	removed := sc.removed
 	succLive := func(i int) uint32 {
 		in := &code[i]
@@ -474,40 +474,40 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 		pure := false // no effect but def: removable when def is dead
 		switch in.op {
 		case opRetA:
-			use = liveA
+			use = shapeLiveA
 		case opLdW, opLdH, opLdB, opLdLen:
-			def = liveA
+			def = shapeLiveA
 			pure = in.op == opLdLen
 		case opLdWInd, opLdHInd, opLdBInd:
-			use, def = liveX, liveA
+			use, def = shapeLiveX, shapeLiveA
 		case opLdxMSH, opLdxLen:
-			def = liveX
+			def = shapeLiveX
 			pure = in.op == opLdxLen
 		case opLdImm:
-			def, pure = liveA, true
+			def, pure = shapeLiveA, true
 		case opLdxImm:
-			def, pure = liveX, true
+			def, pure = shapeLiveX, true
 		case opLdMem:
-			use, def, pure = liveMem0<<(in.k&(memWords-1)), liveA, true
+			use, def, pure = shapeLiveMem0<<(in.k&(memWords-1)), shapeLiveA, true
 		case opLdxMem:
-			use, def, pure = liveMem0<<(in.k&(memWords-1)), liveX, true
+			use, def, pure = shapeLiveMem0<<(in.k&(memWords-1)), shapeLiveX, true
 		case opSt:
-			use, def, pure = liveA, liveMem0<<(in.k&(memWords-1)), true
+			use, def, pure = shapeLiveA, shapeLiveMem0<<(in.k&(memWords-1)), true
 		case opStx:
-			use, def, pure = liveX, liveMem0<<(in.k&(memWords-1)), true
+			use, def, pure = shapeLiveX, shapeLiveMem0<<(in.k&(memWords-1)), true
 		case opJgtK, opJgeK, opJeqK, opJsetK:
-			use = liveA
+			use = shapeLiveA
 		case opJgtX, opJgeX, opJeqX, opJsetX:
-			use = liveA | liveX
+			use = shapeLiveA | shapeLiveX
 		case opTax:
-			use, def, pure = liveA, liveX, true
+			use, def, pure = shapeLiveA, shapeLiveX, true
 		case opTxa:
-			use, def, pure = liveX, liveA, true
+			use, def, pure = shapeLiveX, shapeLiveA, true
 		case opRetK, opLdBAux:
 		default: // ALU
-			use, def, pure = liveA, liveA, true
+			use, def, pure = shapeLiveA, shapeLiveA, true
 			if in.op >= opAddX && in.op <= opRshX {
-				use |= liveX
+				use |= shapeLiveX
 				// Division by X fails when X is 0: it stays.
 				pure = in.op != opDivX && in.op != opModX
 			}
@@ -524,7 +524,7 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 	}
 
 	// Thread: where control from i really goes, past removed instructions.
-	sc.target = grow(sc.target, n)
+	sc.target = growScratch(sc.target, n)
 	target := sc.target
 	for i := n - 1; i >= 0; i-- {
 		target[i] = uint32(i)
@@ -541,7 +541,7 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 	}
 	// Keep what is reachable from the entry, in order: jumps go forward,
 	// so one pass marks it all.
-	sc.keep = grow(sc.keep, n+1)
+	sc.keep = growScratch(sc.keep, n+1)
 	keep := sc.keep
 	keep[target[0]] = true
 	for i := range n {
@@ -557,7 +557,7 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 		}
 	}
 	// nextKept[i] is the first kept instruction after i.
-	sc.nextKept = grow(sc.nextKept, n+1)
+	sc.nextKept = growScratch(sc.nextKept, n+1)
 	nextKept := sc.nextKept
 	nextKept[n] = uint32(n)
 	for i := n - 1; i >= 0; i-- {
@@ -610,8 +610,8 @@ func (sc *residualScratch) residual(insns []insn, load func(off, n uint64) (uint
 	return out
 }
 
-// loadSize is the size of a load of op.
-func loadSize(op opKind) uint32 {
+// shapeLoadSize is the size of a load of op.
+func shapeLoadSize(op opKind) uint32 {
 	switch op {
 	case opLdW, opLdWInd:
 		return 4
