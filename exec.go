@@ -59,10 +59,6 @@ func (p *program) run(f *frame) uint32 {
 	if p.backWeight != 0 {
 		m.limit = p.backWeight * (uint64(f.caplen) + 1)
 	}
-	if !p.noMem {
-		// Zeroed here only: most programs have no use for it.
-		m.mem = &[memWords]uint32{}
-	}
 	// Loads within hdr, cut to the captured bytes, and outside the lazy
 	// range are left to exec; it stops at the others.
 	hdr := f.hdr[:min(uint64(len(f.hdr)), uint64(f.caplen))]
@@ -174,9 +170,9 @@ func isOneTest(insns []insn) bool {
 type machine struct {
 	a, x  uint32
 	pc    uint32
-	back  uint64            // how far backward jumps went back in all
-	limit uint64            // how far they may
-	mem   *[memWords]uint32 // nil unless the program uses scratch memory
+	back  uint64 // how far backward jumps went back in all
+	limit uint64 // how far they may
+	mem   [memWords]uint32
 }
 
 // exec runs insns from m.pc until a return, whose value it returns with

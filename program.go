@@ -164,9 +164,6 @@ type program struct {
 	// the sum of the distances of the program's backward jumps, at most
 	// maxBackWeight.
 	backWeight uint64
-	// noMem is set when the program neither loads nor stores scratch
-	// memory, which run then leaves out. (The zero value is safe.)
-	noMem bool
 	// oneTest is set when the program is one test (isOneTest).
 	oneTest bool
 }
@@ -230,19 +227,8 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		p.insns[i] = in
 	}
 	fuse(p.insns)
-	p.noMem, p.oneTest = !usesMem(p.insns), isOneTest(p.insns)
+	p.oneTest = isOneTest(p.insns)
 	return p, nil
-}
-
-// usesMem reports whether insns load or store scratch memory.
-func usesMem(insns []insn) bool {
-	for _, in := range insns {
-		switch in.op {
-		case opLdMem, opLdxMem, opSt, opStx:
-			return true
-		}
-	}
-	return false
 }
 
 // fuse fuses each load with the conditional jump after it, where they

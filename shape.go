@@ -87,7 +87,7 @@ func shapePrograms(p *program, link LinkType, snap uint32) *shapeSet {
 		if r == nil {
 			continue
 		}
-		out.progs[s] = &program{insns: r, noMem: !usesMem(r), oneTest: isOneTest(r)}
+		out.progs[s] = &program{insns: r, oneTest: isOneTest(r)}
 		need := readGroups(r, &t.groups, t.h.n)
 		if need&needLengths == 0 {
 			out.needs[s], out.lengths[s] = need, false
