@@ -52,7 +52,13 @@ type frame struct {
 // dozens of protochain loops, where the cap on backWeight keeps any program
 // from running much more than 2*maxBackWeight*(caplen+1) instructions.
 func (p *program) run(f *frame) uint32 {
-	m := machine{limit: p.backWeight * (uint64(f.caplen) + 1)}
+	if p.oneTest {
+		return p.runOneTest(f)
+	}
+	var m machine
+	if p.backWeight != 0 {
+		m.limit = p.backWeight * (uint64(f.caplen) + 1)
+	}
 	// Loads within hdr, cut to the captured bytes, and outside the lazy
 	// range are left to exec; it stops at the others.
 	hdr := f.hdr[:min(uint64(len(f.hdr)), uint64(f.caplen))]
@@ -94,6 +100,72 @@ func (p *program) run(f *frame) uint32 {
 	}
 }
 
+// runOneTest is run for a program that is one test of a field: a load
+// fused with its test, whose targets return constants (what is left of
+// many filters once a packet's shape is known). It spares the
+// interpreter's entry, which costs more than the test.
+func (p *program) runOneTest(f *frame) uint32 {
+	in := &p.insns[0]
+	off := uint64(in.k)
+	var v uint32
+	switch in.op {
+	case opLdBJeq:
+		if off < uint64(len(f.hdr)) && off < uint64(f.caplen) && (off < uint64(f.lazyLo) || off >= uint64(f.lazyHi)) {
+			v = uint32(f.hdr[off])
+		} else if b, ok := f.inPayload(off, 1); ok {
+			f.varies = true
+			v = uint32(b[0])
+		} else if v, ok = f.load(off, 1); !ok {
+			return 0
+		}
+	case opLdWJeq:
+		end := off + 4
+		if end <= uint64(len(f.hdr)) && end <= uint64(f.caplen) && (end <= uint64(f.lazyLo) || off >= uint64(f.lazyHi)) {
+			b := f.hdr[off:end]
+			v = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		} else if b, ok := f.inPayload(off, 4); ok {
+			f.varies = true
+			v = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		} else if v, ok = f.load(off, 4); !ok {
+			return 0
+		}
+	default: // the halfword loads
+		end := off + 2
+		if end <= uint64(len(f.hdr)) && end <= uint64(f.caplen) && (end <= uint64(f.lazyLo) || off >= uint64(f.lazyHi)) {
+			b := f.hdr[off:end]
+			v = uint32(b[0])<<8 | uint32(b[1])
+		} else if b, ok := f.inPayload(off, 2); ok {
+			f.varies = true
+			v = uint32(b[0])<<8 | uint32(b[1])
+		} else if v, ok = f.load(off, 2); !ok {
+			return 0
+		}
+	}
+	var taken bool
+	switch in.op {
+	case opLdHJset:
+		taken = v&in.k2 != 0
+	case opLdHJge:
+		taken = v >= in.k2
+	default:
+		taken = v == in.k2
+	}
+	if taken {
+		return p.insns[in.jt].k
+	}
+	return p.insns[in.jf].k
+}
+
+// isOneTest reports whether insns are one test for runOneTest.
+func isOneTest(insns []insn) bool {
+	in := insns[0]
+	switch in.op {
+	case opLdHJeq, opLdBJeq, opLdWJeq, opLdHJset, opLdHJge:
+		return insns[in.jt].op == opRetK && insns[in.jf].op == opRetK
+	}
+	return false
+}
+
 // machine is the state of a run.
 type machine struct {
 	a, x  uint32
@@ -124,6 +196,11 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				break
 			}
+			if b, ok := f.inPayload(off, 4); ok {
+				f.varies = true
+				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdH:
@@ -133,12 +210,22 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 				a = uint32(b[0])<<8 | uint32(b[1])
 				break
 			}
+			if b, ok := f.inPayload(off, 2); ok {
+				f.varies = true
+				a = uint32(b[0])<<8 | uint32(b[1])
+				break
+			}
 			m.a, m.x, m.pc = a, x, pc
 			return 0, false
 		case opLdB:
 			off := uint64(in.k)
 			if off < fast && (off < lazyLo || off >= lazyHi) {
 				a = uint32(hdr[off])
+				break
+			}
+			if b, ok := f.inPayload(off, 1); ok {
+				f.varies = true
+				a = uint32(b[0])
 				break
 			}
 			m.a, m.x, m.pc = a, x, pc
@@ -225,6 +312,16 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 			off := uint64(in.k)
 			if end := off + 4; end <= fast && (end <= lazyLo || off >= lazyHi) {
 				b := hdr[off:end]
+				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				pc = in.jf
+				if a == in.k2 {
+					pc = in.jt
+				}
+				continue
+			}
+			// A residual program reads the payload at absolute offsets.
+			if b, ok := f.inPayload(off, 4); ok {
+				f.varies = true
 				a = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				pc = in.jf
 				if a == in.k2 {

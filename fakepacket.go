@@ -313,6 +313,25 @@ type header struct {
 
 // build writes the headers of p for link, with zero lengths and checksums.
 func (h *header) build(p *FakePacket, link LinkType) error {
+	return h.buildNeed(p, link, nil)
+}
+
+// The groups of header fields buildNeed writes or leaves zero.
+const (
+	needMAC   = 1 << iota // the Ethernet addresses
+	needVLAN              // the VLAN tag's TCI
+	needFixed             // what the shape fixes (shapeHeader): EtherType, TPID, IP version, ...
+	needIP                // TTL or hop limit, addresses, and ipSum
+	needPorts             // the transport ports
+	needTCP               // sequence and acknowledgment numbers, flags, window
+	needAll   = 1<<iota - 1
+)
+
+// buildNeed is build, writing of the headers only the groups of fields
+// needs gives for the packet's shape (shapeOf), all where needs is nil;
+// the others stay as they were, zero in a new header. It checks p
+// wholly either way.
+func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8) error {
 	// Zones are dropped: As4 and As16 leave them out.
 	src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
 	switch {
@@ -325,11 +344,7 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 	case src.Is4() != dst.Is4():
 		return fmt.Errorf("%w: %v and %v", ErrAddressFamily, src, dst)
 	}
-	h.v6, h.udp = dst.Is6(), p.Protocol == UDP
-	l4len := tcpLen
-	if h.udp {
-		l4len = udpLen
-	}
+	h.v6, h.udp = !dst.Is4(), p.Protocol == UDP
 	if len(p.Payload) > h.maxPayload() {
 		return h.payloadTooLarge(len(p.Payload))
 	}
@@ -340,37 +355,17 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 	off := 0
 	switch link {
 	case LinkEthernet:
-		srcMAC, dstMAC := p.SrcMAC, p.DstMAC
-		if srcMAC == nil {
-			srcMAC = DefaultSrcMAC
-		}
-		if dstMAC == nil {
-			dstMAC = DefaultDstMAC
-		}
-		if len(srcMAC) != 6 || len(dstMAC) != 6 {
+		if p.SrcMAC != nil && len(p.SrcMAC) != 6 || p.DstMAC != nil && len(p.DstMAC) != 6 {
+			srcMAC, dstMAC := p.macs()
 			return fmt.Errorf("%w: MAC addresses %v and %v are not both 6 bytes", ErrField, srcMAC, dstMAC)
 		}
-		copy(h.b[0:6], dstMAC)
-		copy(h.b[6:12], srcMAC)
-		off = 12
+		off = ethernetLen
 		if v := p.VLAN; v != nil {
 			if v.ID > 4095 || v.Priority > 7 {
 				return fmt.Errorf("%w: VLAN ID %d (at most 4095), priority %d (at most 7)", ErrField, v.ID, v.Priority)
 			}
-			tci := uint16(v.Priority)<<13 | v.ID
-			if v.DropEligible {
-				tci |= 1 << 12
-			}
-			binary.BigEndian.PutUint16(h.b[off:], 0x8100)
-			binary.BigEndian.PutUint16(h.b[off+2:], tci)
-			off += 4
+			off += vlanLen
 		}
-		etherType := uint16(0x0800)
-		if h.v6 {
-			etherType = 0x86dd
-		}
-		binary.BigEndian.PutUint16(h.b[off:], etherType)
-		off += 2
 		h.pad = true
 	case LinkRaw:
 		if p.VLAN != nil {
@@ -381,59 +376,123 @@ func (h *header) build(p *FakePacket, link LinkType) error {
 		return fmt.Errorf("%w, not %v", ErrLinkType, link)
 	}
 
-	ttl := p.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
+	// The layout, then the fields needed.
 	h.ip = uint8(off)
-	ip := h.b[off:]
 	if h.v6 {
-		ip[0] = 0x60
-		ip[6] = uint8(p.Protocol)
-		ip[7] = ttl
-		a, b := src.As16(), dst.As16()
-		copy(ip[8:24], a[:])
-		copy(ip[24:40], b[:])
 		off += ipv6Len
 	} else {
-		ip[0] = 0x45
-		ip[6] = 0x40 // don't fragment
-		ip[8] = ttl
-		ip[9] = uint8(p.Protocol)
-		a, b := src.As4(), dst.As4()
-		copy(ip[12:16], a[:])
-		copy(ip[16:20], b[:])
 		off += ipv4Len
-		// One's-complement sums may add 32-bit words: fold takes care.
-		h.ipSum = 0x4500 + 0x4000 + uint64(ttl)<<8 + uint64(p.Protocol) +
-			uint64(binary.BigEndian.Uint32(a[:])) + uint64(binary.BigEndian.Uint32(b[:]))
 	}
-
 	h.l4 = uint8(off)
-	l4 := h.b[off:]
-	binary.BigEndian.PutUint16(l4[0:], p.Src.Port())
-	binary.BigEndian.PutUint16(l4[2:], p.Dst.Port())
 	if h.udp {
 		h.csum = uint8(off + 6)
+		off += udpLen
 	} else {
-		flags := p.Flags
-		if flags == 0 {
-			flags = DefaultTCPFlags
-		}
-		window := p.Window
-		if window == 0 {
-			window = DefaultWindow
-		}
-		binary.BigEndian.PutUint32(l4[4:], p.Seq)
-		binary.BigEndian.PutUint32(l4[8:], p.Ack)
-		l4[12] = tcpLen / 4 << 4
-		l4[13] = uint8(flags)
-		binary.BigEndian.PutUint16(l4[14:], window)
 		h.csum = uint8(off + 16)
+		off += tcpLen
 	}
-	off += l4len
 	h.n = uint8(off)
+	need := uint8(needAll)
+	if needs != nil {
+		need = needs[shapeOf(h)]
+	}
+	b := &h.b
+
+	if link == LinkEthernet {
+		if need&needMAC != 0 {
+			srcMAC, dstMAC := p.macs()
+			*(*[6]byte)(b[0:6]) = [6]byte(dstMAC)
+			*(*[6]byte)(b[6:12]) = [6]byte(srcMAC)
+		}
+		if v := p.VLAN; v != nil {
+			if need&needFixed != 0 {
+				b[12], b[13] = 0x81, 0x00
+			}
+			if need&needVLAN != 0 {
+				tci := uint16(v.Priority)<<13 | v.ID
+				if v.DropEligible {
+					tci |= 1 << 12
+				}
+				binary.BigEndian.PutUint16(b[14:16], tci)
+			}
+		}
+		if need&needFixed != 0 {
+			etherType := uint16(0x0800)
+			if h.v6 {
+				etherType = 0x86dd
+			}
+			binary.BigEndian.PutUint16(b[h.ip-2:], etherType)
+		}
+	}
+
+	ip := b[h.ip&31:] // the mask proves ip+40 in range
+	if need&needFixed != 0 {
+		if h.v6 {
+			ip[0] = 0x60
+			ip[6] = uint8(p.Protocol)
+		} else {
+			ip[0] = 0x45
+			ip[6] = 0x40 // don't fragment
+			ip[9] = uint8(p.Protocol)
+		}
+	}
+	if need&needIP != 0 {
+		ttl := p.TTL
+		if ttl == 0 {
+			ttl = DefaultTTL
+		}
+		if h.v6 {
+			ip[7] = ttl
+			*(*[16]byte)(ip[8:24]) = src.As16()
+			*(*[16]byte)(ip[24:40]) = dst.As16()
+		} else {
+			ip[8] = ttl
+			a, b := src.As4(), dst.As4()
+			*(*[4]byte)(ip[12:16]) = a
+			*(*[4]byte)(ip[16:20]) = b
+			// One's-complement sums may add 32-bit words: fold takes care.
+			h.ipSum = 0x4500 + 0x4000 + uint64(ttl)<<8 + uint64(p.Protocol) +
+				uint64(binary.BigEndian.Uint32(a[:])) + uint64(binary.BigEndian.Uint32(b[:]))
+		}
+	}
+
+	l4 := b[h.l4&63:] // the mask proves l4+20 in range
+	if need&needPorts != 0 {
+		binary.BigEndian.PutUint16(l4[0:], p.Src.Port())
+		binary.BigEndian.PutUint16(l4[2:], p.Dst.Port())
+	}
+	if !h.udp {
+		if need&needFixed != 0 {
+			l4[12] = tcpLen / 4 << 4
+		}
+		if need&needTCP != 0 {
+			flags := p.Flags
+			if flags == 0 {
+				flags = DefaultTCPFlags
+			}
+			window := p.Window
+			if window == 0 {
+				window = DefaultWindow
+			}
+			binary.BigEndian.PutUint32(l4[4:], p.Seq)
+			binary.BigEndian.PutUint32(l4[8:], p.Ack)
+			l4[13] = uint8(flags)
+			binary.BigEndian.PutUint16(l4[14:], window)
+		}
+	}
 	return nil
+}
+
+// macs returns p's Ethernet addresses, the defaults where nil.
+func (p *FakePacket) macs() (src, dst net.HardwareAddr) {
+	src, dst = p.SrcMAC, p.DstMAC
+	if src == nil {
+		src = DefaultSrcMAC
+	}
+	if dst == nil {
+		dst = DefaultDstMAC
+	}
+	return src, dst
 }
 
 // maxPayload is the largest payload the IP packet can carry.
@@ -520,6 +579,12 @@ func (h *header) frame(payload []byte, snap uint32) frame {
 // payload copied there.
 func (h *header) prepare(payload []byte) (hdr, rest []byte) {
 	h.setPayload(payload)
+	return h.split(payload)
+}
+
+// split returns the frame's two parts, as prepare does, without writing
+// the lengths and checksums.
+func (h *header) split(payload []byte) (hdr, rest []byte) {
 	n := int(h.n)
 	if total := n + len(payload); h.pad && total < minEthernetFrame {
 		copy(h.b[n:], payload)

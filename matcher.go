@@ -213,8 +213,11 @@ type Matcher struct {
 	link LinkType
 	snap uint32
 	raw  []bpf.RawInstruction
-	prog *program        // the Go executor's program; nil with WithLibpcap
-	lib  *libpcapProgram // libpcap's, with WithLibpcap
+	prog *program // the Go executor's program; nil with WithLibpcap
+	// shapes are prog's residual programs by the shape of a fake packet
+	// (shape.go), for Match; nil, or a nil entry, where prog runs whole.
+	shapes *shapeSet
+	lib    *libpcapProgram // libpcap's, with WithLibpcap
 
 	// For the tests' comparisons with libpcap: how raw was compiled.
 	netmask    uint32
@@ -325,6 +328,7 @@ func newMatcher(expr string, raw []bpf.RawInstruction, o options) (*Matcher, err
 	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
 	if !o.libpcap {
 		m.prog = prog
+		m.shapes = shapePrograms(prog, o.link, m.snap)
 		return m, nil
 	}
 	if m.lib, err = newLibpcapProgram(raw); err != nil {
@@ -363,17 +367,55 @@ func (m *Matcher) Program() []bpf.RawInstruction {
 // Match reports whether p matches, framed for m's link type, which must be
 // LinkEthernet or LinkRaw. The error tells why p could not be built.
 func (m *Matcher) Match(p FakePacket) (bool, error) {
+	return m.match(&p)
+}
+
+// match is Match on a pointer: p is copied once, by Match's caller.
+func (m *Matcher) match(p *FakePacket) (bool, error) {
+	ret, err := m.runPacket(p, nil)
+	return ret != 0, err
+}
+
+// runPacket runs on p the program of its shape, which it sets *ran to
+// when ran is not nil, and returns what it returns.
+func (m *Matcher) runPacket(p *FakePacket, ran **program) (uint32, error) {
 	var h header
-	if err := h.build(&p, m.link); err != nil {
-		return false, err
+	prog, lengths := m.prog, true
+	var err error
+	if m.shapes == nil {
+		err = h.build(p, m.link)
+	} else {
+		// Only the fields the program of the shape may read are written.
+		err = h.buildNeed(p, m.link, &m.shapes.needs)
+		if s := shapeOf(&h); m.shapes.progs[s] != nil {
+			prog, lengths = m.shapes.progs[s], m.shapes.lengths[s]
+		}
 	}
-	// As h.frame, written out: the call and the copy of its result cost
-	// a tenth of a match.
-	hdr, rest := h.prepare(p.Payload)
-	wire := uint32(len(hdr) + len(rest))
-	f := frame{hdr: hdr, payload: rest, wirelen: wire, caplen: min(wire, m.snap),
-		lazy: &h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
-	return m.run(&f) != 0, nil
+	if err != nil {
+		return 0, err
+	}
+	// The frame's fields are set one by one: a literal is built aside
+	// and then copied, and the copy's wide loads of narrow stores stall.
+	// (A method setting them would make h escape, for f.lazy.)
+	var f frame
+	if lengths {
+		f.hdr, f.payload = h.prepare(p.Payload)
+		f.lazy, f.lazyLo, f.lazyHi = &h, uint32(h.csum), uint32(h.csum)+2
+	} else {
+		f.hdr, f.payload = h.split(p.Payload)
+	}
+	wire := uint32(len(f.hdr) + len(f.payload))
+	f.wirelen, f.caplen = wire, min(wire, m.snap)
+	if ran != nil {
+		*ran = prog
+	}
+	switch {
+	case prog == nil:
+		return m.lib.run(&f), nil
+	case prog.oneTest:
+		return prog.runOneTest(&f), nil // as run would, a call sooner
+	}
+	return prog.run(&f), nil
 }
 
 // MatchConn reports whether payload, arriving on c, matches: the packet

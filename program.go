@@ -164,6 +164,8 @@ type program struct {
 	// the sum of the distances of the program's backward jumps, at most
 	// maxBackWeight.
 	backWeight uint64
+	// oneTest is set when the program is one test (isOneTest).
+	oneTest bool
 }
 
 // maxBackWeight caps program.backWeight, so that no program runs more
@@ -224,13 +226,20 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		}
 		p.insns[i] = in
 	}
-	for i := range len(p.insns) - 1 {
-		in, next := &p.insns[i], p.insns[i+1]
+	fuse(p.insns)
+	p.oneTest = isOneTest(p.insns)
+	return p, nil
+}
+
+// fuse fuses each load with the conditional jump after it, where they
+// have a fusion.
+func fuse(insns []insn) {
+	for i := range len(insns) - 1 {
+		in, next := &insns[i], insns[i+1]
 		if op, ok := fusions[[2]opKind{in.op, next.op}]; ok {
 			in.op, in.k2, in.jt, in.jf = op, next.k, next.jt, next.jf
 		}
 	}
-	return p, nil
 }
 
 // decode decodes r, instruction i of n, or says why it is invalid.
