@@ -3,21 +3,41 @@ package bpfmatch
 import (
 	"fmt"
 	"net"
+
+	"golang.org/x/net/bpf"
 )
 
 // A Flow matches the payloads of one connection, or of one peer of a
 // datagram socket, against a Matcher: the headers are written once, when
-// the flow is made, and each payload costs only the program's run. When
-// the program's verdict cannot depend on the payload, the flow knows it
-// from the program's own reads and gives that verdict without running it.
+// the flow is made, and so is everything the program computes from them.
+//
+// NewFlow evaluates the program over the flow's headers, which are known
+// but for their length and checksum fields: every instruction whose inputs
+// the headers fix is run once, every branch they decide is taken, and what
+// is left, a residual program, reads only what the payload decides (its
+// bytes, the packet's length, the length and checksum fields). Each Match
+// runs the residual program, on the payload alone when it reads no header
+// byte. A residual program that is a single return is a verdict fixed for
+// every payload (Fixed), which Match gives without running anything.
+// Programs with backward jumps, and those whose residual program would be
+// too large, run whole; so do all programs with WithLibpcap, on libpcap.
 //
 // A Flow is safe for concurrent use by multiple goroutines.
 type Flow struct {
-	m     *Matcher
-	p     FakePacket // without payload
-	h     header
-	fixed bool // the verdict does not depend on the payload
-	match bool // the verdict, when fixed
+	m *Matcher
+	p FakePacket // without payload
+	h header
+	// res is the residual program, to run on the whole frame; nil when
+	// the flow runs the matcher's program. When rebased is not nil, res
+	// reads no header byte and the flow runs rebased, the same program
+	// with its loads moved back by the header's length, on the payload.
+	res      *program
+	rebased  *program
+	resRaw   []bpf.RawInstruction
+	fixed    bool   // the verdict does not depend on the payload
+	match    bool   // the verdict, when fixed
+	paddedTo uint32 // the minimum frame length, padded to; 0 for none
+	max      int    // the largest payload
 }
 
 // NewFlow returns the flow of packets like p, whose Payload is ignored:
@@ -28,14 +48,29 @@ func (m *Matcher) NewFlow(p FakePacket) (*Flow, error) {
 	if err := fl.h.build(&p, m.link); err != nil {
 		return nil, err
 	}
-	if m.prog != nil {
-		// Run the program on the headers alone, noting whether it read
-		// anything a payload could change: the length, a byte past the
-		// headers, or a length or checksum field.
-		h := fl.h
-		f := h.traceFrame(m.snap)
-		ret := m.prog.run(&f)
-		fl.fixed, fl.match = !f.varies, ret != 0
+	if fl.h.pad {
+		fl.paddedTo = minEthernetFrame
+	}
+	fl.max = fl.h.maxPayload()
+	if m.prog == nil {
+		return fl, nil
+	}
+	r, ok := specialise(m.raw, &fl.h, m.snap)
+	if !ok {
+		return fl, nil
+	}
+	res, err := newProgram(r.raw)
+	if err != nil {
+		return fl, nil // not expected; the whole program is right anyway
+	}
+	fl.res, fl.resRaw = res, r.raw
+	if len(r.raw) == 1 && r.raw[0].Op == bpfRetK {
+		fl.fixed, fl.match = true, r.raw[0].K != 0
+	}
+	if r.rebased != nil {
+		if fl.rebased, err = newProgram(r.rebased); err != nil {
+			fl.rebased = nil
+		}
 	}
 	return fl, nil
 }
@@ -63,19 +98,65 @@ func (m *Matcher) NewFlowFrom(src, dst net.Addr) (*Flow, error) {
 // Match reports whether the flow's packet carrying payload matches. The
 // only error is ErrPayloadTooLarge.
 func (fl *Flow) Match(payload []byte) (bool, error) {
-	if max := fl.h.maxPayload(); len(payload) > max {
+	if len(payload) > fl.max {
 		return false, fl.h.payloadTooLarge(len(payload))
 	}
 	if fl.fixed {
 		return fl.match, nil
 	}
+	if fl.rebased != nil {
+		return fl.matchPayload(payload), nil
+	}
 	h := fl.h
 	f := h.frame(payload, fl.m.snap)
+	if fl.res != nil {
+		return fl.res.run(&f) != 0, nil
+	}
 	return fl.m.run(&f) != 0, nil
 }
 
+// matchPayload runs the rebased residual program on the frame's bytes
+// past the header: the payload, padded with zeros in an Ethernet frame
+// shorter than the minimum.
+func (fl *Flow) matchPayload(payload []byte) bool {
+	n := uint32(fl.h.n)
+	wire := n + uint32(len(payload))
+	if wire < fl.paddedTo {
+		return fl.matchPadded(payload)
+	}
+	// The captured bytes past the header; loads of the header's bytes
+	// past the snap length were resolved to aborts.
+	capt := min(wire, fl.m.snap)
+	capt -= min(capt, n)
+	// Field by field: a composite literal is built aside and copied.
+	var f frame
+	f.hdr, f.caplen, f.wirelen = payload, capt, wire
+	// The machine runs the program on the captured bytes directly; it
+	// stops short only at a load it cannot serve from them, which run
+	// then takes from the start: the program has no side effect.
+	var m machine
+	if ret, done := m.exec(fl.rebased.insns, payload[:capt], 0, 0, &f); done {
+		return ret != 0
+	}
+	return fl.rebased.run(&f) != 0
+}
+
+// matchPadded is matchPayload for a frame padded to the Ethernet minimum.
+//
+//go:noinline
+func (fl *Flow) matchPadded(payload []byte) bool {
+	var buf [minEthernetFrame]byte
+	n := uint32(fl.h.n)
+	copy(buf[:], payload)
+	capt := min(fl.paddedTo, fl.m.snap)
+	capt -= min(capt, n)
+	var f frame
+	f.hdr, f.caplen, f.wirelen = buf[:fl.paddedTo-n], capt, fl.paddedTo
+	return fl.rebased.run(&f) != 0
+}
+
 // Fixed reports whether the flow's verdict is the same for every payload,
-// and if so, what it is. A listener can then decide on a connection
+// and if so, what it is: whether its residual program is a single return. A listener can then decide on a connection
 // before reading from it.
 func (fl *Flow) Fixed() (fixed, match bool) {
 	return fl.fixed, fl.match
