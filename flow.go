@@ -55,7 +55,7 @@ func (m *Matcher) NewFlow(p FakePacket) (*Flow, error) {
 	if m.prog == nil {
 		return fl, nil
 	}
-	r, ok := specialise(m.raw, &fl.h, m.snap)
+	r, ok := specialise(m.prog, m.raw, &fl.h, m.snap)
 	if !ok {
 		return fl, nil
 	}

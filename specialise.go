@@ -68,7 +68,7 @@ type specBlock struct {
 // specialiser holds one specialisation in progress.
 type specialiser struct {
 	raw   []bpf.RawInstruction
-	insns []insn // decoded, not fused
+	insns []insn // decoded; ops reads them unfused
 	live  []uint32
 	h     *header
 	hdr   []byte // the flow's header bytes, h.b[:h.n]
@@ -97,27 +97,23 @@ type residual struct {
 	rebased []bpf.RawInstruction
 }
 
-// specialise returns the residual program of raw, a valid program, for
+// specialise returns the residual program of p, decoded from raw, for
 // frames with the header h, captured up to snap bytes. It reports false
 // when the flow must run the whole program.
-func specialise(raw []bpf.RawInstruction, h *header, snap uint32) (residual, bool) {
+func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (residual, bool) {
 	n := len(raw)
+	if len(p.insns) != n || p.backWeight != 0 {
+		return residual{}, false // backward jumps
+	}
 	sp := &specialiser{
 		raw:     raw,
-		insns:   make([]insn, n),
+		insns:   p.insns,
 		h:       h,
 		hdr:     h.b[:h.n],
 		snap:    uint64(snap),
 		memo:    make(map[specKey]int),
 		maxSize: 2*n + 64,
 		maxWork: 8*n + 1024,
-	}
-	for i, r := range raw {
-		in, msg := decode(r, uint64(i), uint64(n))
-		if msg != "" || in.op == opJaBack {
-			return residual{}, false
-		}
-		sp.insns[i] = in
 	}
 	sp.liveness()
 	var start absState
@@ -134,7 +130,11 @@ func specialise(raw []bpf.RawInstruction, h *header, snap uint32) (residual, boo
 	if sp.failed {
 		return residual{}, false
 	}
-	out := residual{raw: sp.layout()}
+	code, ok := sp.layout()
+	if !ok {
+		return residual{}, false
+	}
+	out := residual{raw: code}
 	if !sp.readsHdr {
 		out.rebased = rebase(out.raw, uint32(h.n))
 	}
@@ -147,25 +147,37 @@ func (sp *specialiser) liveness() {
 	sp.live = make([]uint32, len(sp.insns))
 	for pc := len(sp.insns) - 1; pc >= 0; pc-- {
 		in := &sp.insns[pc]
+		op := sp.op(uint32(pc))
 		var out uint32
 		switch {
-		case in.op == opRetK || in.op == opRetA || in.op == opLdBAux:
-		case in.op == opJa:
+		case op == opRetK || op == opRetA || op == opLdBAux:
+		case op == opJa:
 			out = sp.live[in.jt]
-		case in.op >= opJgtK && in.op <= opJsetX:
+		case op >= opJgtK && op <= opJsetX:
 			out = sp.live[in.jt] | sp.live[in.jf]
 		default:
 			out = sp.live[pc+1]
 		}
-		use, def := usesDefs(in)
+		use, def := usesDefs(op, in.k)
 		sp.live[pc] = use | out&^def
 	}
 }
 
-// usesDefs returns the locations in reads and those it writes.
-func usesDefs(in *insn) (use, def uint32) {
-	mem := uint32(liveMem0) << (in.k & (memWords - 1))
-	switch in.op {
+// op returns the operation of the instruction at pc, a fused load as the
+// load alone: the jump fused with it follows it.
+func (sp *specialiser) op(pc uint32) opKind {
+	op := sp.insns[pc].op
+	if u := unfused[op]; u != 0 {
+		return u
+	}
+	return op
+}
+
+// usesDefs returns the locations op, of constant k, reads and those it
+// writes.
+func usesDefs(op opKind, k uint32) (use, def uint32) {
+	mem := uint32(liveMem0) << (k & (memWords - 1))
+	switch op {
 	case opRetA:
 		return liveA, 0
 	case opLdW, opLdH, opLdB, opLdLen, opLdImm:
@@ -291,7 +303,7 @@ func (sp *specialiser) run(b int) {
 		}
 		in := &sp.insns[pc]
 		r := sp.raw[pc]
-		switch op := in.op; op {
+		switch op := sp.op(pc); op {
 		case opRetK:
 			sp.retK(b, in.k)
 			return
@@ -394,7 +406,7 @@ func (sp *specialiser) run(b int) {
 				sp.emit(b, r)
 			}
 		default: // the arithmetic
-			if !sp.alu(b, in, r, &s) {
+			if !sp.alu(b, pc, r, &s) {
 				return
 			}
 		}
@@ -404,8 +416,9 @@ func (sp *specialiser) run(b int) {
 
 // alu evaluates or emits an arithmetic instruction; it reports false when
 // it ended the block (a division by a zero X).
-func (sp *specialiser) alu(b int, in *insn, r bpf.RawInstruction, s *absState) bool {
-	kop, isX := kForm(in.op)
+func (sp *specialiser) alu(b int, pc uint32, r bpf.RawInstruction, s *absState) bool {
+	in := &sp.insns[pc]
+	kop, isX := kForm(sp.op(pc))
 	operand := absVal{true, in.k}
 	if isX {
 		operand = s.x
@@ -488,7 +501,7 @@ func (sp *specialiser) goTo(b int, pc uint32, s absState) {
 // goes forward, and resolves the jumps: a goto to the next block falls
 // through, and a conditional jump too far for its 8-bit offsets goes
 // through "ja" trampolines after it.
-func (sp *specialiser) layout() []bpf.RawInstruction {
+func (sp *specialiser) layout() ([]bpf.RawInstruction, bool) {
 	order := make([]int, len(sp.blocks))
 	for i := range order {
 		order[i] = i
@@ -523,7 +536,10 @@ func (sp *specialiser) layout() []bpf.RawInstruction {
 		}
 		return 0
 	}
-	for {
+	for pass := 0; ; pass++ {
+		if pass == maxLayoutPasses {
+			return nil, false
+		}
 		at := 0
 		for _, b := range order {
 			pos[b] = at
@@ -576,8 +592,12 @@ func (sp *specialiser) layout() []bpf.RawInstruction {
 			}
 		}
 	}
-	return out
+	return out, true
 }
+
+// maxLayoutPasses bounds the passes of layout, each of which adds at least
+// one trampoline, so that a hostile program cannot make it quadratic.
+const maxLayoutPasses = 8
 
 // rebase returns raw with the offsets of its loads moved back by n, to run
 // on the bytes after the first n of the frame. Its loads all read at n or
