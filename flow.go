@@ -27,13 +27,14 @@ type Flow struct {
 	m *Matcher
 	p FakePacket // without payload
 	h header
-	// res is the residual program, to run on the whole frame; nil when
-	// the flow runs the matcher's program. When rebased is not nil, res
-	// reads no header byte and the flow runs rebased, the same program
-	// with its loads moved back by the header's length, on the payload.
+	// resRaw is the residual program, nil when the flow runs the
+	// matcher's. Unless the verdict is fixed, the flow runs it decoded:
+	// rebased, with its loads moved back by the header's length, on the
+	// payload alone when it reads no header byte, else res on the whole
+	// frame.
+	resRaw   []bpf.RawInstruction
 	res      *program
 	rebased  *program
-	resRaw   []bpf.RawInstruction
 	fixed    bool   // the verdict does not depend on the payload
 	match    bool   // the verdict, when fixed
 	paddedTo uint32 // the minimum frame length, padded to; 0 for none
@@ -59,18 +60,20 @@ func (m *Matcher) NewFlow(p FakePacket) (*Flow, error) {
 	if !ok {
 		return fl, nil
 	}
-	res, err := newProgram(r.raw)
-	if err != nil {
-		return fl, nil // not expected; the whole program is right anyway
-	}
-	fl.res, fl.resRaw = res, r.raw
+	fl.resRaw = r.raw
 	if len(r.raw) == 1 && r.raw[0].Op == bpfRetK {
 		fl.fixed, fl.match = true, r.raw[0].K != 0
+		return fl, nil
 	}
+	// Errors are not expected; the whole program is right anyway.
+	var err error
 	if r.rebased != nil {
-		if fl.rebased, err = newProgram(r.rebased); err != nil {
-			fl.rebased = nil
-		}
+		fl.rebased, err = newProgram(r.rebased)
+	} else {
+		fl.res, err = newProgram(r.raw)
+	}
+	if err != nil {
+		fl.res, fl.rebased, fl.resRaw = nil, nil, nil
 	}
 	return fl, nil
 }

@@ -26,10 +26,19 @@ import (
 // length), the flow runs the whole program.
 
 // absVal is an abstract value: a constant, or unknown until the packet is.
-type absVal struct {
-	known bool
-	v     uint32
-}
+// A constant v is 1<<32|v, so that states hash as plain memory.
+type absVal uint64
+
+// unknown is the value of what the packet decides.
+const unknown absVal = 0
+
+// constant returns the abstract value of the constant v.
+func constant(v uint32) absVal { return absVal(1<<32 | uint64(v)) }
+
+func (a absVal) known() bool { return a>>32 != 0 }
+
+// v returns the value of a constant.
+func (a absVal) v() uint32 { return uint32(a) }
 
 // absState is the abstract state of the machine.
 type absState struct {
@@ -118,9 +127,9 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	sp.liveness()
 	var start absState
 	for i := range start.mem {
-		start.mem[i] = absVal{known: true}
+		start.mem[i] = constant(0)
 	}
-	start.a, start.x = absVal{known: true}, absVal{known: true}
+	start.a, start.x = constant(0), constant(0)
 	sp.block(0, start)
 	for len(sp.work) > 0 && !sp.failed {
 		b := sp.work[len(sp.work)-1]
@@ -216,14 +225,14 @@ func usesDefs(op opKind, k uint32) (use, def uint32) {
 func (sp *specialiser) block(pc uint32, s absState) int {
 	live := sp.live[pc]
 	if live&liveA == 0 {
-		s.a = absVal{known: true}
+		s.a = constant(0)
 	}
 	if live&liveX == 0 {
-		s.x = absVal{known: true}
+		s.x = constant(0)
 	}
 	for i := range s.mem {
 		if live&(liveMem0<<i) == 0 {
-			s.mem[i] = absVal{known: true}
+			s.mem[i] = constant(0)
 		}
 	}
 	key := specKey{pc, s}
@@ -285,8 +294,8 @@ func (sp *specialiser) retK(b int, k uint32) {
 // materialiseA emits "ld #a" when A is a constant, so that the residual
 // machine holds it in A.
 func (sp *specialiser) materialiseA(b int, s *absState) {
-	if s.a.known {
-		sp.emit(b, bpf.RawInstruction{Op: bpfLdImm, K: s.a.v})
+	if s.a.known() {
+		sp.emit(b, bpf.RawInstruction{Op: bpfLdImm, K: s.a.v()})
 	}
 }
 
@@ -294,7 +303,6 @@ func (sp *specialiser) materialiseA(b int, s *absState) {
 // and emits the rest, until a return or a jump.
 func (sp *specialiser) run(b int) {
 	pc, s := sp.blocks[b].pc, sp.states[b]
-	unknown := absVal{}
 	for !sp.failed {
 		sp.steps++
 		if sp.steps > sp.maxWork {
@@ -308,8 +316,8 @@ func (sp *specialiser) run(b int) {
 			sp.retK(b, in.k)
 			return
 		case opRetA:
-			if s.a.known {
-				sp.retK(b, s.a.v)
+			if s.a.known() {
+				sp.retK(b, s.a.v())
 				return
 			}
 			sp.emit(b, r)
@@ -320,7 +328,7 @@ func (sp *specialiser) run(b int) {
 			return
 		case opLdW, opLdH, opLdB, opLdxMSH, opLdWInd, opLdHInd, opLdBInd:
 			size, ind := loadSize(op)
-			if ind && !s.x.known {
+			if ind && !s.x.known() {
 				if uint64(in.k) < uint64(len(sp.hdr)) {
 					sp.readsHdr = true
 				}
@@ -330,7 +338,7 @@ func (sp *specialiser) run(b int) {
 			}
 			off := uint64(in.k)
 			if ind {
-				off += uint64(s.x.v)
+				off += uint64(s.x.v())
 			}
 			v, how := sp.load(off, size)
 			switch how {
@@ -339,9 +347,9 @@ func (sp *specialiser) run(b int) {
 				return
 			case loadKnown:
 				if op == opLdxMSH {
-					s.x = absVal{true, (v & 0xf) << 2}
+					s.x = constant((v & 0xf) << 2)
 				} else {
-					s.a = absVal{true, v}
+					s.a = constant(v)
 				}
 			case loadResidual:
 				// off+size is within the snap length, below 2^32.
@@ -360,37 +368,37 @@ func (sp *specialiser) run(b int) {
 			sp.emit(b, r)
 			s.x = unknown
 		case opLdImm:
-			s.a = absVal{true, in.k}
+			s.a = constant(in.k)
 		case opLdxImm:
-			s.x = absVal{true, in.k}
+			s.x = constant(in.k)
 		case opLdMem:
 			s.a = s.mem[in.k]
-			if !s.a.known {
+			if !s.a.known() {
 				sp.emit(b, r)
 			}
 		case opLdxMem:
 			s.x = s.mem[in.k]
-			if !s.x.known {
+			if !s.x.known() {
 				sp.emit(b, r)
 			}
 		case opSt:
 			s.mem[in.k] = s.a
-			if !s.a.known {
+			if !s.a.known() {
 				sp.emit(b, r)
 			}
 		case opStx:
 			s.mem[in.k] = s.x
-			if !s.x.known {
+			if !s.x.known() {
 				sp.emit(b, r)
 			}
 		case opTax:
 			s.x = s.a
-			if !s.a.known {
+			if !s.a.known() {
 				sp.emit(b, r)
 			}
 		case opTxa:
 			s.a = s.x
-			if !s.x.known {
+			if !s.x.known() {
 				sp.emit(b, r)
 			}
 		case opJa:
@@ -400,8 +408,8 @@ func (sp *specialiser) run(b int) {
 			sp.cond(b, in, r, s)
 			return
 		case opNeg:
-			if s.a.known {
-				s.a.v = -s.a.v
+			if s.a.known() {
+				s.a = constant(-s.a.v())
 			} else {
 				sp.emit(b, r)
 			}
@@ -419,37 +427,37 @@ func (sp *specialiser) run(b int) {
 func (sp *specialiser) alu(b int, pc uint32, r bpf.RawInstruction, s *absState) bool {
 	in := &sp.insns[pc]
 	kop, isX := kForm(sp.op(pc))
-	operand := absVal{true, in.k}
+	operand := constant(in.k)
 	if isX {
 		operand = s.x
 	}
 	switch {
-	case operand.known && s.a.known:
-		v, ok := aluK(kop, s.a.v, operand.v)
+	case operand.known() && s.a.known():
+		v, ok := aluK(kop, s.a.v(), operand.v())
 		if !ok {
 			sp.retK(b, 0)
 			return false
 		}
-		s.a.v = v
-	case operand.known:
-		k := operand.v
+		s.a = constant(v)
+	case operand.known():
+		k := operand.v()
 		switch {
 		case (kop == opDivK || kop == opModK) && k == 0:
 			sp.retK(b, 0)
 			return false
 		case (kop == opLshK || kop == opRshK) && k >= 32:
-			s.a = absVal{true, 0} // as the executor shifts by X
+			s.a = constant(0) // as the executor shifts by X
 			return true
 		case (kop == opAndK || kop == opMulK) && k == 0:
-			s.a = absVal{true, 0}
+			s.a = constant(0)
 			return true
 		}
 		sp.emit(b, bpf.RawInstruction{Op: r.Op &^ bpfSrcX, K: k})
-		s.a = absVal{}
+		s.a = unknown
 	default: // X unknown
 		sp.materialiseA(b, s)
 		sp.emit(b, r)
-		s.a = absVal{}
+		s.a = unknown
 	}
 	return true
 }
@@ -457,13 +465,13 @@ func (sp *specialiser) alu(b int, pc uint32, r bpf.RawInstruction, s *absState) 
 // cond evaluates a conditional jump, or emits it when A or X is unknown.
 func (sp *specialiser) cond(b int, in *insn, r bpf.RawInstruction, s absState) {
 	kop, isX := kForm(in.op)
-	operand := absVal{true, in.k}
+	operand := constant(in.k)
 	if isX {
 		operand = s.x
 	}
-	if s.a.known && operand.known {
+	if s.a.known() && operand.known() {
 		to := in.jf
-		if condK(kop, s.a.v, operand.v) {
+		if condK(kop, s.a.v(), operand.v()) {
 			to = in.jt
 		}
 		sp.goTo(b, to, s)
@@ -472,15 +480,15 @@ func (sp *specialiser) cond(b int, in *insn, r bpf.RawInstruction, s absState) {
 	var jump bpf.RawInstruction
 	st, sf := s, s
 	switch {
-	case operand.known: // A unknown
-		jump = bpf.RawInstruction{Op: r.Op &^ bpfSrcX, K: operand.v}
+	case operand.known(): // A unknown
+		jump = bpf.RawInstruction{Op: r.Op &^ bpfSrcX, K: operand.v()}
 		if kop == opJeqK {
 			st.a = operand
 		}
 	default: // X unknown
 		sp.materialiseA(b, &s)
 		jump = bpf.RawInstruction{Op: r.Op}
-		if kop == opJeqK && s.a.known {
+		if kop == opJeqK && s.a.known() {
 			st.x = s.a
 		}
 	}

@@ -98,7 +98,7 @@ func compareFlow(t *testing.T, m *Matcher, c *flowCase, pcap bool, st *flowStats
 	default:
 		st.fallback++
 	}
-	if fl.res != nil {
+	if fl.resRaw != nil {
 		st.fullLen += len(m.raw)
 		st.residualLen += len(fl.resRaw)
 	}
@@ -371,10 +371,10 @@ func TestFlowResidualShape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fl.res == nil {
+			if fl.resRaw == nil {
 				t.Fatalf("%q on %v: no residual program: the flow runs the whole program", tc.expr, tc.p)
 			}
-			if got := fl.rebased != nil; got != tc.rebased || len(fl.resRaw) > tc.maxLen {
+			if got := fl.rebased != nil || fl.fixed; got != tc.rebased || len(fl.resRaw) > tc.maxLen {
 				t.Errorf("%q on %v: residual program of %d instructions (at most %d wanted), on the payload alone %v (want %v):\n%s",
 					tc.expr, tc.p, len(fl.resRaw), tc.maxLen, got, tc.rebased, FormatProgram(fl.resRaw))
 			}
