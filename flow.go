@@ -39,6 +39,8 @@ type Flow struct {
 	match    bool   // the verdict, when fixed
 	paddedTo uint32 // the minimum frame length, padded to; 0 for none
 	max      int    // the largest payload
+	hdrLen   uint32
+	snap     uint32
 }
 
 // NewFlow returns the flow of packets like p, whose Payload is ignored:
@@ -52,7 +54,7 @@ func (m *Matcher) NewFlow(p FakePacket) (*Flow, error) {
 	if fl.h.pad {
 		fl.paddedTo = minEthernetFrame
 	}
-	fl.max = fl.h.maxPayload()
+	fl.max, fl.hdrLen, fl.snap = fl.h.maxPayload(), uint32(fl.h.n), m.snap
 	if m.prog == nil {
 		return fl, nil
 	}
@@ -107,29 +109,19 @@ func (fl *Flow) Match(payload []byte) (bool, error) {
 	if fl.fixed {
 		return fl.match, nil
 	}
-	if fl.rebased != nil {
-		return fl.matchPayload(payload), nil
+	p := fl.rebased
+	if p == nil {
+		return fl.matchFrame(payload), nil
 	}
-	h := fl.h
-	f := h.frame(payload, fl.m.snap)
-	if fl.res != nil {
-		return fl.res.run(&f) != 0, nil
-	}
-	return fl.m.run(&f) != 0, nil
-}
-
-// matchPayload runs the rebased residual program on the frame's bytes
-// past the header: the payload, padded with zeros in an Ethernet frame
-// shorter than the minimum.
-func (fl *Flow) matchPayload(payload []byte) bool {
-	n := uint32(fl.h.n)
+	// The residual program runs on the frame's bytes past the header.
+	n := fl.hdrLen
 	wire := n + uint32(len(payload))
 	if wire < fl.paddedTo {
-		return fl.matchPadded(payload)
+		return fl.matchPadded(payload), nil
 	}
 	// The captured bytes past the header; loads of the header's bytes
 	// past the snap length were resolved to aborts.
-	capt := min(wire, fl.m.snap)
+	capt := min(wire, fl.snap)
 	capt -= min(capt, n)
 	// Field by field: a composite literal is built aside and copied.
 	var f frame
@@ -138,20 +130,32 @@ func (fl *Flow) matchPayload(payload []byte) bool {
 	// stops short only at a load it cannot serve from them, which run
 	// then takes from the start: the program has no side effect.
 	var m machine
-	if ret, done := m.exec(fl.rebased.insns, payload[:capt], 0, 0, &f); done {
-		return ret != 0
+	if ret, done := m.exec(p.insns, payload[:capt], 0, 0, &f); done {
+		return ret != 0, nil
 	}
-	return fl.rebased.run(&f) != 0
+	return p.run(&f) != 0, nil
 }
 
-// matchPadded is matchPayload for a frame padded to the Ethernet minimum.
+// matchFrame runs the residual program, or the whole program, on the
+// whole frame.
+func (fl *Flow) matchFrame(payload []byte) bool {
+	h := fl.h
+	f := h.frame(payload, fl.snap)
+	if fl.res != nil {
+		return fl.res.run(&f) != 0
+	}
+	return fl.m.run(&f) != 0
+}
+
+// matchPadded runs the rebased residual program on the payload padded
+// to the Ethernet minimum.
 //
 //go:noinline
 func (fl *Flow) matchPadded(payload []byte) bool {
 	var buf [minEthernetFrame]byte
-	n := uint32(fl.h.n)
+	n := fl.hdrLen
 	copy(buf[:], payload)
-	capt := min(fl.paddedTo, fl.m.snap)
+	capt := min(fl.paddedTo, fl.snap)
 	capt -= min(capt, n)
 	var f frame
 	f.hdr, f.caplen, f.wirelen = buf[:fl.paddedTo-n], capt, fl.paddedTo
