@@ -2,6 +2,7 @@ package bpfmatch
 
 import (
 	"slices"
+	"sync"
 
 	"golang.org/x/net/bpf"
 )
@@ -93,6 +94,10 @@ type specialiser struct {
 	maxWork int
 	failed  bool
 
+	// layout's
+	order, next, pos []int
+	far              [][2]bool
+
 	// readsHdr is set when the residual program may read a byte of the
 	// header: the flow must then run it on the whole frame.
 	readsHdr bool
@@ -114,16 +119,10 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	if len(p.insns) != n || p.backWeight != 0 {
 		return residual{}, false // backward jumps
 	}
-	sp := &specialiser{
-		raw:     raw,
-		insns:   p.insns,
-		h:       h,
-		hdr:     h.b[:h.n],
-		snap:    uint64(snap),
-		memo:    make(map[specKey]int),
-		maxSize: 2*n + 64,
-		maxWork: 8*n + 1024,
-	}
+	sp := specialisers.Get().(*specialiser)
+	defer sp.release()
+	sp.raw, sp.insns, sp.h, sp.hdr, sp.snap = raw, p.insns, h, h.b[:h.n], uint64(snap)
+	sp.maxSize, sp.maxWork = 2*n+64, 8*n+1024
 	sp.liveness()
 	var start absState
 	for i := range start.mem {
@@ -150,10 +149,32 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	return out, true
 }
 
+// specialisers keeps specialisers' memory for the next flow.
+var specialisers = sync.Pool{New: func() any { return &specialiser{memo: make(map[specKey]int)} }}
+
+// release readies sp for the next flow and gives it back, unless it grew
+// large on a large program.
+func (sp *specialiser) release() {
+	if len(sp.blocks) > 1024 {
+		return
+	}
+	clear(sp.memo)
+	*sp = specialiser{memo: sp.memo, live: sp.live[:0], blocks: sp.blocks[:0], states: sp.states[:0], work: sp.work[:0],
+		order: sp.order[:0], next: sp.next[:0], far: sp.far[:0], pos: sp.pos[:0]}
+	specialisers.Put(sp)
+}
+
+// grow returns s resized to n elements, reusing its memory, zeroed.
+func grow[T any](s []T, n int) []T {
+	s = slices.Grow(s[:0], n)[:n]
+	clear(s)
+	return s
+}
+
 // liveness computes, for each pc, the locations whose values the program
 // may read from there on before writing them. Jumps go forward only.
 func (sp *specialiser) liveness() {
-	sp.live = make([]uint32, len(sp.insns))
+	sp.live = grow(sp.live, len(sp.insns))
 	for pc := len(sp.insns) - 1; pc >= 0; pc-- {
 		in := &sp.insns[pc]
 		op := sp.op(uint32(pc))
@@ -240,7 +261,12 @@ func (sp *specialiser) block(pc uint32, s absState) int {
 		return b
 	}
 	b := len(sp.blocks)
-	sp.blocks = append(sp.blocks, specBlock{pc: pc})
+	if b < cap(sp.blocks) { // reuse the memory of a block of an earlier flow
+		sp.blocks = sp.blocks[:b+1]
+		sp.blocks[b] = specBlock{pc: pc, code: sp.blocks[b].code[:0]}
+	} else {
+		sp.blocks = append(sp.blocks, specBlock{pc: pc})
+	}
 	sp.states = append(sp.states, s)
 	sp.memo[key] = b
 	sp.work = append(sp.work, b)
@@ -510,20 +536,20 @@ func (sp *specialiser) goTo(b int, pc uint32, s absState) {
 // through, and a conditional jump too far for its 8-bit offsets goes
 // through "ja" trampolines after it.
 func (sp *specialiser) layout() ([]bpf.RawInstruction, bool) {
-	order := make([]int, len(sp.blocks))
+	nb := len(sp.blocks)
+	sp.order, sp.next, sp.pos, sp.far = grow(sp.order, nb), grow(sp.next, nb), grow(sp.pos, nb), grow(sp.far, nb)
+	order, next, pos, far := sp.order, sp.next, sp.pos, sp.far
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(i, j int) int { return int(sp.blocks[i].pc) - int(sp.blocks[j].pc) })
-	next := make([]int, len(sp.blocks)) // the block laid out after each, or -1
+	// next is the block laid out after each, or -1.
 	for i, b := range order {
 		next[b] = -1
 		if i+1 < len(order) {
 			next[b] = order[i+1]
 		}
 	}
-	far := make([][2]bool, len(sp.blocks))
-	pos := make([]int, len(sp.blocks))
 	// tail returns the instructions after a block's code.
 	tail := func(b int) int {
 		blk := &sp.blocks[b]
