@@ -22,9 +22,9 @@ import (
 // Specialisation is by (pc, abstract state), memoised, the state reduced
 // to what is live at pc, so that paths meeting in the program meet in the
 // residual program too. The residual program is bounded in size and in
-// the work spent making it; past the bounds, and for programs with
-// backward jumps (protochain loops, whose budget follows the captured
-// length), the flow runs the whole program.
+// the work spent making it; past the bounds, and where a path reaches a
+// backward jump (a protochain loop going round, whose budget follows the
+// captured length), the flow runs the whole program.
 
 // absVal is an abstract value: a constant, or unknown until the packet is.
 // A constant v is 1<<32|v, so that states hash as plain memory.
@@ -116,8 +116,8 @@ type residual struct {
 // when the flow must run the whole program.
 func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (residual, bool) {
 	n := len(raw)
-	if len(p.insns) != n || p.backWeight != 0 {
-		return residual{}, false // backward jumps
+	if len(p.insns) != n {
+		return residual{}, false
 	}
 	sp := specialisers.Get().(*specialiser)
 	defer sp.release()
@@ -183,6 +183,8 @@ func (sp *specialiser) liveness() {
 		case op == opRetK || op == opRetA || op == opLdBAux:
 		case op == opJa:
 			out = sp.live[in.jt]
+		case op == opJaBack:
+			out = ^uint32(0) // not yet known; and specialisation stops there
 		case op >= opJgtK && op <= opJsetX:
 			out = sp.live[in.jt] | sp.live[in.jf]
 		default:
@@ -429,6 +431,13 @@ func (sp *specialiser) run(b int) {
 			}
 		case opJa:
 			sp.goTo(b, in.jt, s)
+			return
+		case opJaBack:
+			// A loop (protochain's) whose path the headers do not cut
+			// short: its budget follows the captured length. The residual
+			// program is made only of paths that never jump back, which
+			// the whole program takes on the same packets.
+			sp.failed = true
 			return
 		case opJgtK, opJgeK, opJeqK, opJsetK, opJgtX, opJgeX, opJeqX, opJsetX:
 			sp.cond(b, in, r, s)

@@ -379,6 +379,9 @@ func TestFlowResidualShape(t *testing.T) {
 		{"IP length", "ip[2:2] > 50", tcp4(), nil, false, 4},
 		{"TCP checksum", "tcp[16:2] > 0x8000", tcp4(), nil, false, 4},
 		{"GET cut by the snap length", getFilter, tcp4(), []Option{WithSnapLen(40)}, true, 1},
+		// The loop's backward jump is never reached: TCP follows IPv6.
+		{"protochain", "ip6 protochain 6", tcp6(), nil, true, 1},
+		{"protochain and GET", "ip protochain 6 and " + getFilter, tcp4(), nil, true, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
