@@ -339,7 +339,14 @@ func (sp *specialiser) run(b int) {
 		}
 		in := &sp.insns[pc]
 		r := sp.raw[pc]
-		switch op := sp.op(pc); op {
+		op := sp.op(pc)
+		if _, def := usesDefs(op, in.k); def != 0 && sp.live[pc+1]&def == 0 && cannotAbort(op) {
+			// What it writes is dead: whatever it is, nothing reads it.
+			s.set(def, constant(0))
+			pc++
+			continue
+		}
+		switch op {
 		case opRetK:
 			sp.retK(b, in.k)
 			return
@@ -454,6 +461,32 @@ func (sp *specialiser) run(b int) {
 			}
 		}
 		pc++
+	}
+}
+
+// cannotAbort reports whether op, writing a location, never ends the run:
+// all but loads from the packet and divisions by X.
+func cannotAbort(op opKind) bool {
+	switch op {
+	case opLdW, opLdH, opLdB, opLdWInd, opLdHInd, opLdBInd, opLdxMSH, opDivX, opModX:
+		return false
+	}
+	return true
+}
+
+// set sets the location def, one bit of a live set, to v.
+func (s *absState) set(def uint32, v absVal) {
+	switch def {
+	case liveA:
+		s.a = v
+	case liveX:
+		s.x = v
+	default:
+		for i := range s.mem {
+			if def == liveMem0<<i {
+				s.mem[i] = v
+			}
+		}
 	}
 }
 

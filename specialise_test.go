@@ -407,8 +407,8 @@ func TestFlowResidualShape(t *testing.T) {
 // a long body, the first of which the branch's false side jumps over.
 func TestFlowResidualLayout(t *testing.T) {
 	raw := []bpf.RawInstruction{{Op: bpfLdWAbs, K: 54}, {Op: bpfJeqK, K: 0x47455420}}
-	for range 150 {
-		raw = append(raw, bpf.RawInstruction{Op: bpfLdxLen}, bpf.RawInstruction{Op: bpfStx})
+	for i := range 300 { // loads of the payload, which stay: they may abort
+		raw = append(raw, bpf.RawInstruction{Op: bpfLdxMSH, K: uint32(54 + i%8)})
 	}
 	raw = append(raw, bpf.RawInstruction{Op: bpfRetA})
 	m, err := Load(raw)
