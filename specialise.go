@@ -41,7 +41,11 @@ func (a absVal) known() bool { return a>>32 != 0 }
 // v returns the value of a constant.
 func (a absVal) v() uint32 { return uint32(a) }
 
-// absState is the abstract state of the machine.
+// absState is the abstract state of the machine. Where a location is
+// unknown, the residual program's machine holds in it the value the whole
+// program's would; where it is a constant, the residual machine may hold
+// anything, and the residual program reads the constant instead ("ld #k"
+// where it needs it in A).
 type absState struct {
 	a, x absVal
 	mem  [memWords]absVal
@@ -78,7 +82,7 @@ type specBlock struct {
 // specialiser holds one specialisation in progress.
 type specialiser struct {
 	raw   []bpf.RawInstruction
-	insns []insn // decoded; ops reads them unfused
+	insns []insn // decoded; op reads them unfused
 	live  []uint32
 	h     *header
 	hdr   []byte // the flow's header bytes, h.b[:h.n]
