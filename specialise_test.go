@@ -478,3 +478,25 @@ func FuzzFlowResidual(f *testing.F) {
 		}
 	})
 }
+
+// TestFlowResidualAllocations checks that matching a payload allocates
+// nothing, whichever way the flow runs its residual program: fixed, on
+// the payload alone (padded or not), on the whole frame.
+func TestFlowResidualAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector or coverage")
+	}
+	for _, expr := range []string{"tcp dst port 21", getFilter, "len > 100", "ip[2:2] > 50", "tcp[16:2] > 0x8000"} {
+		m := compileOrSkip(t, expr)
+		fl, err := m.NewFlow(tcp4())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{0, 3, 512} {
+			payload := bytes.Repeat([]byte("GET "), 128)[:n]
+			if a := testing.AllocsPerRun(100, func() { fl.Match(payload) }); a != 0 {
+				t.Errorf("%q: Flow.Match of %d bytes allocates %v times (residual program:\n%s)", expr, n, a, FormatProgram(fl.resRaw))
+			}
+		}
+	}
+}
