@@ -368,6 +368,10 @@ func (sp *specialiser) run(b int) {
 		case opLdW, opLdH, opLdB, opLdxMSH, opLdWInd, opLdHInd, opLdBInd:
 			size, ind := loadSize(op)
 			if ind && !s.x.known() {
+				if uint64(in.k)+size > sp.snap { // past the snap length whatever X is
+					sp.retK(b, 0)
+					return
+				}
 				if uint64(in.k) < uint64(len(sp.hdr)) {
 					sp.readsHdr = true
 				}
