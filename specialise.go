@@ -126,7 +126,7 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	sp := specialisers.Get().(*specialiser)
 	defer sp.release()
 	sp.raw, sp.insns, sp.h, sp.hdr, sp.snap = raw, p.insns, h, h.b[:h.n], uint64(snap)
-	sp.maxSize, sp.maxWork = 2*n+64, 8*n+1024
+	sp.maxSize, sp.maxWork = min(2*n+64, maxResidual), min(8*n+1024, maxSteps)
 	sp.liveness()
 	var start absState
 	for i := range start.mem {
@@ -152,6 +152,16 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	}
 	return out, true
 }
+
+// The bounds of a specialisation: past them, the flow runs the whole
+// program. A residual program may have twice the instructions of the
+// whole program, and 64 more, up to maxResidual; the specialiser may
+// evaluate eight times as many, and 1024 more, up to maxSteps. The caps
+// bound the memory and time a flow of a huge program costs.
+const (
+	maxResidual = 1 << 14
+	maxSteps    = 1 << 18
+)
 
 // specialisers keeps specialisers' memory for the next flow.
 var specialisers = sync.Pool{New: func() any { return &specialiser{memo: make(map[specKey]int)} }}

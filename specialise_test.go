@@ -502,3 +502,47 @@ func TestFlowResidualAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowResidualBound checks that a program whose residue would grow
+// exponentially, each branch on the payload leaving a different constant
+// in scratch memory, makes a flow that runs the whole program, and gives
+// its verdicts.
+func TestFlowResidualBound(t *testing.T) {
+	const k = 12
+	var raw []bpf.RawInstruction
+	for i := range k {
+		raw = append(raw,
+			bpf.RawInstruction{Op: bpfLdBAbs, K: uint32(54 + i)},
+			bpf.RawInstruction{Op: bpfJeqK, K: 'G', Jt: 0, Jf: 3},
+			bpf.RawInstruction{Op: bpfLdImm, K: 1},
+			bpf.RawInstruction{Op: bpfSt, K: uint32(i)},
+			bpf.RawInstruction{Op: bpfJa, K: 2},
+			bpf.RawInstruction{Op: bpfLdImm, K: 2},
+			bpf.RawInstruction{Op: bpfSt, K: uint32(i)})
+	}
+	raw = append(raw, bpf.RawInstruction{Op: bpfLdImm})
+	for i := range k { // every M[i] is live to the end
+		raw = append(raw, bpf.RawInstruction{Op: bpfLdxMem, K: uint32(i)}, bpf.RawInstruction{Op: bpfALU | bpfSrcX | bpfAdd})
+	}
+	raw = append(raw, bpf.RawInstruction{Op: bpfRetA})
+	m, err := Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := m.NewFlow(tcp4())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl.resRaw != nil {
+		t.Fatalf("a residual program of %d instructions for a whole program of %d", len(fl.resRaw), len(raw))
+	}
+	c := flowCases(t, 4, LinkEthernet)
+	c = append(c, flowCase{p: tcp4(), payloads: [][]byte{[]byte("GGGGGGGGGGGG"), []byte("GxGxGxGxGxGx"), nil}})
+	var st flowStats
+	for i := range c {
+		if bad := compareFlow(t, m, &c[i], false, &st); bad != 0 {
+			t.Fatalf("%d disagreements", bad)
+		}
+	}
+	t.Logf("%v", &st)
+}
