@@ -24,23 +24,26 @@ import (
 //
 // A Flow is safe for concurrent use by multiple goroutines.
 type Flow struct {
-	m *Matcher
-	p FakePacket // without payload
-	h header
+	// What Match reads first, together.
+	max      int  // the largest payload
+	fixed    bool // the verdict does not depend on the payload
+	match    bool // the verdict, when fixed
+	rebased  *program
+	hdrLen   uint32
+	paddedTo uint32 // the minimum frame length, padded to; 0 for none
+	snap     uint32
+
 	// resRaw is the residual program, nil when the flow runs the
 	// matcher's. Unless the verdict is fixed, the flow runs it decoded:
 	// rebased, with its loads moved back by the header's length, on the
 	// payload alone when it reads no header byte, else res on the whole
 	// frame.
-	resRaw   []bpf.RawInstruction
-	res      *program
-	rebased  *program
-	fixed    bool   // the verdict does not depend on the payload
-	match    bool   // the verdict, when fixed
-	paddedTo uint32 // the minimum frame length, padded to; 0 for none
-	max      int    // the largest payload
-	hdrLen   uint32
-	snap     uint32
+	resRaw []bpf.RawInstruction
+	res    *program
+
+	m *Matcher
+	p FakePacket // without payload
+	h header
 }
 
 // NewFlow returns the flow of packets like p, whose Payload is ignored:
