@@ -61,7 +61,8 @@ func (m *Matcher) NewFlow(p FakePacket) (*Flow, error) {
 	if m.prog == nil {
 		return fl, nil
 	}
-	r, ok := specialise(m.prog, m.raw, &fl.h, m.snap)
+	h := &fl.h
+	r, ok := specialise(m.prog, m.raw, h.b[:h.n], func(off, end uint32) bool { return !h.varies(off, end) }, m.snap)
 	if !ok {
 		return fl, nil
 	}

@@ -328,7 +328,7 @@ func newMatcher(expr string, raw []bpf.RawInstruction, o options) (*Matcher, err
 	m := &Matcher{expr: expr, link: o.link, snap: uint32(o.snap), raw: raw}
 	if !o.libpcap {
 		m.prog = prog
-		m.shapes = shapePrograms(prog, o.link, m.snap)
+		m.shapes = shapePrograms(prog, raw, o.link, m.snap)
 		return m, nil
 	}
 	if m.lib, err = newLibpcapProgram(raw); err != nil {

@@ -7,17 +7,19 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// Partial evaluation of a program over a flow's headers.
+// Partial evaluation of a program over what is known of its frames.
 //
 // A flow knows every byte of its frame's headers except those that depend
-// on the payload (lengths and checksums, header.varies); what it does not
-// know is the payload, the wire length and so the captured length. The
-// specialiser runs the program abstractly over that knowledge: A, X and
+// on the payload (lengths and checksums, header.varies); a Matcher, for
+// each shape of fake packet (shape.go), knows the header bytes the shape
+// fixes. Neither knows the payload, the wire length and so the captured
+// length. The specialiser runs the program abstractly over that
+// knowledge: A, X and
 // M[0..15] are each a known constant or unknown, loads of fixed header
 // bytes become constants, branches on constants are taken, and every
 // instruction whose result is unknown is emitted into a residual program,
-// which the flow runs on each payload instead of the whole program. The
-// residual program reads only what the payload decides.
+// which runs instead of the whole program. The residual program reads
+// only what is not known.
 //
 // Specialisation is by (pc, abstract state), memoised, the state reduced
 // to what is live at pc, so that paths meeting in the program meet in the
@@ -84,8 +86,8 @@ type specialiser struct {
 	raw   []bpf.RawInstruction
 	insns []insn // decoded; op reads them unfused
 	live  []uint32
-	h     *header
-	hdr   []byte // the flow's header bytes, h.b[:h.n]
+	hdr   []byte                     // the header's bytes
+	fixed func(off, end uint32) bool // whether hdr[off:end] is known
 	snap  uint64
 
 	blocks  []specBlock
@@ -116,16 +118,17 @@ type residual struct {
 }
 
 // specialise returns the residual program of p, decoded from raw, for
-// frames with the header h, captured up to snap bytes. It reports false
-// when the flow must run the whole program.
-func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (residual, bool) {
+// frames captured up to snap bytes that start with a header of
+// len(hdr) bytes, of which those fixed reports (hdr[off:end]) are as in
+// hdr. It reports false when the whole program must run.
+func specialise(p *program, raw []bpf.RawInstruction, hdr []byte, fixed func(off, end uint32) bool, snap uint32) (residual, bool) {
 	n := len(raw)
 	if len(p.insns) != n {
 		return residual{}, false
 	}
 	sp := specialisers.Get().(*specialiser)
 	defer sp.release()
-	sp.raw, sp.insns, sp.h, sp.hdr, sp.snap = raw, p.insns, h, h.b[:h.n], uint64(snap)
+	sp.raw, sp.insns, sp.hdr, sp.fixed, sp.snap = raw, p.insns, hdr, fixed, uint64(snap)
 	sp.maxSize, sp.maxWork = min(2*n+64, maxResidual), min(8*n+1024, maxSteps)
 	sp.liveness()
 	var start absState
@@ -148,7 +151,7 @@ func specialise(p *program, raw []bpf.RawInstruction, h *header, snap uint32) (r
 	}
 	out := residual{raw: code}
 	if !sp.readsHdr {
-		out.rebased = rebase(out.raw, uint32(h.n))
+		out.rebased = rebase(out.raw, uint32(len(hdr)))
 	}
 	return out, true
 }
@@ -318,7 +321,7 @@ func (sp *specialiser) load(off, size uint64) (uint32, loadOutcome) {
 	switch {
 	case end > sp.snap:
 		return 0, loadAborts
-	case end <= uint64(len(sp.hdr)) && !sp.h.varies(uint32(off), uint32(end)):
+	case end <= uint64(len(sp.hdr)) && sp.fixed(uint32(off), uint32(end)):
 		return be(sp.hdr[off:end]), loadKnown
 	}
 	if off < uint64(len(sp.hdr)) {
