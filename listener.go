@@ -21,6 +21,17 @@ var (
 	// sent the bytes asked for by WithPayload when the wait expired, under
 	// RejectOnTimeout.
 	ErrWaitExpired = errors.New("bpfmatch: the client sent too few bytes before the wait expired")
+
+	// ErrEvicted is the reason for a connection closed while it waited for
+	// the bytes asked for by WithPayload, because a new connection came
+	// when WithMaxPending connections were being inspected and it had
+	// waited longest for its bytes.
+	ErrEvicted = errors.New("bpfmatch: evicted: the listener was inspecting as many connections as it may, and this one had waited longest for its first bytes")
+
+	// ErrNotAccepted is the reason for a connection closed after it was
+	// decided, because as many connections as WithMaxPending allows were
+	// waiting for the Accept of its listener, and it had waited longest.
+	ErrNotAccepted = errors.New("bpfmatch: not accepted: too many connections were waiting for Accept, and this one had waited longest")
 )
 
 // errDropped is the reason for connections closed because their listener
@@ -134,12 +145,31 @@ func WithTimeoutPolicy(p TimeoutPolicy) ListenerOption {
 }
 
 // WithMaxPending bounds the connections a payload-aware listener or a
-// Router holds at once: those being inspected and those decided but not
-// yet returned by Accept. When the bound is reached, it stops accepting
-// from the inner listener until one of them is handed out or closed; new
-// clients then wait in the kernel's backlog. n below 1 means
-// DefaultMaxPending. Each connection held costs a goroutine and its
-// WithPayload buffer.
+// Router holds, so that clients who connect and send nothing cannot
+// exhaust memory, goroutines or file descriptors, nor keep others out.
+//
+// At most n connections are inspected at once, each in a goroutine of its
+// own reading into a buffer that starts at 512 bytes (or WithPayload's n
+// if smaller) and doubles as bytes arrive. The listener never stops
+// accepting from the inner listener, so that clients do not queue in the
+// kernel's backlog behind idle ones: when a connection arrives while n are
+// being inspected, the one that has waited longest for its first bytes is
+// closed and reported with ErrEvicted, and the new one takes its place.
+// Under such a flood a client is served if its bytes arrive before n newer
+// connections do; clients that send at once, as those of TLS and HTTP do,
+// are not evicted, but those of protocols where the server speaks first
+// (decided at the timeout under MatchOnTimeout) may be.
+//
+// Once decided, a connection waits for the Accept of its listener (for a
+// Router, of its rule's or the default listener) in a queue of its own,
+// without a goroutine; each queue holds at most n connections, and when a
+// decided connection finds its queue full, the one that has waited longest
+// there is closed and reported with ErrNotAccepted. A listener nobody
+// accepts from thus holds up no other.
+//
+// So a listener holds at most n goroutines besides its accept loop, and at
+// most n file descriptors being inspected plus n for each listener's queue.
+// n below 1 means DefaultMaxPending.
 func WithMaxPending(n int) ListenerOption {
 	return func(o *listenerOptions) {
 		o.maxPending = n
@@ -154,8 +184,8 @@ func WithMaxPending(n int) ListenerOption {
 // (Report.Reason). The connection is already closed.
 //
 // f is called from the listener's goroutines, possibly concurrently, and
-// holds up the connection's slot (see WithMaxPending) while it runs; it
-// should return quickly.
+// holds up the inspection's goroutine (see WithMaxPending) or the accept
+// loop while it runs; it should return quickly.
 func WithRejectFunc(f func(Report)) ListenerOption {
 	return func(o *listenerOptions) { o.onReject = f }
 }
@@ -165,24 +195,31 @@ func WithRejectFunc(f func(Report)) ListenerOption {
 // arrives, then once in Matched when Accept hands it out or in Rejected
 // when it is closed and reported instead (WithRejectFunc says why).
 // Pending is those in between: being inspected, or waiting for Accept.
+// Evicted and NotAccepted count those of Rejected closed to bound the
+// connections held (see WithMaxPending), with ErrEvicted and
+// ErrNotAccepted.
 type ListenerStats struct {
-	Accepted uint64
-	Matched  uint64
-	Rejected uint64
-	Pending  uint64
+	Accepted    uint64
+	Matched     uint64
+	Rejected    uint64
+	Pending     uint64
+	Evicted     uint64
+	NotAccepted uint64
 }
 
 // counts are the counters of ListenerStats.
 type counts struct {
 	accepted, matched, rejected atomic.Uint64
+	evicted, notAccepted        atomic.Uint64
 }
 
 func (c *counts) stats() ListenerStats {
 	// Loaded in this order, an outcome is never counted before its
 	// arrival, and Pending never underflows.
+	e, na := c.evicted.Load(), c.notAccepted.Load()
 	r, m := c.rejected.Load(), c.matched.Load()
 	a := c.accepted.Load()
-	return ListenerStats{Accepted: a, Matched: m, Rejected: r, Pending: a - m - r}
+	return ListenerStats{Accepted: a, Matched: m, Rejected: r, Pending: a - m - r, Evicted: e, NotAccepted: na}
 }
 
 // Listener is a net.Listener that hands out only the connections a filter
@@ -193,8 +230,12 @@ func (c *counts) stats() ListenerStats {
 // connection as the inner listener returns it. With WithPayload it matches
 // the first bytes the client sends: each connection is inspected in its own
 // goroutine, and Accept returns the first connection whose verdict is
-// ready, so slow or silent clients do not hold up the others; at most
-// WithMaxPending connections are held at once. Connections so handed out
+// ready, so slow or silent clients do not hold up the others. It never
+// stops accepting: when WithMaxPending connections are being inspected,
+// the one that has waited longest for its bytes is closed to make room
+// (ErrEvicted), and when as many wait for Accept, the oldest of them
+// (ErrNotAccepted); so it holds at most WithMaxPending goroutines besides
+// its accept loop, and twice as many connections. Connections so handed out
 // read the inspected bytes first, then the rest of the stream, with no
 // read deadline (the one set for the inspection is cleared); they have the
 // inner connection's CloseWrite method if it has one, and a NetConn method
