@@ -19,9 +19,13 @@ type entry struct {
 	c          net.Conn
 	p          FakePacket // what is known of it, for reports
 	prev, next *entry
-	list       *entryList // d.idle or a queue
-	held       bool       // in d.held
+	list       *entryList // d.idle, d.heldList or a queue
+	held       bool       // in d.held and d.heldList
+	hidx       int        // its index in d.held
 	start      time.Time  // when the inspection started to wait for bytes
+	deadline   time.Time  // when the wait for bytes expires
+	reading    bool       // a goroutine is reading from it
+	partial    []byte     // what it had sent when it was evicted
 	release    time.Time  // when a held connection is closed
 	evicted    bool       // its inspection was stopped to make room
 	bc         *conn      // the decided connection, once queued
@@ -44,6 +48,17 @@ func (l *entryList) push(e *entry) {
 	l.n++
 }
 
+func (l *entryList) pushFront(e *entry) {
+	e.list, e.prev, e.next = l, nil, l.head
+	if l.head != nil {
+		l.head.prev = e
+	} else {
+		l.tail = e
+	}
+	l.head = e
+	l.n++
+}
+
 func (l *entryList) remove(e *entry) {
 	if e.prev != nil {
 		e.prev.next = e.next
@@ -61,8 +76,8 @@ func (l *entryList) remove(e *entry) {
 
 // queue holds the decided connections of one listener until its Accept
 // takes them, oldest first, without a goroutine each. Its items are under
-// the dispatcher's mutex; at most maxPending wait, the oldest making room
-// for the newest.
+// the dispatcher's mutex; at most maxQueued(maxPending) wait, the oldest
+// making room for the newest.
 type queue struct {
 	items  entryList
 	ready  chan struct{} // a token when items may be non-empty
@@ -105,8 +120,9 @@ func (q *queue) signal() {
 // maxHeld(maxPending) connections are held, the oldest closed early to make
 // room, or when the process runs out of file descriptors. Inspections that
 // have not waited minIdle are not evicted: the accept loop waits for them,
-// which paces it to the inspections. Each queue holds at most maxPending
-// decided connections, the oldest closed (ErrNotAccepted) to make room.
+// which paces it to the inspections. Each queue holds at most
+// maxQueued(maxPending) decided connections, the oldest closed
+// (ErrNotAccepted) to make room.
 type dispatcher struct {
 	inner  net.Listener
 	o      listenerOptions
@@ -127,11 +143,14 @@ type dispatcher struct {
 	stopped chan struct{} // closed when serve ends on an error of inner
 	stopErr error         // why; written before stopped is closed
 
+	acquiring atomic.Bool // the accept loop waits for a slot
+
 	mu        sync.Mutex
 	closed    bool
 	pending   map[net.Conn]*entry // accepted, not handed out: closed by close
 	idle      entryList           // inspections waiting for bytes, oldest first
 	held      heldHeap            // evicted connections held open, first released first
+	heldList  entryList           // the same, in the order of eviction
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -175,7 +194,7 @@ func (d *dispatcher) close() error {
 		d.closed = true
 		pending := d.pending
 		d.pending = nil
-		d.held = nil
+		d.held, d.heldList = nil, entryList{}
 		var queued []*entry
 		for _, e := range pending {
 			if e.bc != nil {
@@ -308,6 +327,8 @@ func (d *dispatcher) serve() error {
 // its slot, or waits for one to end or to become old enough to evict. It
 // returns false if the dispatcher is closed first.
 func (d *dispatcher) acquire() bool {
+	d.acquiring.Store(true)
+	defer d.acquiring.Store(false)
 	for {
 		select {
 		case d.slots <- struct{}{}:
@@ -344,6 +365,11 @@ func (d *dispatcher) acquire() bool {
 // evicted: clients that send at once, whose bytes are in flight when the
 // inspection starts, are not evicted for a newer connection.
 const minIdle = 5 * time.Millisecond
+
+// maxQueued is how many decided connections wait for the Accept of one
+// listener: more than are inspected at once, so that a burst of them is
+// not dropped before a server that accepts in a loop takes them.
+func maxQueued(maxPending int) int { return 4 * maxPending }
 
 // maxHeld is how many evicted connections a dispatcher holds open.
 func maxHeld(maxPending int) int { return 64 * maxPending }
@@ -388,10 +414,12 @@ func (d *dispatcher) evictOldest() (wait time.Duration, ok bool) {
 	e.c.SetReadDeadline(aLongTimeAgo)
 	var dropped *entry
 	if len(d.held) >= maxHeld(d.o.maxPending) {
-		dropped = heap.Pop(&d.held).(*entry)
+		dropped = d.held[0]
+		d.unhold(dropped)
 		delete(d.pending, dropped.c)
 	}
 	heap.Push(&d.held, e)
+	d.heldList.push(e)
 	d.mu.Unlock()
 	select {
 	case d.heldCh <- struct{}{}:
@@ -408,8 +436,15 @@ type heldHeap []*entry
 
 func (h heldHeap) Len() int           { return len(h) }
 func (h heldHeap) Less(i, j int) bool { return h[i].release.Before(h[j].release) }
-func (h heldHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *heldHeap) Push(x any)        { e := x.(*entry); e.held = true; *h = append(*h, e) }
+func (h heldHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *heldHeap) Push(x any) {
+	e := x.(*entry)
+	e.held, e.hidx = true, len(*h)
+	*h = append(*h, e)
+}
 func (h *heldHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
@@ -417,6 +452,12 @@ func (h *heldHeap) Pop() any {
 	*h = old[:len(old)-1]
 	e.held = false
 	return e
+}
+
+// unhold takes e out of the held connections.
+func (d *dispatcher) unhold(e *entry) {
+	heap.Remove(&d.held, e.hidx)
+	d.heldList.remove(e)
 }
 
 // aLongTimeAgo is a deadline that has passed.
@@ -429,7 +470,8 @@ func (d *dispatcher) releaseHeld() bool {
 		d.mu.Unlock()
 		return false
 	}
-	e := heap.Pop(&d.held).(*entry)
+	e := d.held[0]
+	d.unhold(e)
 	delete(d.pending, e.c)
 	d.mu.Unlock()
 	d.closeHeld(e, "for lack of file descriptors")
@@ -455,7 +497,8 @@ func (d *dispatcher) sweep() {
 		var expired []*entry
 		now := time.Now()
 		for len(d.held) > 0 && !d.held[0].release.After(now) {
-			e := heap.Pop(&d.held).(*entry)
+			e := d.held[0]
+			d.unhold(e)
 			delete(d.pending, e.c)
 			expired = append(expired, e)
 		}
@@ -481,8 +524,13 @@ func (d *dispatcher) sweep() {
 // startIdle puts e in the list of inspections waiting for bytes.
 func (d *dispatcher) startIdle(e *entry) {
 	d.mu.Lock()
-	e.start = time.Now()
-	d.idle.push(e)
+	e.reading = true
+	if e.start.IsZero() {
+		e.start = time.Now()
+		d.idle.push(e)
+	} else {
+		d.idle.pushFront(e) // inspected again, and oldest
+	}
 	d.mu.Unlock()
 	select {
 	case d.idleCh <- struct{}{}:
@@ -490,14 +538,46 @@ func (d *dispatcher) startIdle(e *entry) {
 	}
 }
 
-// endIdle takes e out of the list and reports whether it was evicted.
-func (d *dispatcher) endIdle(e *entry) (evicted bool) {
+// endIdle takes e out of the list and reports whether it was evicted, in
+// which case it keeps what was read for the next inspection.
+func (d *dispatcher) endIdle(e *entry, read []byte) (evicted bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e.list == &d.idle {
 		d.idle.remove(e)
 	}
+	e.reading = false
+	if e.evicted {
+		e.partial = read
+	}
 	return e.evicted
+}
+
+// takeHeld returns a held connection to inspect again, unless a new
+// connection waits for a slot: a client evicted while its bytes were
+// late is served if the listener has room before its release.
+func (d *dispatcher) takeHeld() *entry {
+	if d.acquiring.Load() {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// The last evicted, whose wait is the furthest from expiring.
+	if e := d.heldList.tail; e != nil && d.retake(e) {
+		return e
+	}
+	return nil
+}
+
+// retake takes e out of the held connections to inspect it again, unless
+// it is no longer held, or is still being read, or its wait has expired.
+func (d *dispatcher) retake(e *entry) bool {
+	if d.closed || !e.held || e.reading || !e.deadline.After(time.Now()) {
+		return false
+	}
+	d.unhold(e)
+	e.evicted = false
+	return true
 }
 
 func isTemporary(err error) bool {
@@ -508,26 +588,48 @@ func isTemporary(err error) bool {
 // inspect decides e's connection, reading its first bytes if the verdict
 // depends on them, and queues it for the listener of the first rule that
 // matches (or the default listener) or closes it.
+//
+// Then, while no new connection waits for a slot, it inspects held
+// connections again, the first to be released first.
 func (d *dispatcher) inspect(e *entry) {
-	defer func() {
-		d.mu.Lock()
-		evicted := e.evicted
-		d.mu.Unlock()
-		if evicted {
-			<-d.exiting // the slot went to the connection that evicted e
-		} else {
-			<-d.slots
+	for e != nil {
+		if d.inspectOne(e) {
+			e = d.takeHeld()
+			continue
 		}
-	}()
+		// Evicted: the slot went to the connection that evicted e. If one
+		// is free again, e is inspected again at once.
+		<-d.exiting
+		if d.acquiring.Load() {
+			return
+		}
+		select {
+		case d.slots <- struct{}{}:
+		default:
+			return
+		}
+		d.mu.Lock()
+		retaken := d.retake(e)
+		d.mu.Unlock()
+		if !retaken {
+			e = d.takeHeld()
+		}
+	}
+	<-d.slots
+}
+
+// inspectOne decides e, and reports false if it was evicted instead.
+func (d *dispatcher) inspectOne(e *entry) bool {
 	q, p, tested, readErr, err := d.decide(e)
 	if err == errHeld {
-		return // the connection is the dispatcher's now
+		return false // the connection is the dispatcher's now
 	}
 	if err != nil {
 		d.reject(e, p, tested, err)
-		return
+		return true
 	}
 	d.enqueue(q, e, newConn(e.c, p, tested, readErr))
+	return true
 }
 
 // enqueue puts e in q, closing the connection that has waited longest in
@@ -546,7 +648,7 @@ func (d *dispatcher) enqueue(q *queue, e *entry, bc *conn) {
 		return
 	}
 	var victim *entry
-	if q.items.n >= d.o.maxPending {
+	if q.items.n >= maxQueued(d.o.maxPending) {
 		victim = q.items.head
 		q.items.remove(victim)
 		delete(d.pending, victim.c)
@@ -557,7 +659,7 @@ func (d *dispatcher) enqueue(q *queue, e *entry, bc *conn) {
 	q.signal()
 	if victim != nil {
 		victim.c.Close()
-		reason := fmt.Errorf("%w: %d connections were waiting for it", ErrNotAccepted, d.o.maxPending)
+		reason := fmt.Errorf("%w: %d connections were waiting for its listener", ErrNotAccepted, maxQueued(d.o.maxPending))
 		d.count(reason)
 		report(d.o.onReject, victim.c, victim.bc.p, victim.bc.tested, reason)
 	}
@@ -651,16 +753,19 @@ const initialPeek = 512
 // reject the connection.
 func (d *dispatcher) read(e *entry) (payload []byte, readErr, err error) {
 	c := e.c
-	start := time.Now()
-	if err := c.SetReadDeadline(start.Add(d.o.wait)); err != nil {
+	if e.deadline.IsZero() {
+		e.deadline = time.Now().Add(d.o.wait)
+	}
+	if err := c.SetReadDeadline(e.deadline); err != nil {
 		if d.isClosed() {
 			return nil, nil, errDropped
 		}
 		return nil, nil, fmt.Errorf("bpfmatch: setting a read deadline to inspect the connection: %w", err)
 	}
 	d.startIdle(e)
-	buf := make([]byte, min(d.o.n, initialPeek))
-	n := 0
+	buf := make([]byte, max(min(d.o.n, initialPeek), len(e.partial)))
+	n := copy(buf, e.partial)
+	e.partial = nil
 	for n < d.o.n && readErr == nil {
 		if n == len(buf) {
 			grown := make([]byte, min(2*len(buf), d.o.n))
@@ -671,7 +776,7 @@ func (d *dispatcher) read(e *entry) (payload []byte, readErr, err error) {
 		k, readErr = c.Read(buf[n:])
 		n += k
 	}
-	if d.endIdle(e) {
+	if d.endIdle(e, buf[:n]) {
 		return nil, nil, errHeld
 	}
 	// Hand the connection over as it was accepted: without a deadline.
