@@ -399,3 +399,173 @@ func TestAttackSlowClients(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackRouteNobodyServes sends 1,000 "GET " clients to a Router's
+// route nobody accepts from, while TLS and default-route clients come and
+// must be accepted within 100 ms (p99); each GET connection must be
+// reported once: with ErrNotAccepted when its route's queue is full, and
+// on Close for those left in it.
+func TestAttackRouteNobodyServes(t *testing.T) {
+	const gets, legit, getWorkers = 1000, 100, 8
+	get := compileOrSkip(t, PayloadPrefix([]byte("GET ")))
+	tls := compileOrSkip(t, PayloadPrefix([]byte{0x16}))
+	checkNoLeaks(t, func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		reports := map[string][]error{} // GET client's address: reasons
+		var others atomic.Int64
+		r := NewRouter(ln, WithPayload(4, time.Second), WithRejectFunc(func(rep Report) {
+			if rep.Remote.Addr().String() != "127.0.0.2" {
+				others.Add(1)
+				return
+			}
+			mu.Lock()
+			reports[rep.Remote.String()] = append(reports[rep.Remote.String()], rep.Reason)
+			mu.Unlock()
+		}))
+		if _, err := r.ListenMatcher(get); err != nil { // nobody accepts from it
+			t.Fatal(err)
+		}
+		tlsL, err := r.ListenMatcher(tls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- r.Serve() }()
+
+		// The servers of TLS and of the default route: the latency is from
+		// the client's dial to Accept.
+		dialed := map[string]time.Time{}
+		var latencies []time.Duration
+		var servers sync.WaitGroup
+		for _, l := range []net.Listener{tlsL, r.Default()} {
+			servers.Add(1)
+			go func() {
+				defer servers.Done()
+				buf := make([]byte, 8)
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					at := time.Now()
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					if _, err := io.ReadFull(c, buf); err == nil {
+						mu.Lock()
+						if start, ok := dialed[string(buf)]; ok {
+							latencies = append(latencies, at.Sub(start))
+						}
+						mu.Unlock()
+					}
+					c.Write([]byte("OK"))
+					c.Close()
+				}
+			}()
+		}
+
+		var getConns []net.Conn
+		var clients sync.WaitGroup
+		var getMu sync.Mutex
+		var next atomic.Int64
+		for range getWorkers {
+			clients.Add(1)
+			go func() {
+				defer clients.Done()
+				d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+				for next.Add(1) <= gets {
+					c, err := d.Dial("tcp", ln.Addr().String())
+					if err != nil {
+						t.Errorf("GET client: %v", err)
+						continue
+					}
+					c.Write([]byte("GET / HTTP/1.1\r\n"))
+					getMu.Lock()
+					getConns = append(getConns, c)
+					getMu.Unlock()
+				}
+			}()
+		}
+		var failed atomic.Int64
+		for kind, first := range []byte{0x16, 'H'} { // TLS, then default
+			clients.Add(1)
+			go func() {
+				defer clients.Done()
+				d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+				for i := range legit / 2 {
+					time.Sleep(10 * time.Millisecond)
+					msg := fmt.Sprintf("%c%d%06d", first, kind, i)
+					mu.Lock()
+					dialed[msg] = time.Now()
+					mu.Unlock()
+					c, err := d.Dial("tcp", ln.Addr().String())
+					if err != nil {
+						failed.Add(1)
+						t.Errorf("client %q: %v", msg, err)
+						continue
+					}
+					c.Write([]byte(msg))
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					reply := make([]byte, 2)
+					if _, err := io.ReadFull(c, reply); err != nil {
+						failed.Add(1)
+						t.Errorf("client %q: %v", msg, err)
+					}
+					c.Close()
+				}
+			}()
+		}
+		clients.Wait()
+		// Every GET connection decided: in the queue, or dropped from it.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if s := r.Stats(); s.Accepted >= gets+legit && s.Pending <= uint64(maxQueued(DefaultMaxPending)) {
+				break
+			}
+		}
+		stats := r.Stats()
+		r.Close()
+		<-served
+		servers.Wait()
+		for _, c := range getConns {
+			c.Close()
+		}
+
+		mu.Lock()
+		defer mu.Unlock()
+		slices.Sort(latencies)
+		t.Logf("%d GET clients to a route nobody serves, %d others: accepted %d, latency p50 %v p99 %v max %v; stats %+v",
+			gets, legit, len(latencies), percentile(latencies, 50).Round(time.Microsecond), percentile(latencies, 99).Round(time.Microsecond), percentile(latencies, 100).Round(time.Microsecond), stats)
+		if len(latencies) != legit || failed.Load() != 0 {
+			t.Errorf("%d of %d TLS and default clients accepted, %d failed", len(latencies), legit, failed.Load())
+		}
+		if p99 := percentile(latencies, 99); p99 > 100*time.Millisecond {
+			t.Errorf("p99 latency %v, want <= 100ms", p99)
+		}
+		if want := uint64(gets - maxQueued(DefaultMaxPending)); stats.NotAccepted != want {
+			t.Errorf("%d connections not accepted, want %d (the GET clients beyond the route's queue)", stats.NotAccepted, want)
+		}
+		// Counted by reason: a client's port may be used again once the
+		// server has closed its connection.
+		var notAccepted, dropped int
+		for addr, reasons := range reports {
+			for _, reason := range reasons {
+				switch {
+				case errors.Is(reason, ErrNotAccepted):
+					notAccepted++
+				case errors.Is(reason, net.ErrClosed):
+					dropped++
+				default:
+					t.Errorf("GET client %s: %v", addr, reason)
+				}
+			}
+		}
+		if want := gets - maxQueued(DefaultMaxPending); notAccepted != want || dropped != gets-want {
+			t.Errorf("GET clients reported: %d not accepted, %d dropped on Close; want %d and %d", notAccepted, dropped, want, gets-want)
+		}
+		if others.Load() != 0 {
+			t.Errorf("%d other clients rejected", others.Load())
+		}
+	})
+}
