@@ -371,7 +371,9 @@ func TestAttackSlowClients(t *testing.T) {
 			if len(latencies) != legit || clientErrs.Load() != 0 {
 				t.Errorf("%d of %d legitimate clients accepted, %d failed", len(latencies), legit, clientErrs.Load())
 			}
-			if p99 > 100*time.Millisecond {
+			// The race detector slows the listener down several times and
+			// multiplies its memory: the figures say nothing then.
+			if p99 > 100*time.Millisecond && !raceEnabled {
 				t.Errorf("p99 latency %v, want <= 100ms", p99)
 			}
 			if pk.goroutines > gBound {
@@ -380,7 +382,7 @@ func TestAttackSlowClients(t *testing.T) {
 			if pk.fds > fdBound {
 				t.Errorf("peak file descriptors %d, bound %d", pk.fds, fdBound)
 			}
-			if growth := pk.rss - rss0; growth > 64<<20 {
+			if growth := pk.rss - rss0; growth > 64<<20 && !raceEnabled {
 				t.Errorf("RSS grew by %d MiB, want <= 64", growth>>20)
 			}
 			if stats.Evicted == 0 {
@@ -540,7 +542,7 @@ func TestAttackRouteNobodyServes(t *testing.T) {
 		if len(latencies) != legit || failed.Load() != 0 {
 			t.Errorf("%d of %d TLS and default clients accepted, %d failed", len(latencies), legit, failed.Load())
 		}
-		if p99 := percentile(latencies, 99); p99 > 100*time.Millisecond {
+		if p99 := percentile(latencies, 99); p99 > 100*time.Millisecond && !raceEnabled {
 			t.Errorf("p99 latency %v, want <= 100ms", p99)
 		}
 		if want := uint64(gets - maxQueued(DefaultMaxPending)); stats.NotAccepted != want {
