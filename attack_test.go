@@ -2,6 +2,7 @@ package bpfmatch
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -570,4 +571,45 @@ func TestAttackRouteNobodyServes(t *testing.T) {
 			t.Errorf("%d other clients rejected", others.Load())
 		}
 	})
+}
+
+// TestPayloadBufferGrows sends more than MaxPayloadBytes in pieces to a
+// listener reading MaxPayloadBytes: the buffer, grown as bytes arrive, must
+// hand them all back in order, then the rest of the stream.
+func TestPayloadBufferGrows(t *testing.T) {
+	m := compileOrSkip(t, PayloadPrefix([]byte("GET ")))
+	for _, size := range []int{100, initialPeek, initialPeek + 1, 5000, MaxPayloadBytes, MaxPayloadBytes + 1000} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			ln := listenLoopback(t, "127.0.0.1")
+			l, err := NewListener(ln, m, WithPayload(MaxPayloadBytes, 5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			sent := make([]byte, size)
+			copy(sent, "GET ")
+			for i := 4; i < size; i++ {
+				sent[i] = byte(i * 7)
+			}
+			c := dialLoopback(t, "", l.Addr())
+			go func() {
+				for rest := sent; len(rest) > 0; {
+					k := min(len(rest), 3000)
+					c.Write(rest[:k])
+					rest = rest[k:]
+				}
+				c.CloseWrite()
+			}()
+			sc, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(sc)
+			if err != nil || !bytes.Equal(got, sent) {
+				t.Errorf("read %d bytes, %v; want the %d sent, in order", len(got), err, len(sent))
+			}
+		})
+	}
 }

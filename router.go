@@ -20,14 +20,13 @@ import (
 //
 // Each sub-listener (and the default listener) has a queue of its own for
 // the connections waiting for its Accept, without a goroutine each: at
-// most WithMaxPending wait, and when one more comes the one that has waited
-// longest is closed and reported with ErrNotAccepted, so that a listener
-// nobody accepts from, or accepts slowly from, holds up no other. Closing
-// a sub-listener closes its waiting connections, and those routed to it
-// afterwards, and reports them. The inspections are bounded as for a
-// Listener (see WithMaxPending): a Router holds at most WithMaxPending
-// goroutines besides Serve's, and WithMaxPending connections being
-// inspected plus WithMaxPending per listener waiting for Accept.
+// most 4 × WithMaxPending wait, and when one more comes the one that has
+// waited longest is closed and reported with ErrNotAccepted, so that a
+// listener nobody accepts from, or accepts slowly from, holds up no other.
+// Closing a sub-listener closes its waiting connections, and those routed
+// to it afterwards, and reports them. The inspections are bounded, and
+// idle connections evicted, as for a Listener: WithMaxPending states the
+// bounds on goroutines and connections.
 type Router struct {
 	d     *dispatcher
 	mu    sync.Mutex             // serialises changes to rules
