@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -42,16 +43,19 @@ func attackers() int {
 	return 2000
 }
 
-// attackSource returns the source address of attacker i: 127.0.0.2 for
-// all, or spread over 127.0.0.0/8 (never 127.0.0.1, the legitimate
-// clients').
+// attackSource returns the source address of attacker i: one for all
+// (chosen at random by the attacking process, so that successive runs do
+// not meet the ports the previous one left), or spread over 127.0.0.0/8
+// (never 127.0.0.1, the legitimate clients').
 func attackSource(i int, spread bool) string {
 	if !spread {
-		return "127.0.0.2"
+		return oneSource
 	}
 	i++
 	return fmt.Sprintf("127.%d.%d.%d", 1+i%250, (i/250)%256, 1+(i/64000)%250)
 }
+
+var oneSource = fmt.Sprintf("127.255.%d.%d", rand.IntN(256), 1+rand.IntN(254))
 
 // TestAttackHelperProcess is the attacking process of the attack tests:
 // it holds its connections open, sending nothing (or what it is told),
@@ -80,6 +84,8 @@ func TestAttackHelperProcess(t *testing.T) {
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
+				// Closed with a reset: no TIME_WAIT left on the ports.
+				c.(*net.TCPConn).SetLinger(0)
 				if first {
 					opened.Done()
 					first = false
