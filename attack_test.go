@@ -24,6 +24,10 @@ import (
 // attackFull runs the attack tests at full size: 5,000 attackers.
 var attackFull = flag.Bool("attack.full", os.Getenv("BPFMATCH_ATTACK_FULL") != "", "run the attack tests with 5,000 attackers")
 
+// attackPayload is the n of WithPayload in TestAttackSlowClients: how much
+// of an inspection buffer idle connections could cost.
+var attackPayload = flag.Int("attack.payload", 16, "the bytes TestAttackSlowClients reads from each client")
+
 // The environment of the attacking process.
 const (
 	attackEnvAddr   = "BPFMATCH_ATTACKER_ADDR"   // the address to attack
@@ -264,7 +268,7 @@ func TestAttackSlowClients(t *testing.T) {
 			runtime.GC()
 			g0, fd0, rss0 := runtime.NumGoroutine(), fdCount(t), vmRSS(t)
 			var evicted, otherRejects atomic.Int64 // reports
-			l, err := NewListener(ln, m, WithPayload(16, 2*time.Second), WithRejectFunc(func(r Report) {
+			l, err := NewListener(ln, m, WithPayload(*attackPayload, 2*time.Second), WithRejectFunc(func(r Report) {
 				if errors.Is(r.Reason, ErrEvicted) {
 					evicted.Add(1)
 				} else {
@@ -340,7 +344,8 @@ func TestAttackSlowClients(t *testing.T) {
 							t.Errorf("legitimate client %d: %v", i, err)
 							continue
 						}
-						c.Write([]byte(msg))
+						// What the listener reads: the message, padded.
+						c.Write(append([]byte(msg), make([]byte, max(0, *attackPayload-len(msg)))...))
 						c.SetReadDeadline(time.Now().Add(10 * time.Second))
 						reply := make([]byte, 2)
 						if _, err := io.ReadFull(c, reply); err != nil || string(reply) != "OK" {

@@ -214,7 +214,8 @@ func WithRejectFunc(f func(Report)) ListenerOption {
 // accepted from its inner listener: each is counted in Accepted when it
 // arrives, then once in Matched when Accept hands it out or in Rejected
 // when it is closed and reported instead (WithRejectFunc says why).
-// Pending is those in between: being inspected, or waiting for Accept.
+// Pending is those in between: being inspected, held after an eviction,
+// or waiting for Accept.
 // Evicted and NotAccepted count those of Rejected closed to bound the
 // connections held (see WithMaxPending), with ErrEvicted and
 // ErrNotAccepted.
