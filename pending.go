@@ -114,11 +114,15 @@ func (q *queue) signal() {
 // at once, a goroutine each. When a new connection finds them all
 // running, the one that has waited longest for its first bytes, if it has
 // waited at least minIdle, is evicted: its goroutine stops reading, and the
-// connection is held open, unread and without a goroutine, until its wait
-// expires (then closed, ErrEvicted), so that an attacker whose connection
-// is evicted does not learn it and come back at once. At most
-// maxHeld(maxPending) connections are held, the oldest closed early to make
-// room, or when the process runs out of file descriptors. Inspections that
+// connection is held open, unread and without a goroutine, so that an
+// attacker whose connection is evicted does not learn it and come back at
+// once. A held connection is inspected again when a goroutine is free
+// before its wait expires (evicted goroutines that find a free slot, and
+// inspections that end while no new connection waits, take the one
+// evicted last); else it is closed (ErrEvicted) between one and two waits
+// after its inspection started. At most maxHeld(maxPending) connections
+// are held, the first due closed early to make room, or when the process
+// runs out of file descriptors. Inspections that
 // have not waited minIdle are not evicted: the accept loop waits for them,
 // which paces it to the inspections. Each queue holds at most
 // maxQueued(maxPending) decided connections, the oldest closed
