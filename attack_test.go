@@ -61,15 +61,19 @@ func attackSource(i int, spread bool) string {
 
 var oneSource = fmt.Sprintf("127.255.%d.%d", rand.IntN(256), 1+rand.IntN(254))
 
-// TestAttackHelperProcess is the attacking process of the attack tests:
-// it holds its connections open, sending nothing (or what it is told),
-// and opens a new one whenever one is closed, until its standard input
-// closes. It prints "ready" once all are open.
-func TestAttackHelperProcess(t *testing.T) {
-	addr := os.Getenv(attackEnvAddr)
-	if addr == "" {
-		t.Skip("the attacking process of the attack tests, run by them")
+// The test binary run with attackEnvAddr set is the attacking process of
+// the attack tests, and runs no test.
+func init() {
+	if addr := os.Getenv(attackEnvAddr); addr != "" {
+		runAttacker(addr)
+		os.Exit(0)
 	}
+}
+
+// runAttacker holds connections to addr open, sending nothing (or what it
+// is told), and opens a new one whenever one is closed, until its standard
+// input closes. It prints "ready" once all are open.
+func runAttacker(addr string) {
 	n, _ := strconv.Atoi(os.Getenv(attackEnvCount))
 	spread := os.Getenv(attackEnvSpread) == "1"
 	send := os.Getenv(attackEnvSend)
@@ -126,7 +130,7 @@ type attack struct {
 // until they are open.
 func startAttack(t *testing.T, addr net.Addr, n int, spread bool, send string) *attack {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackHelperProcess$", "-test.v=false")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		attackEnvAddr+"="+addr.String(),
 		attackEnvCount+"="+strconv.Itoa(n),
