@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -627,4 +628,49 @@ func TestPayloadBufferGrows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEvictedReleasedForFiles checks that when the inner Accept fails for
+// lack of file descriptors, the listener closes a held connection and
+// accepts again, rather than passing the error on.
+func TestEvictedReleasedForFiles(t *testing.T) {
+	m := compileOrSkip(t, getPrefix)
+	sl := newScriptedListener(listenLoopback(t, "127.0.0.1"))
+	rejects, onReject := recordRejects()
+	l, err := NewListener(sl, m, WithPayload(4, time.Minute), WithMaxPending(1), onReject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := acceptAll(l)
+	silent1 := dialLoopback(t, "", l.Addr())
+	sl.script <- nil
+	time.Sleep(30 * time.Millisecond) // for its inspection to wait
+	silent2 := dialLoopback(t, "", l.Addr())
+	sl.script <- nil // evicts and holds silent1
+	time.Sleep(30 * time.Millisecond)
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	sl.script <- emfile
+	r := waitReject(t, rejects, 5*time.Second)
+	if r.Remote.String() != silent1.LocalAddr().String() || !errors.Is(r.Reason, ErrEvicted) {
+		t.Errorf("rejected %v: %v; want %v evicted", r.Remote, r.Reason, silent1.LocalAddr())
+	}
+	expectClosed(t, silent1)
+	// The listener accepts again: a client that sends is served.
+	c := dialLoopback(t, "", l.Addr())
+	c.Write([]byte("GET /"))
+	sl.script <- nil
+	select {
+	case sc, ok := <-accepted:
+		if !ok {
+			t.Fatal("Accept failed: the error of the inner listener was passed on")
+		}
+		defer sc.Close()
+		if sc.RemoteAddr().String() != c.LocalAddr().String() {
+			t.Errorf("accepted %v, want %v", sc.RemoteAddr(), c.LocalAddr())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection accepted after the error")
+	}
+	_ = silent2
 }
