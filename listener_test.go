@@ -440,38 +440,58 @@ func TestListenerSilentClient(t *testing.T) {
 	}
 }
 
-// TestListenerMaxPending checks that the listener stops accepting from
-// the inner listener while it holds the most connections it may.
+// TestListenerMaxPending checks that the listener keeps accepting while it
+// inspects the most connections it may: the silent connection that has
+// waited longest is evicted, held unread, and inspected again when there
+// is room (then matched on nothing when its wait expires) or closed when
+// its wait has expired (reported with ErrEvicted); the new one is served
+// at once.
 func TestListenerMaxPending(t *testing.T) {
 	m := compileOrSkip(t, getPrefix)
 	ln := listenLoopback(t, "127.0.0.1")
 	rejects, onReject := recordRejects()
-	l, err := NewListener(ln, m, WithPayload(4, time.Minute), WithMaxPending(2), onReject)
+	const wait = 300 * time.Millisecond
+	l, err := NewListener(ln, m, WithPayload(4, wait), WithMaxPending(2), onReject)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	accepted := acceptAll(l)
-	silent1 := dialLoopback(t, "", l.Addr())
-	silent2 := dialLoopback(t, "", l.Addr())
-	time.Sleep(100 * time.Millisecond) // for the listener to take both
+	// silent3 evicts silent1, c evicts silent2; once c is decided, the
+	// last evicted, silent2, is inspected again.
+	var silent [3]net.Conn
+	for i := range silent {
+		silent[i] = dialLoopback(t, "", l.Addr())
+		time.Sleep(30 * time.Millisecond) // for the listener to take it
+	}
+	start := time.Now()
 	c := dialLoopback(t, "", l.Addr())
 	c.Write([]byte("GET /"))
-	select {
-	case sc := <-accepted:
-		t.Fatalf("accepted %v while two connections were held", sc.RemoteAddr())
-	case <-time.After(300 * time.Millisecond):
-	}
-	// A silent client leaves: matched on nothing, rejected, its slot free.
-	silent1.Close()
-	if r := waitReject(t, rejects, 5*time.Second); r.Remote.String() != silent1.LocalAddr().String() {
-		t.Errorf("rejected %v, want %v", r.Remote, silent1.LocalAddr())
-	}
 	sc := waitConn(t, accepted, 5*time.Second)
 	if sc.RemoteAddr().String() != c.LocalAddr().String() {
 		t.Errorf("accepted %v, want %v", sc.RemoteAddr(), c.LocalAddr())
 	}
-	_ = silent2
+	if d := time.Since(start); d >= wait {
+		t.Errorf("accepted after %v, when the silent connections' wait (%v) expired", d, wait)
+	}
+	want := map[string]error{
+		silent[0].LocalAddr().String(): ErrEvicted,
+		silent[1].LocalAddr().String(): ErrRejected,
+		silent[2].LocalAddr().String(): ErrRejected,
+	}
+	for range silent {
+		r := waitReject(t, rejects, 5*time.Second)
+		if w, ok := want[r.Remote.String()]; !ok || !errors.Is(r.Reason, w) {
+			t.Errorf("rejected %v: %v; want one of %v", r.Remote, r.Reason, want)
+		}
+		delete(want, r.Remote.String())
+	}
+	for _, s := range silent {
+		expectClosed(t, s)
+	}
+	if s := l.Stats(); s.Evicted != 1 || s.Rejected != 3 || s.Matched != 1 || s.Pending != 0 {
+		t.Errorf("stats %+v, want 1 evicted of 3 rejected, 1 matched", s)
+	}
 }
 
 // scriptedListener returns the errors it is given, and for a nil one the

@@ -24,8 +24,10 @@ type Report struct {
 	// Reason says why: ErrRejected if the filter did not match (or, for a
 	// Router, no rule did and there is no default listener); an error
 	// wrapping ErrWaitExpired under RejectOnTimeout; one wrapping
-	// net.ErrClosed if the listener was closed first; else the error that
-	// kept the packet from being built or the bytes from being read.
+	// ErrEvicted or ErrNotAccepted for a connection closed to bound those
+	// held (see WithMaxPending); one wrapping net.ErrClosed if the
+	// listener was closed first; else the error that kept the packet from
+	// being built or the bytes from being read.
 	Reason error
 }
 

@@ -18,10 +18,15 @@ import (
 // anything is read. Make one with NewRouter, add rules with Listen, then
 // run Serve.
 //
-// Connections wait for their sub-listener's Accept holding a slot (see
-// WithMaxPending): a sub-listener that nobody accepts from eventually
-// stops the router; close it instead, and its connections are closed and
-// reported as they come.
+// Each sub-listener (and the default listener) has a queue of its own for
+// the connections waiting for its Accept, without a goroutine each: at
+// most 4 × WithMaxPending wait, and when one more comes the one that has
+// waited longest is closed and reported with ErrNotAccepted, so that a
+// listener nobody accepts from, or accepts slowly from, holds up no other.
+// Closing a sub-listener closes its waiting connections, and those routed
+// to it afterwards, and reports them. The inspections are bounded, and
+// idle connections evicted, as for a Listener: WithMaxPending states the
+// bounds on goroutines and connections.
 type Router struct {
 	d     *dispatcher
 	mu    sync.Mutex             // serialises changes to rules
@@ -146,6 +151,7 @@ func (l *routeListener) Close() error {
 	if !l.q.close() {
 		return closedErr(l.d.inner)
 	}
+	l.d.drain(l.q)
 	return nil
 }
 
