@@ -298,6 +298,9 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 		return nil, inContext("NewListener", err)
 	}
 	l := &Listener{inner: inner, m: m, o: newListenerOptions(opts)}
+	if err := checkPayloadReach(m, l.o.payload, l.o.n); err != nil {
+		return nil, inContext("NewListener", err)
+	}
 	if l.o.payload {
 		l.q = newQueue()
 		rules := []rule{{m: m, q: l.q}}
@@ -305,6 +308,65 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 		go l.d.serve()
 	}
 	return l, nil
+}
+
+// checkPayloadReach checks that m's reads of a TCP segment's payload stay
+// within the n bytes a payload-aware listener reads, or, without
+// WithPayload, that it reads none: a SYN carries no payload, and a load
+// past the bytes there are rejects the packet, so such a filter would
+// turn away every connection its reads reach.
+func checkPayloadReach(m *Matcher, payload bool, n int) error {
+	reach := payloadReach(m)
+	switch {
+	case reach == 0:
+		return nil
+	case !payload:
+		return fmt.Errorf("the filter %q reads payload bytes (%d), which the SYN a Listener matches without WithPayload does not carry: it would reject every connection those reads reach; add WithPayload(%d, wait) to match the client's first bytes", m.expr, reach, reach)
+	case reach > n:
+		return fmt.Errorf("the filter %q reads %d payload bytes, but only %d are read before matching: it would reject every connection those reads reach; use WithPayload(%d, wait)", m.expr, reach, n, reach)
+	}
+	return nil
+}
+
+// payloadReach returns how many payload bytes m's program may read of an
+// IPv4 or IPv6 TCP segment, as its residual programs for those shapes
+// (specialise) load them: 0 when none. A load the shape leaves indexed by
+// an unknown register may read anything; it is not counted.
+func payloadReach(m *Matcher) int {
+	if m.prog == nil || m.link != LinkEthernet && m.link != LinkRaw {
+		return 0
+	}
+	li := 0
+	if m.link == LinkRaw {
+		li = 1
+	}
+	reach := 0
+	for _, s := range []int{0, 1} { // IPv4 and IPv6 TCP, no VLAN
+		t := &shapeTemplates()[li][s]
+		if !t.ok {
+			continue
+		}
+		r, ok := specialise(m.prog, m.raw, t.h.b[:t.h.n], t.fixed, m.snap)
+		if !ok {
+			continue
+		}
+		hdr := uint64(t.h.n)
+		for _, in := range r.raw {
+			var end uint64
+			switch in.Op {
+			case bpfLdWAbs:
+				end = uint64(in.K) + 4
+			case bpfLdHAbs:
+				end = uint64(in.K) + 2
+			case bpfLdBAbs, bpfLdxMSH:
+				end = uint64(in.K) + 1
+			}
+			if end > hdr {
+				reach = max(reach, int(min(end-hdr, MaxPayloadBytes+1)))
+			}
+		}
+	}
+	return reach
 }
 
 // checkRuleMatcher checks that m can match the fake packets of connections.

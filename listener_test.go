@@ -1489,3 +1489,54 @@ func TestWithPayloadStreamInPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestPayloadReachCaught checks that a filter reading more of the payload
+// than the listener reads is refused when the Listener or the rule is
+// made, saying what to add, and that filters within it are taken.
+func TestPayloadReachCaught(t *testing.T) {
+	long := PayloadPrefix([]byte("0123456789abcdefghij")) // 20 bytes
+	tests := []struct {
+		name    string
+		expr    string
+		link    LinkType
+		opts    []ListenerOption
+		wantErr string
+	}{
+		{"header filter, SYN", "tcp dst port 80 and src net 10.0.0.0/8", LinkEthernet, nil, ""},
+		{"flags and length, SYN", "tcp[tcpflags] & tcp-syn != 0 and len < 100", LinkEthernet, nil, ""},
+		{"GET without WithPayload", getFilter, LinkEthernet, nil, "add WithPayload(4, wait)"},
+		{"GET without WithPayload, raw", getFilter, LinkRaw, nil, "add WithPayload(4, wait)"},
+		{"IPv6 payload without WithPayload", "ip6[40 + ((ip6[52] & 0xf0) >> 2):2] = 0x4745", LinkEthernet, nil, "add WithPayload(2, wait)"},
+		{"GET with WithPayload(4)", getFilter, LinkEthernet, []ListenerOption{WithPayload(4, time.Second)}, ""},
+		{"GET with WithPayload(2)", getFilter, LinkEthernet, []ListenerOption{WithPayload(2, time.Second)}, "reads 4 payload bytes, but only 2 are read"},
+		{"PayloadPrefix, SYN", PayloadPrefix([]byte("SSH-")), LinkEthernet, nil, "add WithPayload(4, wait)"},
+		{"20-byte prefix, 16 read", long, LinkEthernet, []ListenerOption{WithPayload(16, time.Second)}, "use WithPayload(20, wait)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := compileOrSkip(t, tt.expr, WithLinkType(tt.link))
+			l, err := NewListener(listenLoopback(t, "127.0.0.1"), m, tt.opts...)
+			if l != nil {
+				l.Close()
+			}
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("NewListener(%q): %v", tt.expr, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("NewListener(%q): %v, want an error with %q", tt.expr, err, tt.wantErr)
+			}
+		})
+	}
+	// A Router reads DefaultPayloadBytes unless told otherwise.
+	r := NewRouter(listenLoopback(t, "127.0.0.1"))
+	defer r.Close()
+	if _, err := r.Listen(long); err == nil || !strings.Contains(err.Error(), "use WithPayload(20, wait)") {
+		t.Errorf("Router.Listen(%q) reading %d bytes: %v, want an error saying WithPayload(20, wait)", long, DefaultPayloadBytes, err)
+	}
+	if _, err := r.Listen(PayloadPrefix([]byte("GET "))); err != nil {
+		t.Errorf("Router.Listen(PayloadPrefix(GET )): %v", err)
+	}
+}

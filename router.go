@@ -74,6 +74,9 @@ func (r *Router) ListenMatcher(m *Matcher) (net.Listener, error) {
 	if err := checkRuleMatcher(m); err != nil {
 		return nil, inContext("Router.ListenMatcher", err)
 	}
+	if err := checkPayloadReach(m, true, r.d.o.n); err != nil {
+		return nil, inContext("Router.ListenMatcher", err)
+	}
 	if _, isNil := r.d.inner.(nilListener); !isNil {
 		if err := checkTCPListener(r.d.inner); err != nil {
 			return nil, inContext("Router.ListenMatcher", err)
