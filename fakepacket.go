@@ -56,8 +56,13 @@ const DefaultTCPFlags = PSH | ACK
 
 var flagNames = [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
 
-// String returns the flags joined by "|", such as "SYN|ACK", or "none".
+// String returns the flags joined by "|", such as "SYN|ACK", or "none"
+// for NoFlags. Zero, which a FakePacket takes as DefaultTCPFlags, is
+// shown as those.
 func (f TCPFlags) String() string {
+	if f == 0 {
+		f = DefaultTCPFlags
+	}
 	var s string
 	for i, name := range flagNames {
 		if f&(1<<i) != 0 {
@@ -270,13 +275,14 @@ func (p *FakePacket) AppendFrame(dst []byte, link LinkType) ([]byte, error) {
 
 // String describes p as tcpdump would, roughly: "tcp 10.0.0.1:1234 > 10.0.0.2:21 [P.] 5 bytes".
 func (p FakePacket) String() string {
-	s := fmt.Sprintf("%s %v > %v", p.Protocol, p.Src, p.Dst)
+	// The addresses as the packet has them: an IPv4-mapped address makes
+	// an IPv4 packet, and zones are left out.
+	shown := func(a netip.AddrPort) netip.AddrPort {
+		return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
+	}
+	s := fmt.Sprintf("%s %v > %v", p.Protocol, shown(p.Src), shown(p.Dst))
 	if p.Protocol == TCP {
-		f := p.Flags
-		if f == 0 {
-			f = DefaultTCPFlags
-		}
-		s += " [" + f.String() + "]"
+		s += " [" + p.Flags.String() + "]"
 	}
 	if p.VLAN != nil {
 		s += fmt.Sprintf(" vlan %d", p.VLAN.ID)

@@ -519,7 +519,13 @@ func TestStrings(t *testing.T) {
 		{Protocol(1).String(), "protocol 1"},
 		{(SYN | ACK).String(), "SYN|ACK"},
 		{NoFlags.String(), "none"},
-		{TCPFlags(0).String(), "none"},
+		{TCPFlags(0).String(), "PSH|ACK"}, // zero means DefaultTCPFlags
+		{tcp4(withFlags(NoFlags)).String(), "tcp 10.0.0.1:40000 > 192.0.2.21:21 [none] 16 bytes"},
+		{tcp4(func(p *FakePacket) {
+			p.Src = netip.MustParseAddrPort("[::ffff:10.0.0.1]:1")
+			p.Dst = netip.MustParseAddrPort("[::ffff:192.0.2.1]:2")
+		}).String(), "tcp 10.0.0.1:1 > 192.0.2.1:2 [PSH|ACK] 16 bytes"},
+		{tcp6(func(p *FakePacket) { p.Src = netip.MustParseAddrPort("[fe80::1%eth0]:1") }).String(), "tcp [fe80::1]:1 > [2001:db8::443]:443 [PSH|ACK] 16 bytes"},
 		{TCPFlags(0x4ff).String(), "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|0x400"},
 		{LinkEthernet.String(), "ethernet"},
 		{LinkRaw.String(), "raw"},

@@ -105,7 +105,9 @@ func (m *Matcher) NewFlowFrom(src, dst net.Addr) (*Flow, error) {
 }
 
 // Match reports whether the flow's packet carrying payload matches. The
-// only error is ErrPayloadTooLarge.
+// only error is ErrPayloadTooLarge. As for MatchConn, payload is one
+// packet's: on a TCP stream, the bytes of a read, not the stream's first
+// bytes unless the caller read that many (see MatchConn).
 func (fl *Flow) Match(payload []byte) (bool, error) {
 	if len(payload) > fl.max {
 		return false, fl.h.payloadTooLarge(len(payload))

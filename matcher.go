@@ -247,6 +247,10 @@ func Compile(expr string, opts ...Option) (*Matcher, error) {
 		raw, err = compileLibpcap(expr, o.link, o.snap, o.netmask)
 	}
 	if err != nil {
+		var ce *CompileError
+		if h := linkTypeHint(o.link); h != "" && errors.As(err, &ce) && !strings.Contains(ce.Msg, h) {
+			ce.Msg += h
+		}
 		return nil, err
 	}
 	m, err := newMatcher(expr, raw, o)
@@ -270,7 +274,7 @@ func compileGo(expr string, link LinkType, snap int, netmask uint32) ([]bpf.RawI
 			how += ", in a build with cgo and -tags libpcap"
 		}
 		return nil, &CompileError{Expr: expr, LinkType: link, Offset: -1,
-			Msg: fmt.Sprintf("the Go compiler does not know link type %v (it knows DLT 1 ethernet, 12 raw IP, 113 and 276 Linux cooked, 228 IPv4, 229 IPv6); %s", link, how)}
+			Msg: fmt.Sprintf("the Go compiler does not know link type %v (it knows DLT 1 ethernet, 12 raw IP, 113 and 276 Linux cooked, 228 IPv4, 229 IPv6)%s; %s", link, linkTypeHint(link), how)}
 	}
 	raw, err := pcapfilter.Compile(expr, pcapfilter.Options{LinkType: pcapfilter.LinkType(link), SnapLen: snap, Netmask: netmask})
 	if err != nil {
@@ -281,6 +285,20 @@ func compileGo(expr string, link LinkType, snap int, netmask uint32) ([]bpf.RawI
 		return nil, &CompileError{Expr: expr, LinkType: link, Offset: -1, Msg: err.Error()}
 	}
 	return raw, nil
+}
+
+// linkTypeHint returns, for a link type numbered as capture files number
+// them (LINKTYPE_*, as gopacket's layers.LinkType) where the compilers
+// take another DLT number, the advice to convert it; else "".
+func linkTypeHint(l LinkType) string {
+	if l < 0 || int64(l) > 1<<32-1 {
+		return ""
+	}
+	dlt := LinkTypeFromPcap(uint32(l))
+	if dlt == l {
+		return ""
+	}
+	return fmt.Sprintf(": %d is the number capture files and gopacket's layers.LinkType give it; compilers take DLT numbers: use LinkTypeFromPcap(%d), which is %d (%v)", int(l), int(l), int(dlt), dlt)
 }
 
 // Load returns a Matcher that runs a program already compiled, such as
@@ -422,6 +440,14 @@ func (m *Matcher) runPacket(p *FakePacket, ran **program) (uint32, error) {
 // from c.RemoteAddr() to c.LocalAddr(), as FromConn builds it. Asking c
 // whether it is still open costs an allocation; a Flow made once per
 // connection (NewFlowConn) matches each payload with none.
+//
+// payload is matched as one packet, whatever it is: on a TCP connection,
+// usually the bytes of one Read, which the network may have cut anywhere
+// (a client that writes "GE" then "T / HTTP/1.1" may be read in two
+// pieces, neither of which a filter on "GET " matches). To match a
+// stream's first bytes, read until there are as many as the filter looks
+// at (io.ReadFull), or put the filter in front of the listener with
+// WithPayload, which does.
 func (m *Matcher) MatchConn(c net.Conn, payload []byte) (bool, error) {
 	p, err := FromConn(c, payload)
 	if err != nil {

@@ -694,3 +694,18 @@ func TestCompileErrorString(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkTypeHint checks that a LINKTYPE number given where a DLT number
+// is taken gets the advice to convert it.
+func TestLinkTypeHint(t *testing.T) {
+	_, err := Compile("ip", WithLinkType(LinkType(101))) // layers.LinkTypeRaw
+	if err == nil || !strings.Contains(err.Error(), "use LinkTypeFromPcap(101), which is 12 (raw)") {
+		t.Errorf("Compile for link type 101: %v, want the advice to use LinkTypeFromPcap", err)
+	}
+	if _, err := Compile("ip", WithLinkType(LinkTypeFromPcap(101))); err != nil {
+		t.Errorf("Compile for LinkTypeFromPcap(101): %v", err)
+	}
+	if h := linkTypeHint(LinkEthernet); h != "" {
+		t.Errorf("hint for Ethernet: %q, want none", h)
+	}
+}
