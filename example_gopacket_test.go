@@ -101,3 +101,32 @@ func ExampleMatcher_MatchPacket() {
 	fmt.Println(ok, err)
 	// Output: true <nil>
 }
+
+// A fake packet as gopacket layers, to change or to serialise: the bytes
+// are AppendFrame's.
+func ExampleFakePacket_Layers() {
+	p := bpfmatch.FakePacket{
+		Src:      netip.MustParseAddrPort("192.0.2.1:40000"),
+		Dst:      netip.MustParseAddrPort("192.0.2.2:80"),
+		Protocol: bpfmatch.TCP,
+		Flags:    bpfmatch.SYN,
+	}
+	ls, err := p.Layers(bpfmatch.LinkEthernet)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, l := range ls {
+		fmt.Print(l.LayerType(), " ")
+	}
+	fmt.Println()
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+		log.Fatal(err)
+	}
+	frame, _ := p.AppendFrame(nil, bpfmatch.LinkEthernet)
+	fmt.Println(bytes.Equal(buf.Bytes(), frame))
+	// Output:
+	// Ethernet IPv4 TCP Payload
+	// true
+}

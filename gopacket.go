@@ -78,3 +78,62 @@ func (b *BPF) String() string { return b.m.String() }
 
 // Matcher returns the Matcher b runs, for the rest of this package's API.
 func (b *BPF) Matcher() *Matcher { return b.m }
+
+// Layers returns p framed for link (LinkEthernet or LinkRaw) as gopacket
+// layers, outermost first: Ethernet and, with a VLAN, Dot1Q; IPv4 or IPv6;
+// TCP or UDP; the payload. gopacket.SerializeLayers with FixLengths and
+// ComputeChecksums writes them as the bytes AppendFrame writes. The error
+// is AppendFrame's.
+func (p *FakePacket) Layers(link LinkType) ([]gopacket.SerializableLayer, error) {
+	var h header
+	if err := h.build(p, link); err != nil {
+		return nil, err
+	}
+	src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	var out []gopacket.SerializableLayer
+	var ipType layers.EthernetType
+	var network gopacket.NetworkLayer
+	if h.v6 {
+		ipType = layers.EthernetTypeIPv6
+		network = &layers.IPv6{Version: 6, NextHeader: layers.IPProtocol(p.Protocol), HopLimit: ttl,
+			SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	} else {
+		ipType = layers.EthernetTypeIPv4
+		network = &layers.IPv4{Version: 4, IHL: 5, Flags: layers.IPv4DontFragment, TTL: ttl,
+			Protocol: layers.IPProtocol(p.Protocol), SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	}
+	if link == LinkEthernet {
+		eth := &layers.Ethernet{SrcMAC: h.b[6:12:12], DstMAC: h.b[0:6:6], EthernetType: ipType}
+		out = append(out, eth)
+		if v := p.VLAN; v != nil {
+			eth.EthernetType = layers.EthernetTypeDot1Q
+			out = append(out, &layers.Dot1Q{Priority: v.Priority, DropEligible: v.DropEligible, VLANIdentifier: v.ID, Type: ipType})
+		}
+	}
+	out = append(out, network.(gopacket.SerializableLayer))
+	if p.Protocol == UDP {
+		u := &layers.UDP{SrcPort: layers.UDPPort(p.Src.Port()), DstPort: layers.UDPPort(p.Dst.Port())}
+		u.SetNetworkLayerForChecksum(network)
+		out = append(out, u)
+	} else {
+		flags := p.Flags
+		if flags == 0 {
+			flags = DefaultTCPFlags
+		}
+		window := p.Window
+		if window == 0 {
+			window = DefaultWindow
+		}
+		t := &layers.TCP{SrcPort: layers.TCPPort(p.Src.Port()), DstPort: layers.TCPPort(p.Dst.Port()),
+			Seq: p.Seq, Ack: p.Ack, DataOffset: 5, Window: window,
+			FIN: flags&FIN != 0, SYN: flags&SYN != 0, RST: flags&RST != 0, PSH: flags&PSH != 0,
+			ACK: flags&ACK != 0, URG: flags&URG != 0, ECE: flags&ECE != 0, CWR: flags&CWR != 0}
+		t.SetNetworkLayerForChecksum(network)
+		out = append(out, t)
+	}
+	return append(out, gopacket.Payload(p.Payload)), nil
+}

@@ -1,6 +1,9 @@
 package bpfmatch
 
 import (
+	"bytes"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,5 +190,61 @@ func TestBPFConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestLayersSerialiseAsAppendFrame serialises the layers of many fake
+// packets with gopacket and compares the bytes with AppendFrame's.
+func TestLayersSerialiseAsAppendFrame(t *testing.T) {
+	var n int
+	payloads := [][]byte{nil, []byte("x"), []byte("GET / HTTP/1.1\r\n"), bytes.Repeat([]byte{0xab}, 1500), {0, 0, 0, 0xff, 0xff}}
+	edits := []func(*FakePacket){
+		func(*FakePacket) {},
+		withFlags(SYN), withFlags(NoFlags), withFlags(FIN | PSH | ACK | URG | ECE | CWR | RST),
+		withVLAN(7),
+		func(p *FakePacket) { p.VLAN = &VLAN{ID: 4095, Priority: 7, DropEligible: true} },
+		func(p *FakePacket) { p.TTL, p.Seq, p.Ack, p.Window = 1, 0xdeadbeef, 7, 1 },
+		func(p *FakePacket) {
+			p.SrcMAC = net.HardwareAddr{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
+			p.DstMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		},
+		func(p *FakePacket) { p.Src = netip.MustParseAddrPort("[::ffff:10.9.8.7]:1") },
+	}
+	bases := []FakePacket{tcp4(), tcp6(), udp4(nil), func() FakePacket { p := udp4(nil); p.Src, p.Dst = client6, server6; return p }()}
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	for _, base := range bases {
+		for ei, edit := range edits {
+			for _, payload := range payloads {
+				for _, link := range []LinkType{LinkEthernet, LinkRaw} {
+					p := base
+					p.Payload = payload
+					edit(&p)
+					want, err := p.AppendFrame(nil, link)
+					if err != nil {
+						continue // a VLAN on raw IP, mixed families
+					}
+					ls, err := p.Layers(link)
+					if err != nil {
+						t.Fatalf("%v for %v: Layers: %v", p, link, err)
+					}
+					buf := gopacket.NewSerializeBuffer()
+					if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+						t.Fatalf("%v for %v: SerializeLayers: %v", p, link, err)
+					}
+					n++
+					if got := buf.Bytes(); !bytes.Equal(got, want) {
+						t.Errorf("%v (edit %d) for %v: gopacket writes\n% x\nAppendFrame\n% x", p, ei, link, got, want)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d packets serialised by gopacket as AppendFrame writes them", n)
+	if n < 100 {
+		t.Fatalf("only %d packets compared", n)
+	}
+	q := tcp4()
+	if _, err := q.Layers(LinkType(113)); err == nil {
+		t.Error("Layers for Linux cooked captures: no error")
 	}
 }
