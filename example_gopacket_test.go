@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
@@ -115,10 +116,11 @@ func ExampleFakePacket_Layers() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	var names []string
 	for _, l := range ls {
-		fmt.Print(l.LayerType(), " ")
+		names = append(names, l.LayerType().String())
 	}
-	fmt.Println()
+	fmt.Println(strings.Join(names, " "))
 	buf := gopacket.NewSerializeBuffer()
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
