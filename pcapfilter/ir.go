@@ -79,8 +79,9 @@ type block struct {
 	op     uint16  // blockCond: the jump opcode
 	kind   blockKind
 
+	mark uint32 // the last sweep that reached the block: see reachable
+
 	// Filled in by layout.
-	placed bool      // reached from the entry
 	ntramp uint8     // how many of tramp are in use
 	tail   int32     // instructions from the block's first to the program's end
 	tramp  [2]*block // far targets, reached through a ja each
@@ -156,7 +157,7 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	b := g.mem.block()
 	// Blocks are reused from one compilation to the next: reset what is
 	// read before it is written (exit, tail and tramp are written first).
-	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.placed = stmts, nil, nil, g.nblocks, 0, 0, kind, false
+	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
 	return b
 }
 
@@ -167,8 +168,9 @@ type genMemory struct {
 	nb     int       // blocks used of the last chunk
 	insns  []insn    // statements not yet handed out
 	chunk  []insn    // the chunk insns is the rest of
-	stack  []*block  // layout's work lists
-	order  []*block
+	stack  []*block  // reachable's work list, where a jump goes backward
+	order  []*block  // reachable's blocks
+	sweeps uint32    // reachable's sweeps so far in this compilation
 }
 
 func (m *genMemory) block() *block {
@@ -203,6 +205,7 @@ func (g *gen) reset() {
 		// The blocks kept point into the memory kept with them, or at
 		// small statements of their own, and newBlock overwrites each
 		// block it hands out: no need to clear them.
+		// Their marks are of earlier sweeps; newBlock clears them.
 		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
 	}
 	// generate sets the rest; drop what may be large.
@@ -270,47 +273,96 @@ const (
 	maxInsns  = 1 << 22
 )
 
+// reachable returns the blocks reachable from entry in creation order,
+// entry first, in the compilation's memory (valid until the next call),
+// and an error for an exit left unpatched or a conditional jump that goes
+// backward. Jumps go forward but for protochain's loop: one sweep over
+// the blocks in creation order finds the others, and a walk of the graph
+// the rest.
+func (g *gen) reachable(entry *block) ([]*block, error) {
+	m := &g.mem
+	m.sweeps++
+	mark := m.sweeps
+	entry.mark = mark
+	order := m.order[:0]
+	back := false
+	for i, c := range m.blocks {
+		if i == len(m.blocks)-1 {
+			c = c[:m.nb]
+		}
+		for j := range c {
+			b := &c[j]
+			if b.mark != mark {
+				continue
+			}
+			switch b.kind {
+			case blockCond:
+				if b.jt == nil || b.jf == nil {
+					return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+				}
+				if b.jt.id <= b.id || b.jf.id <= b.id {
+					return nil, fmt.Errorf("internal error: block %d jumps backward conditionally", b.id)
+				}
+				b.jt.mark, b.jf.mark = mark, mark
+			case blockJump:
+				if b.jt == nil {
+					return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+				}
+				if b.jt.id <= b.id && b.jt.mark != mark {
+					back = true
+				}
+				b.jt.mark = mark
+			}
+			order = append(order, b)
+		}
+	}
+	m.order = order
+	if back {
+		// A backward jump to a block the sweep had passed: walk the
+		// graph, then sweep again for the order.
+		stack := append(m.stack[:0], order...)
+		for len(stack) > 0 {
+			b := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, to := range [2]*block{b.jt, b.jf} {
+				if to != nil && b.kind != blockRet && to.mark != mark {
+					to.mark = mark
+					stack = append(stack, to)
+				}
+			}
+		}
+		m.stack = stack
+		order = order[:0]
+		for i, c := range m.blocks {
+			if i == len(m.blocks)-1 {
+				c = c[:m.nb]
+			}
+			for j := range c {
+				if b := &c[j]; b.mark == mark {
+					if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && (b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id)) {
+						return nil, fmt.Errorf("internal error: block %d has an unpatched exit or jumps backward conditionally", b.id)
+					}
+					order = append(order, b)
+				}
+			}
+		}
+		m.order = order
+	}
+	if len(order) == 0 || order[0] != entry {
+		return nil, fmt.Errorf("internal error: the entry block is not the first")
+	}
+	return order, nil
+}
+
 // layout turns the graph from entry into a program, with the accept block
 // returning snap and the reject block returning 0. Blocks are placed in
 // creation order; conditional jumps must go forward, and those farther
 // than 255 instructions go through an unconditional jump placed just after
 // their block.
 func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
-	// Mark the blocks reachable from the entry; then list them in creation
-	// order, which is the order of the memory they were handed out from.
-	stack := append(g.mem.stack[:0], entry)
-	for len(stack) > 0 {
-		b := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b == nil || b.placed {
-			continue
-		}
-		if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && b.jf == nil) {
-			return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
-		}
-		b.placed = true
-		if b.kind != blockRet {
-			stack = append(stack, b.jt)
-		}
-		if b.kind == blockCond {
-			stack = append(stack, b.jf)
-		}
-	}
-	g.mem.stack = stack
-	order := g.mem.order[:0]
-	for i, c := range g.mem.blocks {
-		if i == len(g.mem.blocks)-1 {
-			c = c[:g.mem.nb]
-		}
-		for j := range c {
-			if c[j].placed {
-				order = append(order, &c[j])
-			}
-		}
-	}
-	g.mem.order = order
-	if len(order) == 0 || order[0] != entry {
-		return nil, fmt.Errorf("internal error: the entry block is not the first")
+	order, err := g.reachable(entry)
+	if err != nil {
+		return nil, err
 	}
 
 	// Sizes from the end, so that every forward target's position is known
@@ -322,9 +374,6 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		b.ntramp = 0
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
-			if b.jt.id <= b.id || b.jf.id <= b.id {
-				return nil, fmt.Errorf("internal error: block %d jumps backward conditionally", b.id)
-			}
 			// The jump is followed by its trampolines, then by the n
 			// instructions of the rest; a trampoline for one target moves
 			// the other one farther, hence the second round. No jump over

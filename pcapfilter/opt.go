@@ -98,7 +98,7 @@ type optValInfo struct {
 // optimiser holds the memory of the optimiser, reused from one
 // compilation to the next.
 type optimiser struct {
-	blocks []*block   // reachable blocks in id order; a block's tail is its index while optimising
+	blocks []*block   // reachable blocks in id order (gen.reachable's); a block's tail is its index while optimising
 	in     []optState // per block: the meet of its edges in so far
 	nin    []int32    // per block: its edges in so far
 	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
@@ -126,10 +126,9 @@ func (g *gen) optimise(entry, reject *block) *block {
 	o.g, o.reject = g, reject
 	defer func() {
 		o.g, o.reject = nil, nil
-		clear(o.blocks) // they point into memory the compilation may drop
-		o.blocks = o.blocks[:0]
+		o.blocks = nil // the compilation's memory
 		// What a large graph needed is left to the garbage collector.
-		if cap(o.blocks) > 1024 || cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
+		if cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
 			*o = optimiser{}
 		}
 	}()
@@ -151,55 +150,17 @@ func (g *gen) optimise(entry, reject *block) *block {
 // collect lists the blocks reachable from entry in id order, and reports
 // false when the graph is too large or has a backward jump.
 func (o *optimiser) collect(entry *block) bool {
-	m := &o.g.mem
-	stack := append(m.stack[:0], entry)
-	n := 0
-	ok := true
-	for len(stack) > 0 && ok {
-		b := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b.placed {
-			continue
-		}
-		b.placed = true
-		if n++; n > optMaxBlocks {
-			ok = false // too large: the blocks marked are unmarked below
-		}
-		switch b.kind {
-		case blockCond:
-			if b.jt == nil || b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id {
-				ok = false
-			} else {
-				stack = append(stack, b.jt, b.jf)
-			}
-		case blockJump:
-			if b.jt == nil || b.jt.id <= b.id {
-				ok = false
-			} else {
-				stack = append(stack, b.jt)
-			}
-		}
-	}
-	m.stack = stack[:0]
-	blocks := o.blocks[:0]
-	for i, c := range m.blocks {
-		if i == len(m.blocks)-1 {
-			c = c[:m.nb]
-		}
-		for j := range c {
-			if c[j].placed {
-				c[j].placed = false
-				if ok {
-					c[j].tail = int32(len(blocks))
-					blocks = append(blocks, &c[j])
-				}
-			}
-		}
-	}
-	o.blocks = blocks
-	if !ok || len(blocks) == 0 || blocks[0] != entry {
+	blocks, err := o.g.reachable(entry)
+	if err != nil || len(blocks) > optMaxBlocks {
 		return false
 	}
+	for i, b := range blocks {
+		if b.kind == blockJump && b.jt.id <= b.id {
+			return false
+		}
+		b.tail = int32(i)
+	}
+	o.blocks = blocks
 	for _, b := range blocks {
 		for _, s := range b.stmts {
 			if !optKnownOp(s.Op) {
@@ -210,7 +171,7 @@ func (o *optimiser) collect(entry *block) bool {
 			return false
 		}
 	}
-	n = len(blocks)
+	n := len(blocks)
 	// Threading runs the statements of the blocks it looks past: a
 	// block of many statements with many edges in would make that
 	// quadratic. Past the budget, edges stay as they are.
