@@ -95,16 +95,21 @@ type optValInfo struct {
 	phi   int32 // for the value of a register where edges into a block disagree: the block's index + 1
 }
 
+// optBlock is what the optimiser knows of a block in a pass.
+type optBlock struct {
+	in   optState // the meet of its edges in so far
+	nin  int32    // its edges in so far
+	live uint32   // the registers live on entry (bit 0 A, 1 X, 2+i M[i])
+	aval optVal   // what A holds at its test, when its statements alone decide it; else 0
+	rep  int32    // merging: the block that stands for it
+	rej  bool     // every path from it returns 0
+}
+
 // optimiser holds the memory of the optimiser, reused from one
 // compilation to the next.
 type optimiser struct {
 	blocks []*block   // reachable blocks in id order (gen.reachable's); a block's tail is its index while optimising
-	in     []optState // per block: the meet of its edges in so far
-	nin    []int32    // per block: its edges in so far
-	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
-	rej    []bool     // per block: every path from it returns 0
-	aval   []optVal   // per block: what A holds at its test, when its statements alone decide it; else 0
-	rep    []int32    // merging: the block that stands for each
+	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
 	nvals  int
 	vals   []optValInfo // per value number
@@ -137,7 +142,9 @@ func (g *gen) optimise(entry, reject *block) *block {
 			return entry
 		}
 		o.change = false
-		o.backward()
+		if !o.backward() {
+			return entry
+		}
 		o.forward()
 		entry = o.merge(entry)
 		if !o.change || len(o.blocks) > optMaxBlocks2 {
@@ -161,32 +168,9 @@ func (o *optimiser) collect(entry *block) bool {
 		b.tail = int32(i)
 	}
 	o.blocks = blocks
-	for _, b := range blocks {
-		for _, s := range b.stmts {
-			if !optKnownOp(s.Op) {
-				return false
-			}
-		}
-		if b.kind == blockCond && b.op&^opSrcX != opJeq && b.op&^opSrcX != opJgt && b.op&^opSrcX != opJge && b.op&^opSrcX != opJset {
-			return false
-		}
-	}
 	n := len(blocks)
-	// Threading runs the statements of the blocks it looks past: a
-	// block of many statements with many edges in would make that
-	// quadratic. Past the budget, edges stay as they are.
-	o.work, o.budget = 0, 64*n
-	for _, b := range blocks {
-		o.budget += 8 * len(b.stmts)
-	}
-	o.rejOK = int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
-	o.in = grow(o.in, n)
-	o.nin = grow(o.nin, n)
-	o.live = grow(o.live, n)
-	o.rej = grow(o.rej, n)
-	o.aval = grow(o.aval, n)
-	o.rep = grow(o.rep, n)
-	clear(o.nin)
+	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
+	o.bi = grow(o.bi, n) // backward sets every block's
 	// The value numbers, afresh each pass: a phi stands for a block's
 	// entry in one pass.
 	size := 64
@@ -332,51 +316,64 @@ func testUse(b *block) uint32 {
 	return regA
 }
 
-// backward computes which registers are live on entry to each block, and
-// which blocks return 0 on every path.
-func (o *optimiser) backward() {
+// backward computes which registers are live on entry to each block,
+// which blocks return 0 on every path, and what A holds at each test
+// when the block alone decides it; it reports false when a block has an
+// instruction the optimiser does not know.
+func (o *optimiser) backward() bool {
+	// Threading runs the statements of the blocks it looks past: a
+	// block of many statements with many edges in would make that
+	// quadratic. Past the budget, edges stay as they are.
+	o.work, o.budget = 0, 64*len(o.blocks)
 	for i := len(o.blocks) - 1; i >= 0; i-- {
 		b := o.blocks[i]
 		var live uint32
+		rej := false
 		switch b.kind {
 		case blockRet:
-			o.rej[i] = b.k == 0
+			rej = b.k == 0
 		case blockJump:
-			o.rej[i] = o.rej[b.jt.index()]
-			live = o.live[b.jt.index()]
+			t := &o.bi[b.jt.index()]
+			rej, live = t.rej, t.live
 		case blockCond:
-			o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
-			live = o.live[b.jt.index()] | o.live[b.jf.index()] | testUse(b)
+			if op := b.op &^ opSrcX; op != opJeq && op != opJgt && op != opJge && op != opJset {
+				return false
+			}
+			t, f := &o.bi[b.jt.index()], &o.bi[b.jf.index()]
+			rej, live = t.rej && f.rej, t.live|f.live|testUse(b)
 		}
+		// ownA: the last statement to set A decides it.
+		var aval optVal
+		decided := b.kind != blockCond
 		for j := len(b.stmts) - 1; j >= 0; j-- {
-			use, def := useDef(b.stmts[j])
+			s := b.stmts[j]
+			if !optKnownOp(s.Op) {
+				return false
+			}
+			use, def := useDef(s)
+			if !decided && def&regA != 0 {
+				decided = true
+				aval = o.ownA(s)
+			}
 			live = live&^def | use
 		}
-		o.live[i] = live
-		o.aval[i] = 0
-		if b.kind == blockCond {
-			o.aval[i] = o.ownA(b)
-		}
+		o.budget += 8 * len(b.stmts)
+		o.bi[i] = optBlock{live: live, aval: aval, rej: rej}
 	}
+	return true
 }
 
-// ownA returns the value A holds at b's test when b's statements alone
-// decide it (the last to set A is a load at a constant offset, a
+// ownA returns the value A holds after s, the last statement of a block
+// to set it, when s alone decides it (a load at a constant offset, a
 // constant or the length), else 0.
-func (o *optimiser) ownA(b *block) optVal {
-	for j := len(b.stmts) - 1; j >= 0; j-- {
-		s := b.stmts[j]
-		switch s.Op {
-		case opLdWAbs, opLdHAbs, opLdBAbs:
-			return o.num(optKey{op: s.Op, k: s.K})
-		case opLdImm:
-			return o.konst(s.K)
-		case opLdLen:
-			return o.num(optKey{op: opLdLen})
-		}
-		if _, def := useDef(s); def&regA != 0 {
-			return 0
-		}
+func (o *optimiser) ownA(s insn) optVal {
+	switch s.Op {
+	case opLdWAbs, opLdHAbs, opLdBAbs:
+		return o.num(optKey{op: s.Op, k: s.K})
+	case opLdImm:
+		return o.konst(s.K)
+	case opLdLen:
+		return o.num(optKey{op: opLdLen})
 	}
 	return 0
 }
@@ -662,12 +659,12 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 
 // meet adds an edge in with state st to block i.
 func (o *optimiser) meet(i int, st *optState) {
-	in := &o.in[i]
-	o.nin[i]++
+	in := &o.bi[i].in
+	o.bi[i].nin++
 	if o.blocks[i].kind == blockRet {
 		return
 	}
-	if o.nin[i] == 1 {
+	if o.bi[i].nin == 1 {
 		*in = *st
 		return
 	}
@@ -734,10 +731,10 @@ func (o *optimiser) forward() {
 				st.mem[m] = o.fresh()
 			}
 		} else {
-			if o.nin[i] == 0 {
+			if o.bi[i].nin == 0 {
 				continue // no longer reached
 			}
-			st = o.in[i]
+			st = o.bi[i].in
 		}
 		if b.kind == blockRet {
 			continue
@@ -769,7 +766,7 @@ func (o *optimiser) forward() {
 // at the test, and returns where it goes.
 func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
 	if to.kind == blockRet {
-		o.nin[to.index()]++ // nothing to learn for a return
+		o.bi[to.index()].nin++ // nothing to learn for a return
 		return to
 	}
 	e := *st
@@ -809,9 +806,9 @@ func (o *optimiser) simplify(b *block, st *optState) {
 		live := testUse(b)
 		switch b.kind {
 		case blockJump:
-			live |= o.live[b.jt.index()]
+			live |= o.bi[b.jt.index()].live
 		case blockCond:
-			live |= o.live[b.jt.index()] | o.live[b.jf.index()]
+			live |= o.bi[b.jt.index()].live | o.bi[b.jf.index()].live
 		}
 		for j := n - 1; j >= 0; j-- {
 			use, def := useDef(b.stmts[j])
@@ -846,7 +843,7 @@ const (
 // instead, and adds to st what the blocks it skips decide.
 func (o *optimiser) thread(t *block, st *optState) *block {
 	for range optMaxHops {
-		if o.rej[t.index()] && o.rejOK {
+		if o.bi[t.index()].rej && o.rejOK {
 			if t != o.reject {
 			}
 			return o.reject
@@ -857,7 +854,7 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 		if t.kind == blockCond && t.op&opSrcX == 0 && (t.op != opJset || t.k != 0) {
 			// Nothing known of the value the test compares: no need to
 			// run the block to find its outcome unknown.
-			a := o.aval[t.index()]
+			a := o.bi[t.index()].aval
 			if len(t.stmts) == 0 {
 				a = st.a
 			}
@@ -889,7 +886,7 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			}
 		}
 		// Skipping t must leave every register live at u as t would.
-		live := o.live[u.index()]
+		live := o.bi[u.index()].live
 		for r := def; r != 0; r &= r - 1 {
 			bit := r & -r
 			if live&bit == 0 {
@@ -922,34 +919,34 @@ func (o *optimiser) merge(entry *block) *block {
 	mask := uint64(size - 1)
 	for i := n - 1; i >= 0; i-- {
 		b := o.blocks[i]
-		o.rep[i] = int32(i)
-		if i > 0 && o.nin[i] == 0 {
+		o.bi[i].rep = int32(i)
+		if i > 0 && o.bi[i].nin == 0 {
 			continue
 		}
 		switch b.kind {
 		case blockRet:
-			o.rej[i] = b.k == 0
+			o.bi[i].rej = b.k == 0
 		case blockJump:
-			b.jt = o.blocks[o.rep[b.jt.index()]]
-			o.rej[i] = o.rej[b.jt.index()]
+			b.jt = o.blocks[o.bi[b.jt.index()].rep]
+			o.bi[i].rej = o.bi[b.jt.index()].rej
 		case blockCond:
-			b.jt = o.blocks[o.rep[b.jt.index()]]
-			b.jf = o.blocks[o.rep[b.jf.index()]]
+			b.jt = o.blocks[o.bi[b.jt.index()].rep]
+			b.jf = o.blocks[o.bi[b.jf.index()].rep]
 			if b.jt == b.jf {
 				b.kind, b.jf = blockJump, nil
-				o.rej[i] = o.rej[b.jt.index()]
+				o.bi[i].rej = o.bi[b.jt.index()].rej
 			} else {
-				o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
+				o.bi[i].rej = o.bi[b.jt.index()].rej && o.bi[b.jf.index()].rej
 			}
 		}
 		// Every way on from a block that threading left returning 0
 		// returns 0: its edges in may go to the return itself.
-		if o.rej[i] && o.rejOK && b != o.reject {
-			o.rep[i] = o.reject.tail
+		if o.bi[i].rej && o.rejOK && b != o.reject {
+			o.bi[i].rep = o.reject.tail
 			continue
 		}
 		if b.kind == blockJump && len(b.stmts) == 0 {
-			o.rep[i] = o.rep[b.jt.index()]
+			o.bi[i].rep = o.bi[b.jt.index()].rep
 			continue
 		}
 		h := optBlockHash(b) & mask
@@ -962,14 +959,14 @@ func (o *optimiser) merge(entry *block) *block {
 			if optSameBlock(b, o.blocks[j-1]) {
 				// Blocks that now share their way on may be threaded
 				// further: another pass.
-				o.rep[i] = j - 1
+				o.bi[i].rep = j - 1
 				o.change = true
 				break
 			}
 			h = (h + 1) & mask
 		}
 	}
-	return o.blocks[o.rep[0]]
+	return o.blocks[o.bi[0].rep]
 }
 
 func optBlockHash(b *block) uint64 {
