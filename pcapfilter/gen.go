@@ -89,7 +89,11 @@ func wordAt(s string, pos int) string {
 // generate turns the tree of expr into a program, with g's memory, which
 // it gives back (reset) for the next compilation.
 func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: g.mem, opt: g.opt, noOpt: g.noOpt}
+	// Every field afresh but the memory kept (mem, opt) and noOpt: field
+	// by field, for copying the whole of g twice shows in a short
+	// expression's compile time.
+	g.expr, g.link, g.snap, g.netmask, g.nblocks, g.regs = expr, o.LinkType, uint32(o.SnapLen), o.Netmask, 0, 0
+	g.lay, g.inet, g.arith = layers{}, inetState{}, arithState{}
 	defer g.reset()
 	defer func() {
 		if r := recover(); r != nil {

@@ -85,8 +85,9 @@ type optKey struct {
 }
 
 type optEntry struct {
-	key optKey
-	val optVal
+	key   optKey
+	val   optVal
+	epoch uint32 // the pass that made it: entries of other passes are empty
 }
 
 type optValInfo struct {
@@ -112,6 +113,7 @@ type optimiser struct {
 	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
 	nvals  int
+	epoch  uint32 // the pass, for table: counting them spares clearing it
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
 	htab   []int32      // merging: block index + 1, open addressing
@@ -129,27 +131,22 @@ type optimiser struct {
 func (g *gen) optimise(entry, reject *block) *block {
 	o := &g.opt
 	o.g, o.reject = g, reject
-	defer func() {
-		o.g, o.reject = nil, nil
-		o.blocks = nil // the compilation's memory
-		// What a large graph needed is left to the garbage collector.
-		if cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
-			*o = optimiser{}
-		}
-	}()
 	for range optMaxPasses {
-		if !o.collect(entry) {
-			return entry
+		if !o.collect(entry) || !o.backward() {
+			break
 		}
 		o.change = false
-		if !o.backward() {
-			return entry
-		}
 		o.forward()
 		entry = o.merge(entry)
 		if !o.change || len(o.blocks) > optMaxBlocks2 {
 			break
 		}
+	}
+	o.g, o.reject = nil, nil
+	o.blocks = nil // the compilation's memory
+	// What a large graph needed is left to the garbage collector.
+	if cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
+		*o = optimiser{}
 	}
 	return entry
 }
@@ -181,7 +178,10 @@ func (o *optimiser) collect(entry *block) bool {
 		o.table = make([]optEntry, size)
 	} else {
 		o.table = o.table[:size]
-		clear(o.table)
+	}
+	if o.epoch++; o.epoch == 0 {
+		clear(o.table[:cap(o.table)])
+		o.epoch = 1
 	}
 	o.nvals = 0
 	o.vals = append(o.vals[:0], optValInfo{})
@@ -221,7 +221,7 @@ func (o *optimiser) num(k optKey) optVal {
 		old := o.table
 		o.table = make([]optEntry, 2*len(old))
 		for _, e := range old {
-			if e.val != 0 {
+			if e.epoch == o.epoch {
 				o.insert(e)
 			}
 		}
@@ -230,9 +230,9 @@ func (o *optimiser) num(k optKey) optVal {
 	h := optHash(k) & mask
 	for {
 		e := &o.table[h]
-		if e.val == 0 {
+		if e.epoch != o.epoch {
 			o.nvals++
-			e.key, e.val = k, optVal(len(o.vals))
+			e.key, e.val, e.epoch = k, optVal(len(o.vals)), o.epoch
 			info := optValInfo{}
 			if k.op == opLdImm {
 				info = optValInfo{k: k.k, konst: true}
@@ -250,7 +250,7 @@ func (o *optimiser) num(k optKey) optVal {
 func (o *optimiser) insert(e optEntry) {
 	mask := uint64(len(o.table) - 1)
 	h := optHash(e.key) & mask
-	for o.table[h].val != 0 {
+	for o.table[h].epoch == o.epoch {
 		h = (h + 1) & mask
 	}
 	o.table[h] = e
