@@ -653,7 +653,11 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 		depth = min(p.depth+1, 0xffff)
 		values |= p.values
 	}
-	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts, values: values})
+	// Field by field into its place: a fact built whole and copied costs
+	// a stall of the copy's wide loads on the narrow stores.
+	o.facts = append(o.facts, optFact{})
+	f := &o.facts[len(o.facts)-1]
+	f.a, f.k, f.op, f.sense, f.depth, f.parent, f.values = at.a, k, op, v, depth, st.facts, values
 	st.facts = int32(len(o.facts) - 1)
 }
 
