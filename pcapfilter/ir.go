@@ -164,21 +164,26 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 // genMemory hands out blocks and statements from chunks, which a
 // compilation gives back (reset) for the next one to reuse.
 type genMemory struct {
-	blocks [][]block // chunks; the last one being filled
-	nb     int       // blocks used of the last chunk
+	blocks [][]block // chunks, kept from earlier compilations or new
+	used   int       // chunks in use, the last one being filled
+	nb     int       // blocks used of the last chunk in use
 	insns  []insn    // statements not yet handed out
 	chunk  []insn    // the chunk insns is the rest of
+	ninsns int       // statements handed out in this compilation
 	stack  []*block  // reachable's work list, where a jump goes backward
 	order  []*block  // reachable's blocks
 	sweeps uint32    // reachable's sweeps so far in this compilation
 }
 
 func (m *genMemory) block() *block {
-	if len(m.blocks) == 0 || m.nb == len(m.blocks[len(m.blocks)-1]) {
-		m.blocks = append(m.blocks, make([]block, 32<<min(len(m.blocks), 5)))
+	if m.used == 0 || m.nb == len(m.blocks[m.used-1]) {
+		if m.used == len(m.blocks) {
+			m.blocks = append(m.blocks, make([]block, 32<<min(m.used, 5)))
+		}
+		m.used++
 		m.nb = 0
 	}
-	b := &m.blocks[len(m.blocks)-1][m.nb]
+	b := &m.blocks[m.used-1][m.nb]
 	m.nb++
 	return b
 }
@@ -192,21 +197,37 @@ func (m *genMemory) stmts(n, extra int) []insn {
 	}
 	s := m.insns[: n : n+extra]
 	m.insns = m.insns[n+extra:]
+	m.ninsns += n + extra
 	return s
 }
 
-// reset readies g for another compilation, keeping small chunks for
-// reuse: what one huge expression needed is left to the garbage
-// collector.
+// Memory kept for the next compilation, at most: what a longer
+// expression needed is left to the garbage collector. 6 chunks of blocks
+// are 2,016 blocks (some 270 kB), the longest real-world expression's
+// graph and more; the statements, 128 kB.
+const (
+	maxKeptChunks = 6
+	maxKeptInsns  = 1 << 14
+)
+
+// reset readies g for another compilation, keeping the memory of one
+// that was not too large, so that compiling the same expressions again
+// allocates nothing but the program.
 func (g *gen) reset() {
 	m := g.mem
 	mem := genMemory{chunk: m.chunk, insns: m.chunk}
-	if len(m.blocks) <= 2 {
+	if m.ninsns > len(m.chunk) && m.ninsns <= maxKeptInsns {
+		// The statements took more than one chunk: one of their size
+		// next time.
+		mem.chunk = make([]insn, m.ninsns)
+		mem.insns = mem.chunk
+	}
+	if len(m.blocks) <= maxKeptChunks {
 		// The blocks kept point into the memory kept with them, or at
-		// small statements of their own, and newBlock overwrites each
-		// block it hands out: no need to clear them.
-		// Their marks are of earlier sweeps; newBlock clears them.
-		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
+		// statements of their own, and newBlock overwrites each block
+		// it hands out: no need to clear them. Their marks are of
+		// earlier sweeps; newBlock clears them.
+		mem.blocks, mem.stack, mem.order = m.blocks, m.stack[:0], m.order[:0]
 	}
 	// generate sets the rest; drop what may be large.
 	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{}, arithState{}
@@ -286,8 +307,8 @@ func (g *gen) reachable(entry *block) ([]*block, error) {
 	entry.mark = mark
 	order := m.order[:0]
 	back := false
-	for i, c := range m.blocks {
-		if i == len(m.blocks)-1 {
+	for i, c := range m.blocks[:m.used] {
+		if i == m.used-1 {
 			c = c[:m.nb]
 		}
 		for j := range c {
@@ -333,8 +354,8 @@ func (g *gen) reachable(entry *block) ([]*block, error) {
 		}
 		m.stack = stack
 		order = order[:0]
-		for i, c := range m.blocks {
-			if i == len(m.blocks)-1 {
+		for i, c := range m.blocks[:m.used] {
+			if i == m.used-1 {
 				c = c[:m.nb]
 			}
 			for j := range c {

@@ -277,8 +277,50 @@ const (
 
 func regM(k uint32) uint32 { return 1 << (2 + k%memWords) }
 
+// optOp is what the optimiser knows of an opcode, looked up in optOps
+// rather than found by the switches of useDefOf and optKnownOp at every
+// statement.
+type optOp struct {
+	use, def uint8 // regA, regX, and optRegM for the word M[k]
+	known    bool
+}
+
+const optRegM = 4
+
+var optOps = func() (t [256]optOp) {
+	for op := range t {
+		const k = 15 // any word: regM's bit is recognised below
+		use, def := useDefOf(insn{Op: uint16(op), K: k})
+		mem := func(r uint32) uint8 {
+			b := uint8(r & (regA | regX))
+			if r&regM(k) != 0 {
+				b |= optRegM
+			}
+			return b
+		}
+		t[op] = optOp{use: mem(use), def: mem(def), known: optKnownOp(uint16(op))}
+	}
+	return t
+}()
+
 // useDef returns the registers a statement reads and writes.
 func useDef(s insn) (use, def uint32) {
+	if s.Op > 0xff {
+		return useDefOf(s)
+	}
+	e := &optOps[s.Op]
+	use, def = uint32(e.use&(regA|regX)), uint32(e.def&(regA|regX))
+	if e.use&optRegM != 0 {
+		use |= regM(s.K)
+	}
+	if e.def&optRegM != 0 {
+		def |= regM(s.K)
+	}
+	return use, def
+}
+
+// useDefOf is useDef by the opcode's meaning.
+func useDefOf(s insn) (use, def uint32) {
 	switch s.Op {
 	case opLdImm, opLdWAbs, opLdHAbs, opLdBAbs, opLdLen:
 		return 0, regA
@@ -347,7 +389,7 @@ func (o *optimiser) backward() bool {
 		decided := b.kind != blockCond
 		for j := len(b.stmts) - 1; j >= 0; j-- {
 			s := b.stmts[j]
-			if !optKnownOp(s.Op) {
+			if s.Op > 0xff || !optOps[s.Op].known {
 				return false
 			}
 			use, def := useDef(s)
@@ -848,8 +890,6 @@ const (
 func (o *optimiser) thread(t *block, st *optState) *block {
 	for range optMaxHops {
 		if o.bi[t.index()].rej && o.rejOK {
-			if t != o.reject {
-			}
 			return o.reject
 		}
 		if t.kind == blockRet {
