@@ -113,7 +113,7 @@ type optimiser struct {
 	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
 	nvals  int
-	epoch  uint32 // the pass, for table: counting them spares clearing it
+	epoch  uint32       // the pass, for table: counting them spares clearing it
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
 	htab   []int32      // merging: block index + 1, open addressing
