@@ -229,8 +229,19 @@ func (g *gen) reset() {
 		// earlier sweeps; newBlock clears them.
 		mem.blocks, mem.stack, mem.order = m.blocks, m.stack[:0], m.order[:0]
 	}
+	// The sets of relations' blocks, kept cleared if small.
+	rel, keep := g.inet.relBlocks, g.inet.keep
+	if len(rel) > 1024 || len(keep) > 1024 {
+		rel, keep = nil, nil
+	}
+	clear(rel)
+	clear(keep)
+	passed := g.arith.passed[:0]
+	if cap(passed) > 64 {
+		passed = nil
+	}
 	// generate sets the rest; drop what may be large.
-	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{}, arithState{}
+	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{relBlocks: rel, keep: keep}, arithState{passed: passed}
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one
