@@ -795,13 +795,13 @@ func (o *optimiser) forward() {
 			}
 		}
 		if b.kind == blockJump {
-			b.jt = o.thread(b.jt, &st)
+			setJump(&b.jt, o.thread(b.jt, &st))
 			o.meet(b.jt.index(), &st)
 			continue
 		}
-		b.jt = o.edge(b, b.jt, &st, true)
+		setJump(&b.jt, o.edge(b, b.jt, &st, true))
 		// Both edges are ways in, even when they now lead to one block.
-		b.jf = o.edge(b, b.jf, &st, false)
+		setJump(&b.jf, o.edge(b, b.jf, &st, false))
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 		}
@@ -950,6 +950,14 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 	return t
 }
 
+// setJump points a jump at to, writing only a change: most jumps stay,
+// and a pointer written while the garbage collector marks costs more.
+func setJump(j **block, to *block) {
+	if *j != to {
+		*j = to
+	}
+}
+
 // merge makes one of identical blocks stand for all, from the last to the
 // first, forwards empty jumps, and returns the new entry.
 func (o *optimiser) merge(entry *block) *block {
@@ -971,11 +979,11 @@ func (o *optimiser) merge(entry *block) *block {
 		case blockRet:
 			o.bi[i].rej = b.k == 0
 		case blockJump:
-			b.jt = o.blocks[o.bi[b.jt.index()].rep]
+			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
 			o.bi[i].rej = o.bi[b.jt.index()].rej
 		case blockCond:
-			b.jt = o.blocks[o.bi[b.jt.index()].rep]
-			b.jf = o.blocks[o.bi[b.jf.index()].rep]
+			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
+			setJump(&b.jf, o.blocks[o.bi[b.jf.index()].rep])
 			if b.jt == b.jf {
 				b.kind, b.jf = blockJump, nil
 				o.bi[i].rej = o.bi[b.jt.index()].rej
