@@ -32,6 +32,7 @@ type gen struct {
 	inet  inetState  // gen_inet.go's own state
 	arith arithState // gen_arith.go's own state
 	opt   optimiser  // opt.go's memory, reused
+	reach reacher    // gen_reach.go's memory, reused
 	noOpt bool       // tests only: leave the optimiser out
 }
 
@@ -89,7 +90,12 @@ func wordAt(s string, pos int) string {
 // generate turns the tree of expr into a program, with g's memory, which
 // it gives back (reset) for the next compilation.
 func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	*g = gen{expr: expr, link: o.LinkType, snap: uint32(o.SnapLen), netmask: o.Netmask, mem: g.mem, opt: g.opt, noOpt: g.noOpt}
+	// Every field afresh but the memory kept (mem, opt) and noOpt: field
+	// by field, for copying the whole of g twice shows in a short
+	// expression's compile time.
+	g.expr, g.link, g.snap, g.netmask, g.nblocks, g.regs = expr, o.LinkType, uint32(o.SnapLen), o.Netmask, 0, 0
+	g.lay, g.arith = layers{}, arithState{passed: g.arith.passed[:0]}
+	g.inet = inetState{relBlocks: g.inet.relBlocks, keep: g.inet.keep} // reset cleared them
 	defer g.reset()
 	defer func() {
 		if r := recover(); r != nil {
@@ -123,7 +129,7 @@ func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstru
 	reject := g.newBlock(blockRet, nil)
 	patch(c.t, accept)
 	patch(c.f, reject)
-	if !g.lay.sawGeneve && !g.inet.protochain && mayContradict(root) && !acceptReachable(c.entry, accept, g.inet.relBlocks) {
+	if !g.lay.sawGeneve && !g.inet.protochain && mayContradict(root) && !g.acceptReachable(c.entry, accept, g.inet.relBlocks) {
 		// libpcap's optimiser proves the same (gen_reach.go).
 		return nil, &Error{Expr: expr, Offset: -1, Msg: "expression rejects all packets"}
 	}

@@ -641,27 +641,12 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 		all[0] = uint32(transport)
 		transports = all[:1]
 	}
-	// atom tests the port field at off bytes into the transport header,
-	// loaded by the instructions ld gives.
-	atom := func(ld func(off uint32) []insn, off uint32) cond {
-		if !isRange {
-			return g.test(ld(off), opJeq, lo)
-		}
-		ge := g.test(ld(off), opJge, lo)
-		return and(ge, not(g.test(ld(off), opJgt, hi)))
-	}
-	ports := func(ld func(off uint32) []insn) cond {
-		return g.byDir(n, d, "ports", func() cond { return atom(ld, 0) }, func() cond { return atom(ld, 2) })
-	}
 	net := g.lay.net
-	ld6 := func(off uint32) []insn { return g.loadStmts(net.at(ipv6HdrLen+off), 2, 0) }
-	ld4 := func(off uint32) []insn { return g.ipv4TransportLoad(off, 2) }
-
 	c6 := g.linktype(etherTypeIPv6)
 	alts := konst(false)
 	for i, tr := range transports {
 		pr := g.eq(net.at(ipv6NextOff), 1, tr)
-		alts = g.orAlt(alts, i > 0, and(pr, ports(ld6)))
+		alts = g.orAlt(alts, i > 0, and(pr, g.ports(net, true, d, lo, hi, isRange)))
 	}
 	c6 = and(c6, alts)
 
@@ -670,10 +655,46 @@ func (g *gen) port(n *Qualified, lo, hi uint32, transport int, d Dir, isRange bo
 	for i, tr := range transports {
 		pr := g.eq(net.at(ipv4ProtoOff), 1, tr)
 		pr = and(pr, not(g.cmp(net.at(ipv4FragOff), 2, opJset, ipv4FragMask)))
-		alts = g.orAlt(alts, i > 0, and(pr, ports(ld4)))
+		alts = g.orAlt(alts, i > 0, and(pr, g.ports(net, false, d, lo, hi, isRange)))
 	}
 	c4 = and(c4, alts)
 	return or(c6, c4)
+}
+
+// ports tests the source and destination ports of the header after the
+// IPv6 (v6) or IPv4 header at net as direction d says (port has checked it),
+// the source first: byDir without closures, for the commonest primitive.
+func (g *gen) ports(net offset, v6 bool, d Dir, lo, hi uint32, isRange bool) cond {
+	switch d {
+	case DirSrc:
+		return g.portAtom(net, v6, 0, lo, hi, isRange)
+	case DirDst:
+		return g.portAtom(net, v6, 2, lo, hi, isRange)
+	}
+	src := g.portAtom(net, v6, 0, lo, hi, isRange)
+	dst := g.portAtom(net, v6, 2, lo, hi, isRange)
+	if d == DirSrcAndDst {
+		return and(src, dst)
+	}
+	return or(src, dst)
+}
+
+// portAtom tests the port field at off bytes into the transport header.
+func (g *gen) portAtom(net offset, v6 bool, off, lo, hi uint32, isRange bool) cond {
+	if !isRange {
+		return g.test(g.portLoad(net, v6, off), opJeq, lo)
+	}
+	ge := g.test(g.portLoad(net, v6, off), opJge, lo)
+	return and(ge, not(g.test(g.portLoad(net, v6, off), opJgt, hi)))
+}
+
+// portLoad returns the statements that load the port field at off bytes
+// into the transport header.
+func (g *gen) portLoad(net offset, v6 bool, off uint32) []insn {
+	if v6 {
+		return g.loadStmts(net.at(ipv6HdrLen+off), 2, 0)
+	}
+	return g.ipv4TransportLoad(off, 2)
 }
 
 // ipv4TransportLoad returns the instructions that load size bytes at off

@@ -373,13 +373,17 @@ func (g *gen) geneve(n *Special) cond {
 // header after the IPv4 header at net, less net.k: an indexed load of
 // k = net.k + n after them reads n bytes into that header.
 func (g *gen) ipv4Transport(net offset) []insn {
+	// In the compilation's memory, with room for the loads callers
+	// append (up to 4).
 	if net.reg < 0 {
-		return []insn{stmt(opLdxMSH, net.k)}
+		s := g.mem.stmts(1, 4)
+		s[0] = stmt(opLdxMSH, net.k)
+		return s
 	}
-	return []insn{
-		stmt(opLdxMem, uint32(net.reg)), stmt(opLdBInd, net.k), stmt(opALU|aluAnd, 0x0f),
-		stmt(opALU|aluLsh, 2), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0),
-	}
+	s := g.mem.stmts(6, 4)
+	s[0], s[1], s[2] = stmt(opLdxMem, uint32(net.reg)), stmt(opLdBInd, net.k), stmt(opALU|aluAnd, 0x0f)
+	s[3], s[4], s[5] = stmt(opALU|aluLsh, 2), stmt(opALU|aluAdd|opSrcX, 0), stmt(opTax, 0)
+	return s
 }
 
 // direction is inbound, outbound and ifindex. Linux cooked captures have

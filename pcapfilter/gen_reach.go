@@ -2,7 +2,6 @@ package pcapfilter
 
 import (
 	"math/bits"
-	"slices"
 )
 
 // libpcap's optimiser turns an expression into "expression rejects all
@@ -58,12 +57,23 @@ type reachKey struct {
 	ns   uint8
 }
 
+// reacher is acceptReachable's state, and its memory, which the
+// generator keeps from one compilation to the next.
 type reacher struct {
 	nums   map[reachKey]reachVal
 	consts map[reachVal]uint32 // the value of each constant's number
 	rel    map[int]bool        // the ids of the blocks of relations
 	work   int                 // steps taken, against reachMaxWork
+
+	nodes       []reachNode
+	start, fill []int
+	edges       []predEdge
+	sets        []uint64
 }
+
+// predEdge is an edge into a node: from node, its edge (2i true, 2i+1
+// false, -1 both).
+type predEdge struct{ node, edge int }
 
 // reachState is what the registers and scratch memory hold, as value
 // numbers.
@@ -206,58 +216,47 @@ func reachALU(op uint16, a, b uint32) uint32 {
 // acceptReachable reports whether the accepting block is reachable from
 // entry once jumps are threaded as libpcap's optimiser threads them. rel
 // holds the ids of the blocks of relations.
-func acceptReachable(entry, accept *block, rel map[int]bool) bool {
-	var blocks []*block
-	seen := map[*block]bool{}
-	stack := []*block{entry}
-	for len(stack) > 0 {
-		b := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b == nil || seen[b] {
-			continue
-		}
-		seen[b] = true
-		blocks = append(blocks, b)
-		if len(blocks) > reachMaxBlocks {
-			return true
-		}
-		if b.kind != blockRet {
-			stack = append(stack, b.jt)
-		}
-		if b.kind == blockCond {
-			stack = append(stack, b.jf)
-		}
+func (g *gen) acceptReachable(entry, accept *block, rel map[int]bool) bool {
+	blocks, err := g.reachable(entry)
+	if err != nil || len(blocks) > reachMaxBlocks {
+		// Loops (protochain's) are for the unoptimised programs only.
+		return true
 	}
-	if !seen[accept] {
+	if accept.mark != g.mem.sweeps {
 		return false
 	}
-	slices.SortFunc(blocks, func(a, b *block) int { return a.id - b.id })
-	index := func(b *block) int {
-		i, _ := slices.BinarySearchFunc(blocks, b.id, func(x *block, id int) int { return x.id - id })
-		return i
+	for i, b := range blocks {
+		b.tail = int32(i)
 	}
-	nodes := make([]reachNode, len(blocks))
+	r := &g.reach
+	r.nodes = grow(r.nodes, len(blocks))
+	nodes := r.nodes
 	for i, b := range blocks {
 		nodes[i] = reachNode{b: b, jt: -1, jf: -1}
 		if b.kind != blockRet {
-			if b.jt == nil {
-				return true
-			}
-			nodes[i].jt = index(b.jt)
+			nodes[i].jt = int(b.jt.tail)
 		}
 		if b.kind == blockCond {
-			if b.jf == nil {
-				return true
-			}
-			nodes[i].jf = index(b.jf)
+			nodes[i].jf = int(b.jf.tail)
 		}
 		// Loops (protochain's) are for the unoptimised programs only.
 		if (nodes[i].jt >= 0 && nodes[i].jt <= i) || (nodes[i].jf >= 0 && nodes[i].jf <= i) {
 			return true
 		}
 	}
-	r := &reacher{nums: make(map[reachKey]reachVal, 8*len(blocks)), consts: map[reachVal]uint32{}, rel: rel}
-	acc := index(accept)
+	if r.nums == nil || len(r.nums) > 1<<14 {
+		r.nums, r.consts = make(map[reachKey]reachVal, 8*len(blocks)), map[reachVal]uint32{}
+	} else {
+		clear(r.nums)
+		clear(r.consts)
+	}
+	r.rel, r.work = rel, 0
+	defer func() {
+		// The blocks are the compilation's memory.
+		clear(r.nodes)
+		r.rel = nil
+	}()
+	acc := int(accept.tail)
 	for range 1000 {
 		changed := r.thread(nodes)
 		if r.work > reachMaxWork {
@@ -280,11 +279,11 @@ func (r *reacher) thread(nodes []reachNode) bool {
 	n := len(nodes)
 	words := (2*n + 63) / 64
 	r.work += 3 * n * words
-	type predEdge struct{ node, edge int }
 	// The edges into each node, in one array (start[i] to start[i+1]),
-	// and the dominator sets of every node, in another: two allocations
-	// a pass.
-	start := make([]int, n+1)
+	// and the dominator sets of every node, in another, both kept.
+	r.start = grow(r.start, n+1)
+	start := r.start
+	clear(start)
 	for i := range nodes {
 		nodes[i].reach = i == 0
 	}
@@ -305,8 +304,10 @@ func (r *reacher) thread(nodes []reachNode) bool {
 	for i := 1; i <= n; i++ {
 		start[i] += start[i-1]
 	}
-	edges := make([]predEdge, start[n])
-	fill := slices.Clone(start[:n])
+	r.edges = grow(r.edges, start[n])
+	edges := r.edges
+	r.fill = append(r.fill[:0], start[:n]...)
+	fill := r.fill
 	for i := range nodes {
 		nd := &nodes[i]
 		if !nd.reach {
@@ -325,7 +326,9 @@ func (r *reacher) thread(nodes []reachNode) bool {
 			fill[nd.jf]++
 		}
 	}
-	sets := make([]uint64, 3*n*words)
+	r.sets = grow(r.sets, 3*n*words)
+	sets := r.sets
+	clear(sets)
 	unknown := r.num(reachKey{op: 0xffff})
 	for i := range nodes {
 		nd := &nodes[i]

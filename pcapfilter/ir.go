@@ -79,8 +79,9 @@ type block struct {
 	op     uint16  // blockCond: the jump opcode
 	kind   blockKind
 
+	mark uint32 // the last sweep that reached the block: see reachable
+
 	// Filled in by layout.
-	placed bool      // reached from the entry
 	ntramp uint8     // how many of tramp are in use
 	tail   int32     // instructions from the block's first to the program's end
 	tramp  [2]*block // far targets, reached through a ja each
@@ -156,27 +157,33 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	b := g.mem.block()
 	// Blocks are reused from one compilation to the next: reset what is
 	// read before it is written (exit, tail and tramp are written first).
-	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.placed = stmts, nil, nil, g.nblocks, 0, 0, kind, false
+	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
 	return b
 }
 
 // genMemory hands out blocks and statements from chunks, which a
 // compilation gives back (reset) for the next one to reuse.
 type genMemory struct {
-	blocks [][]block // chunks; the last one being filled
-	nb     int       // blocks used of the last chunk
+	blocks [][]block // chunks, kept from earlier compilations or new
+	used   int       // chunks in use, the last one being filled
+	nb     int       // blocks used of the last chunk in use
 	insns  []insn    // statements not yet handed out
 	chunk  []insn    // the chunk insns is the rest of
-	stack  []*block  // layout's work lists
-	order  []*block
+	ninsns int       // statements handed out in this compilation
+	stack  []*block  // reachable's work list, where a jump goes backward
+	order  []*block  // reachable's blocks
+	sweeps uint32    // reachable's sweeps so far in this compilation
 }
 
 func (m *genMemory) block() *block {
-	if len(m.blocks) == 0 || m.nb == len(m.blocks[len(m.blocks)-1]) {
-		m.blocks = append(m.blocks, make([]block, 32<<min(len(m.blocks), 5)))
+	if m.used == 0 || m.nb == len(m.blocks[m.used-1]) {
+		if m.used == len(m.blocks) {
+			m.blocks = append(m.blocks, make([]block, 32<<min(m.used, 5)))
+		}
+		m.used++
 		m.nb = 0
 	}
-	b := &m.blocks[len(m.blocks)-1][m.nb]
+	b := &m.blocks[m.used-1][m.nb]
 	m.nb++
 	return b
 }
@@ -190,23 +197,51 @@ func (m *genMemory) stmts(n, extra int) []insn {
 	}
 	s := m.insns[: n : n+extra]
 	m.insns = m.insns[n+extra:]
+	m.ninsns += n + extra
 	return s
 }
 
-// reset readies g for another compilation, keeping small chunks for
-// reuse: what one huge expression needed is left to the garbage
-// collector.
+// Memory kept for the next compilation, at most: what a longer
+// expression needed is left to the garbage collector. 6 chunks of blocks
+// are 2,016 blocks (some 270 kB), the longest real-world expression's
+// graph and more; the statements, 128 kB.
+const (
+	maxKeptChunks = 6
+	maxKeptInsns  = 1 << 14
+)
+
+// reset readies g for another compilation, keeping the memory of one
+// that was not too large, so that compiling the same expressions again
+// allocates nothing but the program.
 func (g *gen) reset() {
 	m := g.mem
 	mem := genMemory{chunk: m.chunk, insns: m.chunk}
-	if len(m.blocks) <= 2 {
+	if m.ninsns > len(m.chunk) && m.ninsns <= maxKeptInsns {
+		// The statements took more than one chunk: one of their size
+		// next time.
+		mem.chunk = make([]insn, m.ninsns)
+		mem.insns = mem.chunk
+	}
+	if len(m.blocks) <= maxKeptChunks {
 		// The blocks kept point into the memory kept with them, or at
-		// small statements of their own, and newBlock overwrites each
-		// block it hands out: no need to clear them.
-		mem.blocks, mem.stack, mem.order = m.blocks[:min(len(m.blocks), 1)], m.stack[:0], m.order[:0]
+		// statements of their own, and newBlock overwrites each block
+		// it hands out: no need to clear them. Their marks are of
+		// earlier sweeps; newBlock clears them.
+		mem.blocks, mem.stack, mem.order = m.blocks, m.stack[:0], m.order[:0]
+	}
+	// The sets of relations' blocks, kept cleared if small.
+	rel, keep := g.inet.relBlocks, g.inet.keep
+	if len(rel) > 1024 || len(keep) > 1024 {
+		rel, keep = nil, nil
+	}
+	clear(rel)
+	clear(keep)
+	passed := g.arith.passed[:0]
+	if cap(passed) > 64 {
+		passed = nil
 	}
 	// generate sets the rest; drop what may be large.
-	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{}, arithState{}
+	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{relBlocks: rel, keep: keep}, arithState{passed: passed}
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one
@@ -270,47 +305,96 @@ const (
 	maxInsns  = 1 << 22
 )
 
+// reachable returns the blocks reachable from entry in creation order,
+// entry first, in the compilation's memory (valid until the next call),
+// and an error for an exit left unpatched or a conditional jump that goes
+// backward. Jumps go forward but for protochain's loop: one sweep over
+// the blocks in creation order finds the others, and a walk of the graph
+// the rest.
+func (g *gen) reachable(entry *block) ([]*block, error) {
+	m := &g.mem
+	m.sweeps++
+	mark := m.sweeps
+	entry.mark = mark
+	order := m.order[:0]
+	back := false
+	for i, c := range m.blocks[:m.used] {
+		if i == m.used-1 {
+			c = c[:m.nb]
+		}
+		for j := range c {
+			b := &c[j]
+			if b.mark != mark {
+				continue
+			}
+			switch b.kind {
+			case blockCond:
+				if b.jt == nil || b.jf == nil {
+					return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+				}
+				if b.jt.id <= b.id || b.jf.id <= b.id {
+					return nil, fmt.Errorf("internal error: block %d jumps backward conditionally", b.id)
+				}
+				b.jt.mark, b.jf.mark = mark, mark
+			case blockJump:
+				if b.jt == nil {
+					return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
+				}
+				if b.jt.id <= b.id && b.jt.mark != mark {
+					back = true
+				}
+				b.jt.mark = mark
+			}
+			order = append(order, b)
+		}
+	}
+	m.order = order
+	if back {
+		// A backward jump to a block the sweep had passed: walk the
+		// graph, then sweep again for the order.
+		stack := append(m.stack[:0], order...)
+		for len(stack) > 0 {
+			b := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, to := range [2]*block{b.jt, b.jf} {
+				if to != nil && b.kind != blockRet && to.mark != mark {
+					to.mark = mark
+					stack = append(stack, to)
+				}
+			}
+		}
+		m.stack = stack
+		order = order[:0]
+		for i, c := range m.blocks[:m.used] {
+			if i == m.used-1 {
+				c = c[:m.nb]
+			}
+			for j := range c {
+				if b := &c[j]; b.mark == mark {
+					if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && (b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id)) {
+						return nil, fmt.Errorf("internal error: block %d has an unpatched exit or jumps backward conditionally", b.id)
+					}
+					order = append(order, b)
+				}
+			}
+		}
+		m.order = order
+	}
+	if len(order) == 0 || order[0] != entry {
+		return nil, fmt.Errorf("internal error: the entry block is not the first")
+	}
+	return order, nil
+}
+
 // layout turns the graph from entry into a program, with the accept block
 // returning snap and the reject block returning 0. Blocks are placed in
 // creation order; conditional jumps must go forward, and those farther
 // than 255 instructions go through an unconditional jump placed just after
 // their block.
 func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
-	// Mark the blocks reachable from the entry; then list them in creation
-	// order, which is the order of the memory they were handed out from.
-	stack := append(g.mem.stack[:0], entry)
-	for len(stack) > 0 {
-		b := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b == nil || b.placed {
-			continue
-		}
-		if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && b.jf == nil) {
-			return nil, fmt.Errorf("internal error: block %d has an unpatched exit", b.id)
-		}
-		b.placed = true
-		if b.kind != blockRet {
-			stack = append(stack, b.jt)
-		}
-		if b.kind == blockCond {
-			stack = append(stack, b.jf)
-		}
-	}
-	g.mem.stack = stack
-	order := g.mem.order[:0]
-	for i, c := range g.mem.blocks {
-		if i == len(g.mem.blocks)-1 {
-			c = c[:g.mem.nb]
-		}
-		for j := range c {
-			if c[j].placed {
-				order = append(order, &c[j])
-			}
-		}
-	}
-	g.mem.order = order
-	if len(order) == 0 || order[0] != entry {
-		return nil, fmt.Errorf("internal error: the entry block is not the first")
+	order, err := g.reachable(entry)
+	if err != nil {
+		return nil, err
 	}
 
 	// Sizes from the end, so that every forward target's position is known
@@ -322,9 +406,6 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		b.ntramp = 0
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
-			if b.jt.id <= b.id || b.jf.id <= b.id {
-				return nil, fmt.Errorf("internal error: block %d jumps backward conditionally", b.id)
-			}
 			// The jump is followed by its trampolines, then by the n
 			// instructions of the rest; a trampoline for one target moves
 			// the other one farther, hence the second round. No jump over

@@ -85,8 +85,9 @@ type optKey struct {
 }
 
 type optEntry struct {
-	key optKey
-	val optVal
+	key   optKey
+	val   optVal
+	epoch uint32 // the pass that made it: entries of other passes are empty
 }
 
 type optValInfo struct {
@@ -95,18 +96,24 @@ type optValInfo struct {
 	phi   int32 // for the value of a register where edges into a block disagree: the block's index + 1
 }
 
+// optBlock is what the optimiser knows of a block in a pass.
+type optBlock struct {
+	in   optState // the meet of its edges in so far
+	nin  int32    // its edges in so far
+	live uint32   // the registers live on entry (bit 0 A, 1 X, 2+i M[i])
+	aval optVal   // what A holds at its test, when its statements alone decide it; else 0
+	rep  int32    // merging: the block that stands for it
+	rej  bool     // every path from it returns 0
+}
+
 // optimiser holds the memory of the optimiser, reused from one
 // compilation to the next.
 type optimiser struct {
-	blocks []*block   // reachable blocks in id order; a block's tail is its index while optimising
-	in     []optState // per block: the meet of its edges in so far
-	nin    []int32    // per block: its edges in so far
-	live   []uint32   // per block: the registers live on entry (bit 0 A, 1 X, 2+i M[i])
-	rej    []bool     // per block: every path from it returns 0
-	aval   []optVal   // per block: what A holds at its test, when its statements alone decide it; else 0
-	rep    []int32    // merging: the block that stands for each
+	blocks []*block   // reachable blocks in id order (gen.reachable's); a block's tail is its index while optimising
+	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
 	nvals  int
+	epoch  uint32       // the pass, for table: counting them spares clearing it
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
 	htab   []int32      // merging: block index + 1, open addressing
@@ -124,26 +131,22 @@ type optimiser struct {
 func (g *gen) optimise(entry, reject *block) *block {
 	o := &g.opt
 	o.g, o.reject = g, reject
-	defer func() {
-		o.g, o.reject = nil, nil
-		clear(o.blocks) // they point into memory the compilation may drop
-		o.blocks = o.blocks[:0]
-		// What a large graph needed is left to the garbage collector.
-		if cap(o.blocks) > 1024 || cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
-			*o = optimiser{}
-		}
-	}()
 	for range optMaxPasses {
-		if !o.collect(entry) {
-			return entry
+		if !o.collect(entry) || !o.backward() {
+			break
 		}
 		o.change = false
-		o.backward()
 		o.forward()
 		entry = o.merge(entry)
 		if !o.change || len(o.blocks) > optMaxBlocks2 {
 			break
 		}
+	}
+	o.g, o.reject = nil, nil
+	o.blocks = nil // the compilation's memory
+	// What a large graph needed is left to the garbage collector.
+	if cap(o.table) > 1<<13 || cap(o.facts) > 1<<13 || cap(o.vals) > 1<<13 {
+		*o = optimiser{}
 	}
 	return entry
 }
@@ -151,81 +154,20 @@ func (g *gen) optimise(entry, reject *block) *block {
 // collect lists the blocks reachable from entry in id order, and reports
 // false when the graph is too large or has a backward jump.
 func (o *optimiser) collect(entry *block) bool {
-	m := &o.g.mem
-	stack := append(m.stack[:0], entry)
-	n := 0
-	ok := true
-	for len(stack) > 0 && ok {
-		b := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b.placed {
-			continue
-		}
-		b.placed = true
-		if n++; n > optMaxBlocks {
-			ok = false // too large: the blocks marked are unmarked below
-		}
-		switch b.kind {
-		case blockCond:
-			if b.jt == nil || b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id {
-				ok = false
-			} else {
-				stack = append(stack, b.jt, b.jf)
-			}
-		case blockJump:
-			if b.jt == nil || b.jt.id <= b.id {
-				ok = false
-			} else {
-				stack = append(stack, b.jt)
-			}
-		}
-	}
-	m.stack = stack[:0]
-	blocks := o.blocks[:0]
-	for i, c := range m.blocks {
-		if i == len(m.blocks)-1 {
-			c = c[:m.nb]
-		}
-		for j := range c {
-			if c[j].placed {
-				c[j].placed = false
-				if ok {
-					c[j].tail = int32(len(blocks))
-					blocks = append(blocks, &c[j])
-				}
-			}
-		}
-	}
-	o.blocks = blocks
-	if !ok || len(blocks) == 0 || blocks[0] != entry {
+	blocks, err := o.g.reachable(entry)
+	if err != nil || len(blocks) > optMaxBlocks {
 		return false
 	}
-	for _, b := range blocks {
-		for _, s := range b.stmts {
-			if !optKnownOp(s.Op) {
-				return false
-			}
-		}
-		if b.kind == blockCond && b.op&^opSrcX != opJeq && b.op&^opSrcX != opJgt && b.op&^opSrcX != opJge && b.op&^opSrcX != opJset {
+	for i, b := range blocks {
+		if b.kind == blockJump && b.jt.id <= b.id {
 			return false
 		}
+		b.tail = int32(i)
 	}
-	n = len(blocks)
-	// Threading runs the statements of the blocks it looks past: a
-	// block of many statements with many edges in would make that
-	// quadratic. Past the budget, edges stay as they are.
-	o.work, o.budget = 0, 64*n
-	for _, b := range blocks {
-		o.budget += 8 * len(b.stmts)
-	}
-	o.rejOK = int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
-	o.in = grow(o.in, n)
-	o.nin = grow(o.nin, n)
-	o.live = grow(o.live, n)
-	o.rej = grow(o.rej, n)
-	o.aval = grow(o.aval, n)
-	o.rep = grow(o.rep, n)
-	clear(o.nin)
+	o.blocks = blocks
+	n := len(blocks)
+	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
+	o.bi = grow(o.bi, n) // backward sets every block's
 	// The value numbers, afresh each pass: a phi stands for a block's
 	// entry in one pass.
 	size := 64
@@ -236,7 +178,10 @@ func (o *optimiser) collect(entry *block) bool {
 		o.table = make([]optEntry, size)
 	} else {
 		o.table = o.table[:size]
-		clear(o.table)
+	}
+	if o.epoch++; o.epoch == 0 {
+		clear(o.table[:cap(o.table)])
+		o.epoch = 1
 	}
 	o.nvals = 0
 	o.vals = append(o.vals[:0], optValInfo{})
@@ -276,7 +221,7 @@ func (o *optimiser) num(k optKey) optVal {
 		old := o.table
 		o.table = make([]optEntry, 2*len(old))
 		for _, e := range old {
-			if e.val != 0 {
+			if e.epoch == o.epoch {
 				o.insert(e)
 			}
 		}
@@ -285,9 +230,9 @@ func (o *optimiser) num(k optKey) optVal {
 	h := optHash(k) & mask
 	for {
 		e := &o.table[h]
-		if e.val == 0 {
+		if e.epoch != o.epoch {
 			o.nvals++
-			e.key, e.val = k, optVal(len(o.vals))
+			e.key, e.val, e.epoch = k, optVal(len(o.vals)), o.epoch
 			info := optValInfo{}
 			if k.op == opLdImm {
 				info = optValInfo{k: k.k, konst: true}
@@ -305,7 +250,7 @@ func (o *optimiser) num(k optKey) optVal {
 func (o *optimiser) insert(e optEntry) {
 	mask := uint64(len(o.table) - 1)
 	h := optHash(e.key) & mask
-	for o.table[h].val != 0 {
+	for o.table[h].epoch == o.epoch {
 		h = (h + 1) & mask
 	}
 	o.table[h] = e
@@ -332,8 +277,50 @@ const (
 
 func regM(k uint32) uint32 { return 1 << (2 + k%memWords) }
 
+// optOp is what the optimiser knows of an opcode, looked up in optOps
+// rather than found by the switches of useDefOf and optKnownOp at every
+// statement.
+type optOp struct {
+	use, def uint8 // regA, regX, and optRegM for the word M[k]
+	known    bool
+}
+
+const optRegM = 4
+
+var optOps = func() (t [256]optOp) {
+	for op := range t {
+		const k = 15 // any word: regM's bit is recognised below
+		use, def := useDefOf(insn{Op: uint16(op), K: k})
+		mem := func(r uint32) uint8 {
+			b := uint8(r & (regA | regX))
+			if r&regM(k) != 0 {
+				b |= optRegM
+			}
+			return b
+		}
+		t[op] = optOp{use: mem(use), def: mem(def), known: optKnownOp(uint16(op))}
+	}
+	return t
+}()
+
 // useDef returns the registers a statement reads and writes.
 func useDef(s insn) (use, def uint32) {
+	if s.Op > 0xff {
+		return useDefOf(s)
+	}
+	e := &optOps[s.Op]
+	use, def = uint32(e.use&(regA|regX)), uint32(e.def&(regA|regX))
+	if e.use&optRegM != 0 {
+		use |= regM(s.K)
+	}
+	if e.def&optRegM != 0 {
+		def |= regM(s.K)
+	}
+	return use, def
+}
+
+// useDefOf is useDef by the opcode's meaning.
+func useDefOf(s insn) (use, def uint32) {
 	switch s.Op {
 	case opLdImm, opLdWAbs, opLdHAbs, opLdBAbs, opLdLen:
 		return 0, regA
@@ -371,51 +358,64 @@ func testUse(b *block) uint32 {
 	return regA
 }
 
-// backward computes which registers are live on entry to each block, and
-// which blocks return 0 on every path.
-func (o *optimiser) backward() {
+// backward computes which registers are live on entry to each block,
+// which blocks return 0 on every path, and what A holds at each test
+// when the block alone decides it; it reports false when a block has an
+// instruction the optimiser does not know.
+func (o *optimiser) backward() bool {
+	// Threading runs the statements of the blocks it looks past: a
+	// block of many statements with many edges in would make that
+	// quadratic. Past the budget, edges stay as they are.
+	o.work, o.budget = 0, 64*len(o.blocks)
 	for i := len(o.blocks) - 1; i >= 0; i-- {
 		b := o.blocks[i]
 		var live uint32
+		rej := false
 		switch b.kind {
 		case blockRet:
-			o.rej[i] = b.k == 0
+			rej = b.k == 0
 		case blockJump:
-			o.rej[i] = o.rej[b.jt.index()]
-			live = o.live[b.jt.index()]
+			t := &o.bi[b.jt.index()]
+			rej, live = t.rej, t.live
 		case blockCond:
-			o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
-			live = o.live[b.jt.index()] | o.live[b.jf.index()] | testUse(b)
+			if op := b.op &^ opSrcX; op != opJeq && op != opJgt && op != opJge && op != opJset {
+				return false
+			}
+			t, f := &o.bi[b.jt.index()], &o.bi[b.jf.index()]
+			rej, live = t.rej && f.rej, t.live|f.live|testUse(b)
 		}
+		// ownA: the last statement to set A decides it.
+		var aval optVal
+		decided := b.kind != blockCond
 		for j := len(b.stmts) - 1; j >= 0; j-- {
-			use, def := useDef(b.stmts[j])
+			s := b.stmts[j]
+			if s.Op > 0xff || !optOps[s.Op].known {
+				return false
+			}
+			use, def := useDef(s)
+			if !decided && def&regA != 0 {
+				decided = true
+				aval = o.ownA(s)
+			}
 			live = live&^def | use
 		}
-		o.live[i] = live
-		o.aval[i] = 0
-		if b.kind == blockCond {
-			o.aval[i] = o.ownA(b)
-		}
+		o.budget += 8 * len(b.stmts)
+		o.bi[i] = optBlock{live: live, aval: aval, rej: rej}
 	}
+	return true
 }
 
-// ownA returns the value A holds at b's test when b's statements alone
-// decide it (the last to set A is a load at a constant offset, a
+// ownA returns the value A holds after s, the last statement of a block
+// to set it, when s alone decides it (a load at a constant offset, a
 // constant or the length), else 0.
-func (o *optimiser) ownA(b *block) optVal {
-	for j := len(b.stmts) - 1; j >= 0; j-- {
-		s := b.stmts[j]
-		switch s.Op {
-		case opLdWAbs, opLdHAbs, opLdBAbs:
-			return o.num(optKey{op: s.Op, k: s.K})
-		case opLdImm:
-			return o.konst(s.K)
-		case opLdLen:
-			return o.num(optKey{op: opLdLen})
-		}
-		if _, def := useDef(s); def&regA != 0 {
-			return 0
-		}
+func (o *optimiser) ownA(s insn) optVal {
+	switch s.Op {
+	case opLdWAbs, opLdHAbs, opLdBAbs:
+		return o.num(optKey{op: s.Op, k: s.K})
+	case opLdImm:
+		return o.konst(s.K)
+	case opLdLen:
+		return o.num(optKey{op: opLdLen})
 	}
 	return 0
 }
@@ -695,18 +695,22 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 		depth = min(p.depth+1, 0xffff)
 		values |= p.values
 	}
-	o.facts = append(o.facts, optFact{a: at.a, k: k, op: op, sense: v, depth: depth, parent: st.facts, values: values})
+	// Field by field into its place: a fact built whole and copied costs
+	// a stall of the copy's wide loads on the narrow stores.
+	o.facts = append(o.facts, optFact{})
+	f := &o.facts[len(o.facts)-1]
+	f.a, f.k, f.op, f.sense, f.depth, f.parent, f.values = at.a, k, op, v, depth, st.facts, values
 	st.facts = int32(len(o.facts) - 1)
 }
 
 // meet adds an edge in with state st to block i.
 func (o *optimiser) meet(i int, st *optState) {
-	in := &o.in[i]
-	o.nin[i]++
+	in := &o.bi[i].in
+	o.bi[i].nin++
 	if o.blocks[i].kind == blockRet {
 		return
 	}
-	if o.nin[i] == 1 {
+	if o.bi[i].nin == 1 {
 		*in = *st
 		return
 	}
@@ -773,10 +777,10 @@ func (o *optimiser) forward() {
 				st.mem[m] = o.fresh()
 			}
 		} else {
-			if o.nin[i] == 0 {
+			if o.bi[i].nin == 0 {
 				continue // no longer reached
 			}
-			st = o.in[i]
+			st = o.bi[i].in
 		}
 		if b.kind == blockRet {
 			continue
@@ -791,13 +795,13 @@ func (o *optimiser) forward() {
 			}
 		}
 		if b.kind == blockJump {
-			b.jt = o.thread(b.jt, &st)
+			setJump(&b.jt, o.thread(b.jt, &st))
 			o.meet(b.jt.index(), &st)
 			continue
 		}
-		b.jt = o.edge(b, b.jt, &st, true)
+		setJump(&b.jt, o.edge(b, b.jt, &st, true))
 		// Both edges are ways in, even when they now lead to one block.
-		b.jf = o.edge(b, b.jf, &st, false)
+		setJump(&b.jf, o.edge(b, b.jf, &st, false))
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 		}
@@ -808,7 +812,7 @@ func (o *optimiser) forward() {
 // at the test, and returns where it goes.
 func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
 	if to.kind == blockRet {
-		o.nin[to.index()]++ // nothing to learn for a return
+		o.bi[to.index()].nin++ // nothing to learn for a return
 		return to
 	}
 	e := *st
@@ -848,9 +852,9 @@ func (o *optimiser) simplify(b *block, st *optState) {
 		live := testUse(b)
 		switch b.kind {
 		case blockJump:
-			live |= o.live[b.jt.index()]
+			live |= o.bi[b.jt.index()].live
 		case blockCond:
-			live |= o.live[b.jt.index()] | o.live[b.jf.index()]
+			live |= o.bi[b.jt.index()].live | o.bi[b.jf.index()].live
 		}
 		for j := n - 1; j >= 0; j-- {
 			use, def := useDef(b.stmts[j])
@@ -885,9 +889,7 @@ const (
 // instead, and adds to st what the blocks it skips decide.
 func (o *optimiser) thread(t *block, st *optState) *block {
 	for range optMaxHops {
-		if o.rej[t.index()] && o.rejOK {
-			if t != o.reject {
-			}
+		if o.bi[t.index()].rej && o.rejOK {
 			return o.reject
 		}
 		if t.kind == blockRet {
@@ -896,7 +898,7 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 		if t.kind == blockCond && t.op&opSrcX == 0 && (t.op != opJset || t.k != 0) {
 			// Nothing known of the value the test compares: no need to
 			// run the block to find its outcome unknown.
-			a := o.aval[t.index()]
+			a := o.bi[t.index()].aval
 			if len(t.stmts) == 0 {
 				a = st.a
 			}
@@ -928,7 +930,7 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			}
 		}
 		// Skipping t must leave every register live at u as t would.
-		live := o.live[u.index()]
+		live := o.bi[u.index()].live
 		for r := def; r != 0; r &= r - 1 {
 			bit := r & -r
 			if live&bit == 0 {
@@ -948,6 +950,14 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 	return t
 }
 
+// setJump points a jump at to, writing only a change: most jumps stay,
+// and a pointer written while the garbage collector marks costs more.
+func setJump(j **block, to *block) {
+	if *j != to {
+		*j = to
+	}
+}
+
 // merge makes one of identical blocks stand for all, from the last to the
 // first, forwards empty jumps, and returns the new entry.
 func (o *optimiser) merge(entry *block) *block {
@@ -961,34 +971,34 @@ func (o *optimiser) merge(entry *block) *block {
 	mask := uint64(size - 1)
 	for i := n - 1; i >= 0; i-- {
 		b := o.blocks[i]
-		o.rep[i] = int32(i)
-		if i > 0 && o.nin[i] == 0 {
+		o.bi[i].rep = int32(i)
+		if i > 0 && o.bi[i].nin == 0 {
 			continue
 		}
 		switch b.kind {
 		case blockRet:
-			o.rej[i] = b.k == 0
+			o.bi[i].rej = b.k == 0
 		case blockJump:
-			b.jt = o.blocks[o.rep[b.jt.index()]]
-			o.rej[i] = o.rej[b.jt.index()]
+			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
+			o.bi[i].rej = o.bi[b.jt.index()].rej
 		case blockCond:
-			b.jt = o.blocks[o.rep[b.jt.index()]]
-			b.jf = o.blocks[o.rep[b.jf.index()]]
+			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
+			setJump(&b.jf, o.blocks[o.bi[b.jf.index()].rep])
 			if b.jt == b.jf {
 				b.kind, b.jf = blockJump, nil
-				o.rej[i] = o.rej[b.jt.index()]
+				o.bi[i].rej = o.bi[b.jt.index()].rej
 			} else {
-				o.rej[i] = o.rej[b.jt.index()] && o.rej[b.jf.index()]
+				o.bi[i].rej = o.bi[b.jt.index()].rej && o.bi[b.jf.index()].rej
 			}
 		}
 		// Every way on from a block that threading left returning 0
 		// returns 0: its edges in may go to the return itself.
-		if o.rej[i] && o.rejOK && b != o.reject {
-			o.rep[i] = o.reject.tail
+		if o.bi[i].rej && o.rejOK && b != o.reject {
+			o.bi[i].rep = o.reject.tail
 			continue
 		}
 		if b.kind == blockJump && len(b.stmts) == 0 {
-			o.rep[i] = o.rep[b.jt.index()]
+			o.bi[i].rep = o.bi[b.jt.index()].rep
 			continue
 		}
 		h := optBlockHash(b) & mask
@@ -1001,14 +1011,14 @@ func (o *optimiser) merge(entry *block) *block {
 			if optSameBlock(b, o.blocks[j-1]) {
 				// Blocks that now share their way on may be threaded
 				// further: another pass.
-				o.rep[i] = j - 1
+				o.bi[i].rep = j - 1
 				o.change = true
 				break
 			}
 			h = (h + 1) & mask
 		}
 	}
-	return o.blocks[o.rep[0]]
+	return o.blocks[o.bi[0].rep]
 }
 
 func optBlockHash(b *block) uint64 {
