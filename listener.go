@@ -104,9 +104,10 @@ func newListenerOptions(opts []ListenerOption) listenerOptions {
 // (see Listener), else 64. Only the TTL is taken from the SYN, the field a
 // data segment of the same connection shares with it: the SYN's flags,
 // window and options are not a data segment's, and its TOS and IPv6 flow
-// label, which a FakePacket does not carry, are 0. Choose n as the number of bytes the filters look at,
-// so that connections are decided as soon as those bytes arrive; a larger
-// n makes clients that send less wait for the timeout. A filter whose
+// label, which a FakePacket does not carry, are 0. Choose n as the
+// number of bytes the filters look at, so that connections are decided
+// as soon as those bytes arrive; a larger n makes clients that send less
+// wait for the timeout. A filter whose
 // verdict cannot depend on the payload (see Flow.Fixed), such as one on
 // addresses and ports only, decides at once without reading.
 //
@@ -307,7 +308,14 @@ type Listener struct {
 // NewListener returns a Listener handing out the connections of inner
 // that m matches. It takes inner's place: closing it closes inner. With
 // WithPayload, it starts accepting from inner at once, in a goroutine that
-// Close stops.
+// Close stops. On Linux, it turns on TCP_SAVE_SYN on inner's socket (see
+// Listener and RealSYN).
+//
+// It refuses a filter that would reject every connection for reading
+// bytes the packet matched does not have: without WithPayload, any TCP
+// payload (a SYN has none), or where the kernel gives the real SYN, bytes
+// past its TCP header, options included; with WithPayload(n, wait), more
+// than n payload bytes.
 func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Listener, error) {
 	if inner == nil {
 		return nil, errors.New("bpfmatch: NewListener: the inner listener is nil")

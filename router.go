@@ -48,6 +48,8 @@ type rule struct {
 // NewRouter returns a Router for the connections of inner, which it takes
 // over: closing the router closes inner. Options WithPayload,
 // WithTimeoutPolicy, WithMaxPending and WithRejectFunc apply to all rules.
+// On Linux, it turns on TCP_SAVE_SYN on inner's socket, for the rules to
+// see the client's TTL (see RealSYN).
 func NewRouter(inner net.Listener, opts ...ListenerOption) *Router {
 	if inner == nil {
 		// Serve then fails, and the sub-listeners with it.
