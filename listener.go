@@ -468,11 +468,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 			frame, syn, wire = realSYN(c, l.m.link)
 		}
 		p, err := FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
-		if err == nil {
-			p.Flags = SYN
-			if syn != nil {
-				p.TTL = synTTL(syn)
-			}
+		p.Flags = SYN
+		if syn != nil {
+			p.TTL = synTTL(syn)
 		}
 		ok, tested := false, false
 		switch {

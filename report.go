@@ -46,7 +46,7 @@ type Report struct {
 func (r Report) String() string {
 	switch {
 	case r.Tested && r.SYN != nil && r.Packet.Flags == SYN:
-		return fmt.Sprintf("real SYN from %v (%d bytes): %v", r.Remote, len(r.SYN), r.Reason)
+		return fmt.Sprintf("real SYN from %v (TTL %d, %d bytes): %v", r.Remote, r.Packet.TTL, len(r.SYN), r.Reason)
 	case r.Tested:
 		return fmt.Sprintf("%v: %v", r.Packet, r.Reason)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,7 +73,7 @@ func dialTTL(t testing.TB, addr net.Addr, payload string) *net.TCPConn {
 func checkSYNReport(t *testing.T, m *Matcher, r Report, c net.Conn) {
 	t.Helper()
 	switch {
-	case r.Remote.String() != c.LocalAddr().String():
+	case netip.AddrPortFrom(r.Remote.Addr().Unmap(), r.Remote.Port()).String() != c.LocalAddr().String():
 		t.Errorf("rejected %v, want %v", r.Remote, c.LocalAddr())
 	case !errors.Is(r.Reason, ErrRejected) || !r.Tested:
 		t.Errorf("report %v, want ErrRejected on a tested packet", r)
@@ -131,13 +132,19 @@ func TestListenerRealSYN(t *testing.T) {
 		{"fake hop limit raw", "IPv6", "ip6[7] = 64", LinkRaw, false},
 		{"wire length v6", "IPv6", "len = ip6[4:2] + 54", LinkEthernet, true},
 		{"wrong wire length v6", "IPv6", "len != ip6[4:2] + 54", LinkEthernet, false},
+		// An IPv4 client of a listener on [::] sends an IPv4 SYN.
+		{"client TTL dual-stack", "dual-stack", "ip[8] = 33 and tcp[20] = 2 and tcp[22:2] = 65495", LinkEthernet, true},
+		{"fake TTL dual-stack", "dual-stack", "ip[8] = 64 or ip6", LinkEthernet, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := compileOrSkip(t, tt.expr, WithLinkType(tt.link))
 			ip := "127.0.0.1"
-			if tt.family == "IPv6" {
+			switch tt.family {
+			case "IPv6":
 				ip = "::1"
+			case "dual-stack":
+				ip = "::"
 			}
 			rejects, onReject := recordRejects()
 			l, err := NewListener(listenSavingSYN(t, ip), m, onReject)
@@ -149,7 +156,11 @@ func TestListenerRealSYN(t *testing.T) {
 				t.Fatalf("RealSYN: %v, want nil on a plain TCP listener", err)
 			}
 			accepted := acceptAll(l)
-			c := dialTTL(t, l.Addr(), "")
+			var to net.Addr = l.Addr()
+			if tt.family == "dual-stack" {
+				to = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.Addr().(*net.TCPAddr).Port}
+			}
+			c := dialTTL(t, to, "")
 			if tt.want {
 				select {
 				case sc := <-accepted:
