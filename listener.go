@@ -255,18 +255,19 @@ func (c *counts) stats() ListenerStats {
 // By default it matches the connection-open packet, the client's SYN;
 // Accept decides each connection as the inner listener returns it. On
 // Linux, NewListener asks the kernel to save the SYN of each connection
-// (the socket option TCP_SAVE_SYN on the inner listener, which must be a
-// *net.TCPListener or have its SyscallConn method), and the filter runs on
-// the real SYN: its IP header (TTL, TOS, ID, flags) and TCP header
-// (window, options) as the client sent them, framed for the filter's
-// link type (for LinkEthernet, after an Ethernet header from
-// DefaultSrcMAC to DefaultDstMAC, padded to 60 bytes). Where the kernel
-// gives none (other systems; a listener without a socket or on which the
-// option is refused, as on Go's default Multipath TCP listener, see
-// RealSYN; SYNs the kernel answered with a SYN cookie), the filter runs on
-// a fake SYN instead: from the remote address to the local one, flags SYN,
-// no options, window 65535, TTL 64. The Report of a rejected connection
-// says which (Report.SYN).
+// (the socket option TCP_SAVE_SYN on the inner listener, which must have a
+// SyscallConn method as *net.TCPListener has, and so must the connections
+// it returns), and the filter runs on the real SYN: its IP header (TTL,
+// TOS, ID, flags) and TCP header (window, options) as the client sent
+// them, framed for the filter's link type (for LinkEthernet, after an
+// Ethernet header from DefaultSrcMAC to DefaultDstMAC, padded to 60
+// bytes), its length on the wire that of the IP packet and link header.
+// Where the kernel gives none (other systems; a listener without a socket
+// or on which the option is refused, as Go's default Multipath TCP
+// listener, see RealSYN; SYNs the kernel answered with a SYN cookie), the
+// filter runs on a fake SYN instead: from the remote address to the local
+// one, flags SYN, no options, window 65535, TTL 64. The Report of a
+// rejected connection says which (Report.SYN).
 //
 // With WithPayload it matches the first bytes the client sends, in a fake
 // data segment (see WithPayload) whose TTL is the real SYN's where the
