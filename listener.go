@@ -97,11 +97,17 @@ func newListenerOptions(opts []ListenerOption) listenerOptions {
 // rather than on the connection-open packet, and sets how many bytes a
 // Listener or Router reads: it reads until it has n bytes, the client
 // closes its side, or wait has passed since the connection was accepted,
-// whichever comes first, then matches the data segment carrying them (the
-// packet from the remote address to the local one, flags PSH|ACK, those
-// bytes as payload). Choose n as the number of bytes the filters look at,
-// so that connections are decided as soon as those bytes arrive; a larger
-// n makes clients that send less wait for the timeout. A filter whose
+// whichever comes first, then matches the data segment carrying them: a
+// FakePacket from the remote address to the local one, flags PSH|ACK,
+// those bytes as payload, window 65535, no TCP options, and the TTL (IPv6
+// hop limit) of the client's real SYN on Linux where the kernel saved it
+// (see Listener), else 64. Only the TTL is taken from the SYN, the field a
+// data segment of the same connection shares with it: the SYN's flags,
+// window and options are not a data segment's, and its TOS and IPv6 flow
+// label, which a FakePacket does not carry, are 0. Choose n as the
+// number of bytes the filters look at, so that connections are decided
+// as soon as those bytes arrive; a larger n makes clients that send less
+// wait for the timeout. A filter whose
 // verdict cannot depend on the payload (see Flow.Fixed), such as one on
 // addresses and ports only, decides at once without reading.
 //
@@ -246,10 +252,26 @@ func (c *counts) stats() ListenerStats {
 // Listener is a net.Listener that hands out only the connections a filter
 // matches, closing the others. Make one with NewListener.
 //
-// By default it matches the connection-open packet: a TCP SYN from the
-// remote address to the local one, without payload; Accept decides each
-// connection as the inner listener returns it. With WithPayload it matches
-// the first bytes the client sends: each connection is inspected in its own
+// By default it matches the connection-open packet, the client's SYN;
+// Accept decides each connection as the inner listener returns it. On
+// Linux, NewListener asks the kernel to save the SYN of each connection
+// (the socket option TCP_SAVE_SYN on the inner listener, which must have a
+// SyscallConn method as *net.TCPListener has, and so must the connections
+// it returns), and the filter runs on the real SYN: its IP header (TTL,
+// TOS, ID, flags) and TCP header (window, options) as the client sent
+// them, framed for the filter's link type (for LinkEthernet, after an
+// Ethernet header from DefaultSrcMAC to DefaultDstMAC, padded to 60
+// bytes), its length on the wire that of the IP packet and link header.
+// Where the kernel gives none (other systems; a listener without a socket
+// or on which the option is refused, as Go's default Multipath TCP
+// listener, see RealSYN; SYNs the kernel answered with a SYN cookie), the
+// filter runs on a fake SYN instead: from the remote address to the local
+// one, flags SYN, no options, window 65535, TTL 64. The Report of a
+// rejected connection says which (Report.SYN).
+//
+// With WithPayload it matches the first bytes the client sends, in a fake
+// data segment (see WithPayload) whose TTL is the real SYN's where the
+// kernel saved it: each connection is inspected in its own
 // goroutine, and Accept returns the first connection whose verdict is
 // ready, so slow or silent clients do not hold up the others. It never
 // stops accepting: when WithMaxPending connections are being inspected,
@@ -277,6 +299,7 @@ type Listener struct {
 	o      listenerOptions
 	closed atomic.Bool
 	counts counts // without WithPayload
+	synErr error  // why the kernel does not save SYNs, nil if it does
 
 	// With WithPayload only.
 	d *dispatcher
@@ -286,7 +309,14 @@ type Listener struct {
 // NewListener returns a Listener handing out the connections of inner
 // that m matches. It takes inner's place: closing it closes inner. With
 // WithPayload, it starts accepting from inner at once, in a goroutine that
-// Close stops.
+// Close stops. On Linux, it turns on TCP_SAVE_SYN on inner's socket (see
+// Listener and RealSYN).
+//
+// It refuses a filter that would reject every connection for reading
+// bytes the packet matched does not have: without WithPayload, any TCP
+// payload (a SYN has none), or where the kernel gives the real SYN, bytes
+// past its TCP header, options included; with WithPayload(n, wait), more
+// than n payload bytes.
 func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Listener, error) {
 	if inner == nil {
 		return nil, errors.New("bpfmatch: NewListener: the inner listener is nil")
@@ -298,13 +328,15 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 		return nil, inContext("NewListener", err)
 	}
 	l := &Listener{inner: inner, m: m, o: newListenerOptions(opts)}
-	if err := checkPayloadReach(m, l.o.payload, l.o.n); err != nil {
+	l.synErr = saveSYN(inner)
+	if err := checkPayloadReach(m, l.o.payload, l.o.n, l.synErr == nil); err != nil {
 		return nil, inContext("NewListener", err)
 	}
 	if l.o.payload {
 		l.q = newQueue()
 		rules := []rule{{m: m, q: l.q}}
 		l.d = newDispatcher(inner, l.o, true, func() ([]rule, *queue) { return rules, nil })
+		l.d.synErr = l.synErr
 		go l.d.serve()
 	}
 	return l, nil
@@ -314,9 +346,16 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 // within the n bytes a payload-aware listener reads, or, without
 // WithPayload, that it reads none: a SYN carries no payload, and a load
 // past the bytes there are rejects the packet, so such a filter would
-// turn away every connection its reads reach.
-func checkPayloadReach(m *Matcher, payload bool, n int) error {
-	reach := payloadReach(m)
+// turn away every connection its reads reach. With realSYN, the filter
+// may read the real SYN's TCP options, after its header's first 20 bytes,
+// but not past the header its data offset gives.
+func checkPayloadReach(m *Matcher, payload bool, n int, realSYN bool) error {
+	var reach int
+	if !payload && realSYN {
+		reach = payloadReach(m, true)
+	} else {
+		reach = payloadReach(m, false)
+	}
 	switch {
 	case reach == 0:
 		return nil
@@ -328,11 +367,19 @@ func checkPayloadReach(m *Matcher, payload bool, n int) error {
 	return nil
 }
 
+// maxTCPOptions is the most bytes of options a TCP header holds.
+const maxTCPOptions = 40
+
 // payloadReach returns how many payload bytes m's program may read of an
 // IPv4 or IPv6 TCP segment, as its residual programs for those shapes
 // (specialise) load them: 0 when none. A load the shape leaves indexed by
 // an unknown register may read anything; it is not counted.
-func payloadReach(m *Matcher) int {
+//
+// With options, the segment's TCP header may carry up to maxTCPOptions
+// bytes of options: the shapes' headers, which have none, are given the
+// largest data offset, so that the loads the program places by it land
+// past the options, and the bytes counted are those past the options.
+func payloadReach(m *Matcher, options bool) int {
 	if m.prog == nil || m.link != LinkEthernet && m.link != LinkRaw {
 		return 0
 	}
@@ -346,11 +393,16 @@ func payloadReach(m *Matcher) int {
 		if !t.ok {
 			continue
 		}
-		r, ok := specialise(m.prog, m.raw, t.h.b[:t.h.n], t.fixed, m.snap)
+		b := t.h.b
+		hdr := uint64(t.h.n)
+		if options {
+			b[t.h.l4+12] = 0xf0 | b[t.h.l4+12]&0x0f
+			hdr += maxTCPOptions
+		}
+		r, ok := specialise(m.prog, m.raw, b[:t.h.n], t.fixed, m.snap)
 		if !ok {
 			continue
 		}
-		hdr := uint64(t.h.n)
 		for _, in := range r.raw {
 			var end uint64
 			switch in.Op {
@@ -411,10 +463,22 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l.counts.accepted.Add(1)
+		var frame, syn []byte
+		var wire int
+		if l.synErr == nil {
+			frame, syn, wire = realSYN(c, l.m.link)
+		}
 		p, err := FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
+		p.Flags = SYN
+		if syn != nil {
+			p.TTL = synTTL(syn)
+		}
 		ok, tested := false, false
-		if err == nil {
-			p.Flags = SYN
+		switch {
+		case syn != nil:
+			ok, err = l.m.MatchFrame(frame, wire)
+			tested = err == nil
+		case err == nil:
 			ok, err = l.m.Match(p)
 			tested = err == nil
 		}
@@ -427,9 +491,17 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		c.Close()
 		l.counts.rejected.Add(1)
-		report(l.o.onReject, c, p, tested, err)
+		report(l.o.onReject, c, p, syn, tested, err)
 	}
 }
+
+// RealSYN reports whether the kernel was told to save the SYNs of the
+// inner listener's connections, which the filter then sees (see
+// Listener): nil if it was, else why not. Even then, a connection whose
+// SYN the kernel did not save (one answered with a SYN cookie under a
+// flood) is matched with a fake SYN; Report.SYN tells, connection by
+// connection. Outside Linux it always returns an error.
+func (l *Listener) RealSYN() error { return l.synErr }
 
 // Stats returns the counts of connections so far.
 func (l *Listener) Stats() ListenerStats {
@@ -466,8 +538,8 @@ func closedErr(inner net.Listener) error {
 }
 
 // report calls f, if set, with the report of c.
-func report(f func(Report), c net.Conn, p FakePacket, tested bool, reason error) {
+func report(f func(Report), c net.Conn, p FakePacket, syn []byte, tested bool, reason error) {
 	if f != nil {
-		f(Report{Remote: remoteAddrPort(c), Packet: p, Tested: tested, Reason: reason})
+		f(Report{Remote: remoteAddrPort(c), Packet: p, SYN: syn, Tested: tested, Reason: reason})
 	}
 }

@@ -18,6 +18,8 @@ import (
 type entry struct {
 	c          net.Conn
 	p          FakePacket // what is known of it, for reports
+	syn        []byte     // the real SYN's IP packet, nil if none
+	synRead    bool       // the kernel was asked for it (it gives it once)
 	prev, next *entry
 	list       *entryList // d.idle, d.heldList or a queue
 	held       bool       // in d.held and d.heldList
@@ -133,6 +135,8 @@ type dispatcher struct {
 	counts counts
 	// rules returns the rules in order, and the default queue or nil.
 	rules func() ([]rule, *queue)
+	// synErr says why the kernel does not save SYNs, nil if it does.
+	synErr error
 	// forward passes temporary errors of the inner Accept to the caller of
 	// Accept (a Listener) rather than retrying them (a Router).
 	forward bool
@@ -220,9 +224,9 @@ func (d *dispatcher) close() error {
 		for _, e := range queued {
 			d.count(errDropped)
 			if e.bc != nil {
-				report(d.o.onReject, e.c, e.bc.p, e.bc.tested, errDropped)
+				report(d.o.onReject, e.c, e.bc.p, e.syn, e.bc.tested, errDropped)
 			} else {
-				report(d.o.onReject, e.c, e.p, false, errDropped)
+				report(d.o.onReject, e.c, e.p, e.syn, false, errDropped)
 			}
 		}
 	})
@@ -245,7 +249,7 @@ func (d *dispatcher) drain(q *queue) {
 	for _, e := range queued {
 		e.c.Close()
 		d.count(errDropped)
-		report(d.o.onReject, e.c, e.bc.p, e.bc.tested, errDropped)
+		report(d.o.onReject, e.c, e.bc.p, e.syn, e.bc.tested, errDropped)
 	}
 }
 
@@ -319,7 +323,7 @@ func (d *dispatcher) serve() error {
 		if !d.track(e) || !d.acquire() {
 			c.Close()
 			d.count(errDropped)
-			report(d.o.onReject, c, FakePacket{}, false, errDropped)
+			report(d.o.onReject, c, FakePacket{}, nil, false, errDropped)
 			return d.closedErr()
 		}
 		go d.inspect(e)
@@ -488,7 +492,7 @@ func (d *dispatcher) closeHeld(e *entry, why string) {
 	reason := fmt.Errorf("%w: sent nothing for %v while %d connections were being inspected; held open %v, then closed %s",
 		ErrEvicted, minIdle, d.o.maxPending, time.Since(e.start).Round(time.Millisecond), why)
 	d.count(reason)
-	report(d.o.onReject, e.c, e.p, false, reason)
+	report(d.o.onReject, e.c, e.p, e.syn, false, reason)
 }
 
 // sweep closes the held connections whose wait has expired, until the
@@ -665,18 +669,33 @@ func (d *dispatcher) enqueue(q *queue, e *entry, bc *conn) {
 		victim.c.Close()
 		reason := fmt.Errorf("%w: %d connections were waiting for its listener", ErrNotAccepted, maxQueued(d.o.maxPending))
 		d.count(reason)
-		report(d.o.onReject, victim.c, victim.bc.p, victim.bc.tested, reason)
+		report(d.o.onReject, victim.c, victim.bc.p, victim.syn, victim.bc.tested, reason)
 	}
 }
 
 // decide returns the queue e goes to, its packet with the bytes read from
 // it as payload, and the error that ended the reading; or the reason to
 // reject it. tested reports whether a filter ran on p.
+//
+// p is a fake data segment (see WithPayload) with the TTL or hop limit of
+// the real SYN if the kernel saved it: that of the client's packets. The
+// SYN's other fields are left out: its flags, window and options are not
+// a data segment's, and a FakePacket has no TOS or flow label to take.
 func (d *dispatcher) decide(e *entry) (q *queue, p FakePacket, tested bool, readErr, err error) {
 	c := e.c
+	if !e.synRead {
+		// Read once, before e is shared: the kernel frees it then.
+		e.synRead = true
+		if d.synErr == nil {
+			_, e.syn, _ = realSYN(c, LinkRaw)
+		}
+	}
 	p, err = FromAddrs(c.RemoteAddr(), c.LocalAddr(), nil)
 	if err != nil {
 		return nil, p, false, nil, err
+	}
+	if e.syn != nil {
+		p.TTL = synTTL(e.syn)
 	}
 	e.p = p
 	rules, def := d.rules()
@@ -728,7 +747,7 @@ func (d *dispatcher) reject(e *entry, p FakePacket, tested bool, reason error) {
 	}
 	e.c.Close()
 	d.count(reason)
-	report(d.o.onReject, e.c, p, tested, reason)
+	report(d.o.onReject, e.c, p, e.syn, tested, reason)
 }
 
 // count counts a connection closed instead of handed out.

@@ -27,6 +27,10 @@ import (
 // to it afterwards, and reports them. The inspections are bounded, and
 // idle connections evicted, as for a Listener: WithMaxPending states the
 // bounds on goroutines and connections.
+//
+// Rules match the packet WithPayload describes: a fake data segment,
+// whose TTL or hop limit is that of the client's real SYN on Linux where
+// the kernel saved it (see RealSYN and Listener).
 type Router struct {
 	d     *dispatcher
 	mu    sync.Mutex             // serialises changes to rules
@@ -44,6 +48,8 @@ type rule struct {
 // NewRouter returns a Router for the connections of inner, which it takes
 // over: closing the router closes inner. Options WithPayload,
 // WithTimeoutPolicy, WithMaxPending and WithRejectFunc apply to all rules.
+// On Linux, it turns on TCP_SAVE_SYN on inner's socket, for the rules to
+// see the client's TTL (see RealSYN).
 func NewRouter(inner net.Listener, opts ...ListenerOption) *Router {
 	if inner == nil {
 		// Serve then fails, and the sub-listeners with it.
@@ -54,8 +60,14 @@ func NewRouter(inner net.Listener, opts ...ListenerOption) *Router {
 	o := newListenerOptions(opts)
 	o.payload = true
 	r.d = newDispatcher(inner, o, false, func() ([]rule, *queue) { return *r.rules.Load(), r.def.Load() })
+	r.d.synErr = saveSYN(inner)
 	return r
 }
+
+// RealSYN reports whether the kernel was told to save the SYNs of the
+// inner listener's connections, whose TTL or hop limit the rules then see
+// (see WithPayload): nil if it was, else why not, as Listener.RealSYN.
+func (r *Router) RealSYN() error { return r.d.synErr }
 
 // Listen compiles expr with opts and adds a rule after the existing ones:
 // connections it matches, and no earlier rule does, go to the listener
@@ -74,7 +86,7 @@ func (r *Router) ListenMatcher(m *Matcher) (net.Listener, error) {
 	if err := checkRuleMatcher(m); err != nil {
 		return nil, inContext("Router.ListenMatcher", err)
 	}
-	if err := checkPayloadReach(m, true, r.d.o.n); err != nil {
+	if err := checkPayloadReach(m, true, r.d.o.n, false); err != nil {
 		return nil, inContext("Router.ListenMatcher", err)
 	}
 	if _, isNil := r.d.inner.(nilListener); !isNil {
