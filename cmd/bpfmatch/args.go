@@ -27,7 +27,7 @@ var (
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
        bpfmatch -r FILE [-w OUT] [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
-       bpfmatch -listen ADDR [-udp] [-count N] [-wait D] [EXPRESSION...]
+       bpfmatch -listen ADDR [-udp | -syn] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
 the flags, or count the packets of a capture file that match it. The words
@@ -84,6 +84,10 @@ Listening:
                        printf 'GET / HTTP/1.0\r\n\r\n' | nc 127.0.0.1 8080)
   -udp                 with -listen: receive UDP datagrams instead, each
                        matched as it comes
+  -syn                 with -listen: match each TCP client's SYN instead of
+                       its first bytes: on Linux the real SYN the kernel
+                       saved (TTL, window, options, which rejections print),
+                       else a fake one; the first line says which
   -count N             with -listen: exit after N connections or datagrams
   -wait D              with -listen: how long to wait for a TCP client's
                        first bytes (default 500ms)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/headlessbpf/bpfmatch"
 )
 
@@ -30,7 +32,7 @@ const defaultListenWait = 500 * time.Millisecond
 // listenFlags are the flags of -listen, before checking.
 type listenFlags struct {
 	listen, count, wait string
-	udp                 bool
+	udp, syn            bool
 }
 
 func (r *listenFlags) define(fs *flag.FlagSet) {
@@ -38,20 +40,22 @@ func (r *listenFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&r.udp, "udp", false, "with -listen: UDP datagrams")
 	fs.StringVar(&r.count, "count", "", "with -listen: exit after N connections or datagrams")
 	fs.StringVar(&r.wait, "wait", "", "with -listen: how long to wait for a TCP client's first bytes")
+	fs.BoolVar(&r.syn, "syn", false, "with -listen: match each client's SYN, not its first bytes")
 }
 
 // listenConfig is what -listen asks for; addr is "" without it.
 type listenConfig struct {
 	addr  string
 	udp   bool
-	count int // 0 for no limit
+	syn   bool // match the SYN
+	count int  // 0 for no limit
 	wait  time.Duration
 }
 
 // parseListen checks the -listen flags into cfg.listen.
 func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 	if !set["listen"] {
-		for _, name := range []string{"udp", "count", "wait"} {
+		for _, name := range []string{"udp", "count", "wait", "syn"} {
 			if set[name] {
 				return fmt.Errorf("-%s needs -listen", name)
 			}
@@ -76,7 +80,10 @@ func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 	if len(conflicts) > 0 {
 		return fmt.Errorf("%s cannot be used with -listen: the connections supply the packets (-udp for UDP)", strings.Join(conflicts, ", "))
 	}
-	cfg.listen = listenConfig{addr: r.listen, udp: r.udp, wait: defaultListenWait}
+	cfg.listen = listenConfig{addr: r.listen, udp: r.udp, syn: r.syn, wait: defaultListenWait}
+	if r.syn && (r.udp || set["wait"]) {
+		return errors.New("-syn matches a TCP client's SYN: it takes neither -udp nor -wait")
+	}
 	if set["count"] {
 		n, err := strconv.Atoi(strings.TrimSpace(r.count))
 		if err != nil || n < 1 {
@@ -143,6 +150,11 @@ type printer struct {
 
 // print prints one verdict, unless the limit was reached before.
 func (p *printer) print(pkt bpfmatch.FakePacket, verdict string) {
+	p.printLine(fmt.Sprintf("%v %s: %s", pkt, quotePayload(pkt.Payload), verdict), verdict)
+}
+
+// printLine prints a verdict's line, unless the limit was reached before.
+func (p *printer) printLine(line, verdict string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.limit > 0 && p.seen >= p.limit {
@@ -152,10 +164,62 @@ func (p *printer) print(pkt bpfmatch.FakePacket, verdict string) {
 	if verdict == "match" {
 		p.matched++
 	}
-	fmt.Fprintf(p.w, "%v %s: %s\n", pkt, quotePayload(pkt.Payload), verdict)
+	fmt.Fprintln(p.w, line)
 	if p.limit > 0 && p.seen >= p.limit {
 		p.done()
 	}
+}
+
+// printSYN prints a verdict on pkt, with the headers of the real SYN the
+// verdict was on, when there was one.
+func (p *printer) printSYN(pkt bpfmatch.FakePacket, syn []byte, verdict string) {
+	if syn == nil {
+		p.print(pkt, verdict)
+		return
+	}
+	p.printLine(fmt.Sprintf("%v %s (%s): %s", pkt, quotePayload(pkt.Payload), describeSYN(syn), verdict), verdict)
+}
+
+// describeSYN describes the IP and TCP headers of a real SYN as tcpdump
+// -v would, in part: TTL, window, options.
+func describeSYN(syn []byte) string {
+	first := layers.LayerTypeIPv4
+	if len(syn) > 0 && syn[0]>>4 == 6 {
+		first = layers.LayerTypeIPv6
+	}
+	pkt := gopacket.NewPacket(syn, first, gopacket.Default)
+	var parts []string
+	switch ip := pkt.NetworkLayer().(type) {
+	case *layers.IPv4:
+		parts = append(parts, fmt.Sprintf("ttl %d", ip.TTL))
+	case *layers.IPv6:
+		parts = append(parts, fmt.Sprintf("hlim %d", ip.HopLimit))
+	}
+	if tcp, ok := pkt.TransportLayer().(*layers.TCP); ok {
+		parts = append(parts, fmt.Sprintf("win %d", tcp.Window))
+		var opts []string
+		for _, o := range tcp.Options {
+			switch o.OptionType {
+			case layers.TCPOptionKindMSS:
+				if len(o.OptionData) == 2 {
+					opts = append(opts, fmt.Sprintf("mss %d", uint16(o.OptionData[0])<<8|uint16(o.OptionData[1])))
+				}
+			case layers.TCPOptionKindWindowScale:
+				if len(o.OptionData) == 1 {
+					opts = append(opts, fmt.Sprintf("wscale %d", o.OptionData[0]))
+				}
+			case layers.TCPOptionKindSACKPermitted:
+				opts = append(opts, "sackOK")
+			case layers.TCPOptionKindTimestamps:
+				opts = append(opts, "TS")
+			case layers.TCPOptionKindNop, layers.TCPOptionKindEndList:
+			default:
+				opts = append(opts, o.OptionType.String())
+			}
+		}
+		parts = append(parts, "options ["+strings.Join(opts, ",")+"]")
+	}
+	return "real SYN: " + strings.Join(parts, ", ")
 }
 
 // quotePayload quotes the start of a payload.
@@ -168,25 +232,45 @@ func quotePayload(b []byte) string {
 }
 
 func listenTCP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer, stderr io.Writer) error {
-	ln, err := net.Listen("tcp", cfg.listen.addr)
+	// Without Multipath TCP, which Go picks where the kernel allows it,
+	// and on which Linux does not save SYNs.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(ctx, "tcp", cfg.listen.addr)
 	if err != nil {
 		return err
 	}
-	l, err := bpfmatch.NewListener(ln, m,
-		bpfmatch.WithPayload(listenBytes, cfg.listen.wait),
-		bpfmatch.WithRejectFunc(func(r bpfmatch.Report) {
-			switch {
-			case errors.Is(r.Reason, bpfmatch.ErrRejected):
+	opts := []bpfmatch.ListenerOption{bpfmatch.WithRejectFunc(func(r bpfmatch.Report) {
+		switch {
+		case errors.Is(r.Reason, bpfmatch.ErrRejected):
+			if cfg.listen.syn {
+				p.printSYN(r.Packet, r.SYN, "no match")
+			} else {
 				p.print(r.Packet, "no match")
-			case ctx.Err() == nil:
-				fmt.Fprintf(stderr, "bpfmatch: connection from %v: %v\n", r.Remote, r.Reason)
 			}
-		}))
+		case ctx.Err() == nil:
+			fmt.Fprintf(stderr, "bpfmatch: connection from %v: %v\n", r.Remote, r.Reason)
+		}
+	})}
+	if !cfg.listen.syn {
+		opts = append(opts, bpfmatch.WithPayload(listenBytes, cfg.listen.wait))
+	}
+	l, err := bpfmatch.NewListener(ln, m, opts...)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stderr, "bpfmatch: listening on tcp %v; deciding on up to %d bytes or what came in %v\n", l.Addr(), listenBytes, cfg.listen.wait)
+	what := fmt.Sprintf("deciding on up to %d bytes or what came in %v", listenBytes, cfg.listen.wait)
+	if cfg.listen.syn {
+		what = "deciding on each client's SYN"
+	}
+	syn := "the real SYN's headers (its TTL, with the first bytes)"
+	if err := l.RealSYN(); err != nil {
+		syn = fmt.Sprintf("fake headers (%v)", err)
+	} else if cfg.listen.syn {
+		syn = "the real SYN, options and all"
+	}
+	fmt.Fprintf(stderr, "bpfmatch: listening on tcp %v; %s; the filter sees %s\n", l.Addr(), what, syn)
 	go func() {
 		<-ctx.Done()
 		l.Close()
@@ -206,14 +290,20 @@ func listenTCP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 			return err
 		}
 		// The bytes read to decide come first, without waiting for more.
-		c.SetReadDeadline(time.Now())
+		var n int
 		buf := make([]byte, listenBytes)
-		n, _ := c.Read(buf)
+		if !cfg.listen.syn {
+			c.SetReadDeadline(time.Now())
+			n, _ = c.Read(buf)
+		}
 		c.Close()
 		pkt, err := bpfmatch.FromAddrs(c.RemoteAddr(), c.LocalAddr(), buf[:n])
 		if err != nil {
 			fmt.Fprintf(stderr, "bpfmatch: %v\n", err)
 			continue
+		}
+		if cfg.listen.syn {
+			pkt.Flags = bpfmatch.SYN
 		}
 		p.print(pkt, "match")
 	}

@@ -1,0 +1,65 @@
+//go:build linux
+
+package main
+
+import (
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestListenSYN runs -listen -syn with clients whose TTL the filter tests:
+// it sees each client's real SYN, and the rejection prints the SYN's
+// headers.
+func TestListenSYN(t *testing.T) {
+	requireCompile(t)
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	args := []string{"-listen", "127.0.0.1:0", "-syn", "-count", "2", "tcp[12] & 0xf0 > 0x50 and ip[8] = 33"}
+	go func() { exited <- run(args, &stdout, &stderr) }()
+	addr := waitListening(t, &stderr, exited)
+	if !strings.Contains(stderr.String(), "the filter sees the real SYN") {
+		t.Fatalf("stderr %q: the kernel does not save SYNs here", stderr.String())
+	}
+	for _, ttl := range []int{33, 64} {
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL, ttl) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	select {
+	case code := <-exited:
+		if code != exitMatch {
+			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after the clients; stdout %q", stdout.String())
+	}
+	lines := strings.Split(strings.TrimSpace(regexp.MustCompile(`:\d+\b`).ReplaceAllString(stdout.String(), ":PORT")), "\n")
+	sort.Strings(lines)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^tcp 127\.0\.0\.1:PORT > 127\.0\.0\.1:PORT \[SYN\] 0 bytes "" \(real SYN: ttl 64, win \d+, options \[mss \d+,sackOK,TS,wscale \d+\]\): no match$`),
+		regexp.MustCompile(`^tcp 127\.0\.0\.1:PORT > 127\.0\.0\.1:PORT \[SYN\] 0 bytes "": match$`),
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("printed\n%s\nwant %d lines", strings.Join(lines, "\n"), len(want))
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %q does not match %v", lines[i], re)
+		}
+	}
+}
