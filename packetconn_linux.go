@@ -251,3 +251,32 @@ func zoneName(index uint32) string {
 	zones.names[index] = name
 	return name
 }
+
+// attachKernelFilter attaches the relocated program to c's socket.
+func (c *PacketConn) attachKernelFilter() kernelStatus {
+	if c.udp == nil || c.sys.rc == nil {
+		return kernelStatus{reason: "the inner connection is not a *net.UDPConn"}
+	}
+	if !c.sys.direct() {
+		return kernelStatus{reason: "datagrams are not read with recvmsg, so their true length is unknown"}
+	}
+	prog, why := c.kernelFilterProgram(c.sys.pktinfo)
+	if prog == nil {
+		return kernelStatus{reason: why}
+	}
+	filter := make([]unix.SockFilter, len(prog))
+	for i, r := range prog {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	var serr error
+	if err := c.sys.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		return kernelStatus{reason: "SO_ATTACH_FILTER: " + serr.Error()}
+	}
+	return kernelStatus{attached: true, reason: why}
+}
