@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -363,5 +365,43 @@ func TestKernelFilterCorpus(t *testing.T) {
 		if offloaded == 0 || accepted == 0 {
 			t.Errorf("%s: nothing offloaded or accepted: the test proves nothing", c.name)
 		}
+	}
+}
+
+// TestPacketConnKernelFilterStatus checks what KernelFilter reports: the
+// filter attached on Linux over a *net.UDPConn, and else why not.
+func TestPacketConnKernelFilterStatus(t *testing.T) {
+	linux := runtime.GOOS == "linux"
+	tests := []struct {
+		name     string
+		expr     string
+		inner    func(t *testing.T) net.PacketConn
+		kernel   bool // WithKernelFilter
+		attached bool
+		reason   string // a part of the reason; "" for none
+	}{
+		{"without the option", "udp port 53", func(t *testing.T) net.PacketConn { return listenUDP(t, "udp4", "127.0.0.1:0") }, false, false, ""},
+		{"offloaded", "udp port 53", func(t *testing.T) net.PacketConn { return listenUDP(t, "udp4", "127.0.0.1:0") }, true, linux, map[bool]string{true: "", false: "Linux only"}[linux]},
+		{"checksum", "udp[6:2] = 0", func(t *testing.T) net.PacketConn { return listenUDP(t, "udp4", "127.0.0.1:0") }, true, false, map[bool]string{true: "checksum", false: "Linux only"}[linux]},
+		{"not a UDPConn", "udp port 53", func(t *testing.T) net.PacketConn {
+			return struct{ net.PacketConn }{listenUDP(t, "udp4", "127.0.0.1:0")}
+		}, true, false, map[bool]string{true: "not a *net.UDPConn", false: "Linux only"}[linux]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []PacketConnOption
+			if tc.kernel {
+				opts = append(opts, WithKernelFilter())
+			}
+			pc, err := NewPacketConn(tc.inner(t), MustCompile(tc.expr), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			attached, reason := pc.KernelFilter()
+			if attached != tc.attached || (tc.reason == "") != (reason == "") || !strings.Contains(reason, tc.reason) {
+				t.Errorf("%q: KernelFilter() = %v, %q; want %v and a reason with %q", tc.expr, attached, reason, tc.attached, tc.reason)
+			}
+		})
 	}
 }

@@ -118,6 +118,11 @@ func WithDropFunc(f func(Report)) PacketConnOption {
 // truncated, as the inner connection returns it, with the length of what
 // was read, and Truncated stays 0.
 //
+// The kernel filter: with WithKernelFilter, on Linux, a relocated copy of
+// the filter is attached to the socket, which drops datagrams that cannot
+// match before they are read; KernelFilter reports whether it was and why
+// not.
+//
 // WriteTo, the deadlines, LocalAddr and Close are those of the inner
 // connection; a read deadline applies to ReadFrom as a whole, datagrams
 // dropped included. ReadFrom allocates nothing beyond what the inner
