@@ -225,8 +225,14 @@ type kernelStatus struct {
 // socket and, when it did not or when it filters only one family of a
 // dual-stack socket, why (empty when a filter covers all the socket
 // receives). Without WithKernelFilter it reports false and an empty
-// reason.
+// reason. A filter attached is detached, and the reason says so, where
+// recvmsg turns out not to be available (linux/386 before Linux 4.3):
+// without the true length of datagrams longer than the buffer, user space
+// could accept what the kernel filter drops.
 func (c *PacketConn) KernelFilter() (attached bool, reason string) {
+	if why := c.kernelDetached(); why != "" {
+		return false, why
+	}
 	return c.kernel.attached, c.kernel.reason
 }
 

@@ -25,3 +25,6 @@ func (*sysConn) recv(u *net.UDPConn, b []byte) (received, error) {
 func (c *PacketConn) attachKernelFilter() kernelStatus {
 	return kernelStatus{reason: "socket filters are attached on Linux only"}
 }
+
+// kernelDetached reports why an attached filter was detached: never here.
+func (c *PacketConn) kernelDetached() string { return "" }
