@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -69,8 +70,8 @@ func loopSenders(t *testing.T) (v4, v6 []loopSender) {
 
 // TestKernelFilterLoopback proves the relocated programs in the kernel:
 // for every corpus expression whose program is offloaded, a PacketConn
-// with WithKernelFilter on a socket bound to 127.0.0.1, to ::1 and on
-// [::] receives datagrams from a grid of senders, destinations and
+// with WithKernelFilter on a socket bound to 127.0.0.1, to ::1, to
+// 0.0.0.0 and on [::] receives datagrams from a grid of senders, destinations and
 // payloads; what the kernel lets through (read from the inner socket,
 // the rest counted in the socket's drops) must be exactly what the
 // matcher accepts, but for short Ethernet IPv4 datagrams (whose padding
@@ -112,6 +113,7 @@ func TestKernelFilterLoopback(t *testing.T) {
 	}{
 		{"IPv4 bound", "127.0.0.1:0", []string{"127.0.0.1"}, nil},
 		{"IPv6 bound", "[::1]:0", nil, []string{"::1"}},
+		{"IPv4 wildcard", "0.0.0.0:0", []string{"127.0.0.1", "127.0.0.2"}, nil},
 		{"wildcard", "[::]:0", []string{"127.0.0.1", "127.0.0.2"}, []string{"::1"}},
 	}
 	buf := make([]byte, 2048)
@@ -122,7 +124,11 @@ func TestKernelFilterLoopback(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.bind)))
+			network := "udp"
+			if !strings.HasPrefix(c.bind, "[") {
+				network = "udp4" // "udp" on 0.0.0.0 would be dual-stack
+			}
+			u, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.bind)))
 			if err != nil {
 				t.Fatal(err)
 			}
