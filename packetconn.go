@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/bpf"
 )
 
 // PacketStats counts the datagrams a PacketConn has read from its inner
@@ -29,6 +31,7 @@ type PacketConnOption func(*packetConnOptions)
 type packetConnOptions struct {
 	local  []netip.Addr
 	onDrop func(Report)
+	kernel bool
 }
 
 // WithLocalAddr sets the destination address of the packets datagrams are
@@ -42,6 +45,38 @@ type packetConnOptions struct {
 // WithLocalAddr only applies to datagrams it did not report one for.
 func WithLocalAddr(a netip.Addr) PacketConnOption {
 	return func(o *packetConnOptions) { o.local = append(o.local, a) }
+}
+
+// WithKernelFilter asks NewPacketConn to attach the matcher's program, as
+// a socket filter (SO_ATTACH_FILTER), to the socket of a *net.UDPConn on
+// Linux, so that datagrams that cannot match are dropped in the kernel
+// without reaching user space. ReadFrom still matches what the kernel lets
+// through exactly as without it: the kernel filter only saves the trip of
+// datagrams that would be dropped.
+//
+// The program is relocated for the socket: specialised over what its fake
+// packets all share (the link header, the IP fields a fake packet fixes,
+// the local port, and the local address unless the socket is bound to the
+// unspecified address and the kernel reports each datagram's destination,
+// which is then read from the datagram's IP header), its other loads moved
+// to the same bytes of the real datagram, its lengths computed from the
+// datagram's, and its accept value raised so that the kernel truncates
+// nothing. A program that reads what the real datagram does not hold as
+// the fake packet does is not offloaded: a checksum, a load whose offset
+// the headers do not fix, a load mixing fixed and real bytes, a loop
+// (protochain), or a program past the kernel's 4096 instructions. Short
+// datagrams whose fake Ethernet frame would be padded, when the program
+// reads the padding, are let through to user space. On a dual-stack socket
+// each family's program is relocated on its own behind a test of the IP
+// version; a family whose program is not offloaded is let through whole.
+//
+// Whether a filter was attached, and why not, is not an error of
+// NewPacketConn: PacketConn.KernelFilter reports it. Outside Linux, and
+// over an inner connection that is not a *net.UDPConn, the option does
+// nothing but say so there. Datagrams the kernel drops are not read, so
+// Stats does not count them and the drop function does not see them.
+func WithKernelFilter() PacketConnOption {
+	return func(o *packetConnOptions) { o.kernel = true }
 }
 
 // WithDropFunc sets a function called with a Report of each datagram
@@ -83,6 +118,11 @@ func WithDropFunc(f func(Report)) PacketConnOption {
 // truncated, as the inner connection returns it, with the length of what
 // was read, and Truncated stays 0.
 //
+// The kernel filter: with WithKernelFilter, on Linux, a relocated copy of
+// the filter is attached to the socket, which drops datagrams that cannot
+// match before they are read; KernelFilter reports whether it was and why
+// not.
+//
 // WriteTo, the deadlines, LocalAddr and Close are those of the inner
 // connection; a read deadline applies to ReadFrom as a whole, datagrams
 // dropped included. ReadFrom allocates nothing beyond what the inner
@@ -99,6 +139,7 @@ type PacketConn struct {
 	port       uint16         // the local port
 	dst4, dst6 netip.AddrPort // destinations by the sender's family; zero if none
 	onDrop     func(Report)
+	kernel     kernelStatus
 
 	matched, dropped, truncated atomic.Uint64
 }
@@ -168,7 +209,90 @@ func NewPacketConn(inner net.PacketConn, m *Matcher, opts ...PacketConnOption) (
 	if c.udp != nil {
 		c.sys.init(c.udp, a.IsUnspecified())
 	}
+	if o.kernel {
+		c.kernel = c.attachKernelFilter()
+	}
 	return c, nil
+}
+
+// kernelStatus is what became of WithKernelFilter.
+type kernelStatus struct {
+	attached bool
+	reason   string
+}
+
+// KernelFilter reports whether WithKernelFilter attached a filter to the
+// socket and, when it did not or when it filters only one family of a
+// dual-stack socket, why (empty when a filter covers all the socket
+// receives). Without WithKernelFilter it reports false and an empty
+// reason. A filter attached is detached, and the reason says so, where
+// recvmsg turns out not to be available (linux/386 before Linux 4.3):
+// without the true length of datagrams longer than the buffer, user space
+// could accept what the kernel filter drops.
+func (c *PacketConn) KernelFilter() (attached bool, reason string) {
+	if why := c.kernelDetached(); why != "" {
+		return false, why
+	}
+	return c.kernel.attached, c.kernel.reason
+}
+
+// kernelTargets returns the families of datagrams the socket receives, as
+// user space matches them: the destination each is matched with, invalid
+// where it is each datagram's own (the kernel reports it).
+func (c *PacketConn) kernelTargets(reportsDst bool) (v4, v6 *kernelTarget) {
+	dst := func(d netip.AddrPort) netip.Addr {
+		if reportsDst {
+			return netip.Addr{}
+		}
+		return d.Addr()
+	}
+	if c.dst4.IsValid() {
+		v4 = &kernelTarget{port: c.port, dst: dst(c.dst4)}
+	}
+	if c.dst6.IsValid() {
+		v6 = &kernelTarget{v6: true, port: c.port, dst: dst(c.dst6)}
+	}
+	return v4, v6
+}
+
+// kernelFilterProgram returns the socket filter of c's matcher for the
+// families the socket receives, and why a family is not filtered.
+func (c *PacketConn) kernelFilterProgram(reportsDst bool) ([]bpf.RawInstruction, string) {
+	t4, t6 := c.kernelTargets(reportsDst)
+	var p4, p6 []bpf.RawInstruction
+	var why4, why6 error
+	if t4 != nil {
+		p4, why4 = kernelProgram(c.m, *t4)
+	}
+	if t6 != nil {
+		p6, why6 = kernelProgram(c.m, *t6)
+	}
+	switch {
+	case t4 != nil && t6 != nil:
+		switch {
+		case why4 != nil && why6 != nil:
+			if why4.Error() == why6.Error() {
+				return nil, why4.Error()
+			}
+			return nil, "IPv4: " + why4.Error() + "; IPv6: " + why6.Error()
+		case why4 != nil:
+			return dualStack(nil, p6), "IPv4 datagrams are not filtered: " + why4.Error()
+		case why6 != nil:
+			return dualStack(p4, nil), "IPv6 datagrams are not filtered: " + why6.Error()
+		}
+		return dualStack(p4, p6), ""
+	case t4 != nil:
+		if why4 != nil {
+			return nil, why4.Error()
+		}
+		return p4, ""
+	case t6 != nil:
+		if why6 != nil {
+			return nil, why6.Error()
+		}
+		return p6, ""
+	}
+	return nil, "the socket has no local address"
 }
 
 // ReadFrom reads the next datagram the filter matches into b, dropping the

@@ -26,6 +26,7 @@ type sysConn struct {
 	rc        syscall.RawConn // nil: read through the net.UDPConn
 	pktinfo   bool            // the socket reports each datagram's destination
 	noRecvmsg atomic.Bool     // recvmsg failed with ENOSYS (linux/386 before 4.3)
+	filtered  atomic.Bool     // a kernel filter is attached
 
 	// spare holds the states of reads done, for the next: up to
 	// len(spare) concurrent readers read without allocating.
@@ -115,7 +116,14 @@ func (s *sysConn) recv(u *net.UDPConn, b []byte) (received, error) {
 	switch st.errno {
 	case 0:
 	case unix.ENOSYS:
-		s.noRecvmsg.Store(true)
+		if !s.noRecvmsg.Swap(true) && s.filtered.Load() {
+			// Without MSG_TRUNC a datagram longer than the buffer is
+			// matched with the length read, which the kernel filter
+			// does not see: it could drop what user space accepts.
+			_ = s.rc.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
+			})
+		}
 		return s.recv(u, b)
 	default:
 		return received{}, &net.OpError{Op: "read", Net: u.LocalAddr().Network(), Source: u.LocalAddr(),
@@ -250,4 +258,42 @@ func zoneName(index uint32) string {
 	}
 	zones.names[index] = name
 	return name
+}
+
+// attachKernelFilter attaches the relocated program to c's socket.
+func (c *PacketConn) attachKernelFilter() kernelStatus {
+	if c.udp == nil || c.sys.rc == nil {
+		return kernelStatus{reason: "the inner connection is not a *net.UDPConn"}
+	}
+	if !c.sys.direct() {
+		return kernelStatus{reason: "datagrams are not read with recvmsg, so their true length is unknown"}
+	}
+	prog, why := c.kernelFilterProgram(c.sys.pktinfo)
+	if prog == nil {
+		return kernelStatus{reason: why}
+	}
+	filter := make([]unix.SockFilter, len(prog))
+	for i, r := range prog {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	var serr error
+	if err := c.sys.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		return kernelStatus{reason: "SO_ATTACH_FILTER: " + serr.Error()}
+	}
+	c.sys.filtered.Store(true)
+	return kernelStatus{attached: true, reason: why}
+}
+
+// kernelDetached reports why an attached filter was detached since.
+func (c *PacketConn) kernelDetached() string {
+	if c.sys.filtered.Load() && c.sys.noRecvmsg.Load() {
+		return "detached: recvmsg is not available, so datagrams' true lengths are unknown"
+	}
+	return ""
 }

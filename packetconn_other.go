@@ -20,3 +20,11 @@ func (*sysConn) recv(u *net.UDPConn, b []byte) (received, error) {
 	n, src, err := u.ReadFromUDPAddrPort(b)
 	return received{n: n, size: n, src: src}, err
 }
+
+// attachKernelFilter does nothing outside Linux.
+func (c *PacketConn) attachKernelFilter() kernelStatus {
+	return kernelStatus{reason: "socket filters are attached on Linux only"}
+}
+
+// kernelDetached reports why an attached filter was detached: never here.
+func (c *PacketConn) kernelDetached() string { return "" }
