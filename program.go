@@ -159,18 +159,12 @@ type insn struct {
 // program is a validated classic BPF program decoded for run.
 type program struct {
 	insns []insn
-	// backWeight bounds the backward jumps of a run: together they may go
-	// back over at most backWeight*(caplen+1) instructions. It is twice
-	// the sum of the distances of the program's backward jumps, at most
-	// maxBackWeight.
-	backWeight uint64
+	// loops is set when the program has backward jumps, which run bounds
+	// with loopBudget.
+	loops bool
 	// oneTest is set when the program is one test (isOneTest).
 	oneTest bool
 }
-
-// maxBackWeight caps program.backWeight, so that no program runs more
-// than about len(program) + 2*maxBackWeight*(caplen+1) instructions.
-const maxBackWeight = 1024
 
 // simpleOps maps the opcodes whose decoding needs no check of k.
 var simpleOps = map[uint16]opKind{
@@ -221,9 +215,7 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		if msg != "" {
 			return nil, fmt.Errorf("instruction %d (code %#x, jt %d, jf %d, k %d): %s", i, r.Op, r.Jt, r.Jf, r.K, msg)
 		}
-		if in.op == opJaBack {
-			p.backWeight = min(p.backWeight+2*uint64(in.k), maxBackWeight)
-		}
+		p.loops = p.loops || in.op == opJaBack
 		p.insns[i] = in
 	}
 	fuse(p.insns)
