@@ -1,9 +1,9 @@
 package bpfmatch
 
 // loopBudget bounds a run: once the backward jumps it took have gone back
-// over more than loopBudget instructions in all (and loads off the fast
-// path, slowLoadCost each, are added in), the run stops and returns 0, a
-// rejection. Between two backward jumps the pc only goes forward, so a run
+// over more than loopBudget instructions in all (divisions and remainders
+// counting divCost each, and loads off the fast path adding slowLoadCost
+// each), the run stops and returns 0, a rejection. Between two backward jumps the pc only goes forward, so a run
 // executes at most len(program)+loopBudget instructions: about 4 ms of the
 // executor's time on one core of a 2020s machine (BenchmarkHostileProgram),
 // whatever the program, the packet and the snap length. Programs without
@@ -43,6 +43,10 @@ package bpfmatch
 // bounds on the programs both compilers emit and on frames built to make
 // their loops turn as often as possible.
 const loopBudget = 1 << 22
+
+// divCost is what a division or a remainder counts for in a loop: on
+// some processors it takes as long as 8 other instructions.
+const divCost = 8
 
 // budgetSpent is what runCounted returns for a run the budget stopped.
 const budgetSpent = ^uint64(0)

@@ -626,6 +626,17 @@ func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) 
 	var a, x uint32
 	var mem [memWords]uint32
 	var back uint64
+	cost := func(from, to int) (c uint64) { // of raw[from:to], as loopCosts counts
+		for _, r := range raw[from:to] {
+			switch r.Op {
+			case bpfALU | bpfDiv, bpfALU | bpfMod, bpfALU | bpfSrcX | bpfDiv, bpfALU | bpfSrcX | bpfMod:
+				c += divCost
+			default:
+				c++
+			}
+		}
+		return min(c, loopBudget+1)
+	}
 	pkt := data[:caplen]
 	load := func(off uint64, n uint64) (uint32, bool) {
 		if off+n > uint64(len(pkt)) {
@@ -676,7 +687,7 @@ func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) 
 			mem[k] = x
 		case bpfJa:
 			if int32(k) < 0 {
-				if back += uint64(-int64(int32(k))); back > loopBudget {
+				if back += cost(pc+1+int(int32(k)), pc+1); back > loopBudget {
 					return 0, true, steps
 				}
 			}

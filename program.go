@@ -218,9 +218,33 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		p.loops = p.loops || in.op == opJaBack
 		p.insns[i] = in
 	}
+	if p.loops {
+		loopCosts(p.insns)
+	}
 	fuse(p.insns)
 	p.oneTest = isOneTest(p.insns)
 	return p, nil
+}
+
+// loopCosts sets the k of each backward jump to what going back costs
+// the budget (loopBudget): the instructions gone back over, a division or
+// a remainder counting as divCost of them, for it can take as long; at
+// most loopBudget+1, which is already too much.
+func loopCosts(insns []insn) {
+	sum := make([]uint64, len(insns)+1) // sum[i]: the cost of insns[:i]
+	for i, in := range insns {
+		c := uint64(1)
+		switch in.op {
+		case opDivK, opModK, opDivX, opModX:
+			c = divCost
+		}
+		sum[i+1] = sum[i] + c
+	}
+	for i := range insns {
+		if in := &insns[i]; in.op == opJaBack {
+			in.k = uint32(min(sum[i+1]-sum[in.jt], loopBudget+1))
+		}
+	}
 }
 
 // fuse fuses each load with the conditional jump after it, where they
@@ -264,7 +288,7 @@ func decode(r bpf.RawInstruction, i, n uint64) (insn, string) {
 			case uint64(t) == i:
 				return in, "jump to itself, an endless loop"
 			case uint64(t) < i:
-				// k becomes the distance, what the jump costs run.
+				// k becomes the distance; newProgram makes it the cost.
 				in.op, in.jt, in.k = opJaBack, t, uint32(i+1)-t
 			default:
 				in.op, in.jt = opJa, t
