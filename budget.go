@@ -3,11 +3,12 @@ package bpfmatch
 // loopBudget bounds a run: once the backward jumps it took have gone back
 // over more than loopBudget instructions in all (divisions and remainders
 // counting divCost each, and loads off the fast path adding slowLoadCost
-// each), the run stops and returns 0, a rejection. Between two backward jumps the pc only goes forward, so a run
-// executes at most len(program)+loopBudget instructions: about 4 ms of the
-// executor's time on one core of a 2020s machine (BenchmarkHostileProgram),
-// whatever the program, the packet and the snap length. Programs without
-// backward jumps never reach it, and pay nothing for it.
+// each), the run stops and returns 0, a rejection. Between two backward
+// jumps the pc only goes forward, so a run executes at most
+// len(program)+loopBudget instructions, a few milliseconds
+// (BenchmarkHostileProgram), whatever the program, the packet and the snap
+// length. Programs without backward jumps never reach it, and pay nothing
+// for it: only backward jumps check it.
 //
 // Why no program libpcap or this package's compiler emits reaches it on
 // what they are meant for. Both emit backward jumps only for protochain,
