@@ -39,34 +39,33 @@ type frame struct {
 // Unlike libpcap 1.10, scratch memory starts zeroed (libpcap leaves it
 // uninitialised; the programs libpcap compiles store before they load),
 // and backward jumps are bounded: once they have gone back over more than
-// p.backWeight*(caplen+1) instructions in all, the program returns 0.
-//
-// libpcap emits backward jumps only for protochain, whose loop follows a
-// chain of headers. The state at the top of the loop is the offset X of
-// the next header, below caplen, and which of the loop's two branches its
-// type takes, so a run that libpcap finishes loops at most 2*caplen times,
-// each iteration going back over one of the loop's jumps. backWeight, twice
-// the distances of all backward jumps added, covers that for every loop of
-// the program at once: the bound only stops loops that libpcap 1.10 never
-// leaves (an AH header pointing at itself is one), except in programs with
-// dozens of protochain loops, where the cap on backWeight keeps any program
-// from running much more than 2*maxBackWeight*(caplen+1) instructions.
+// loopBudget instructions in all, the program returns 0. A run therefore
+// executes at most len(p.insns)+loopBudget instructions, whatever the
+// packet and its length (see loopBudget for why no compiled program
+// reaches it).
 func (p *program) run(f *frame) uint32 {
+	ret, _ := p.runCounted(f)
+	return ret
+}
+
+// runCounted is run, which inlines it, also returning how much of
+// loopBudget the run used, or budgetSpent if it stopped the run.
+func (p *program) runCounted(f *frame) (uint32, uint64) {
 	if p.oneTest {
-		return p.runOneTest(f)
+		return p.runOneTest(f), 0
 	}
 	var m machine
-	if p.backWeight != 0 {
-		m.limit = p.backWeight * (uint64(f.caplen) + 1)
-	}
 	// Loads within hdr, cut to the captured bytes, and outside the lazy
 	// range are left to exec; it stops at the others.
 	hdr := f.hdr[:min(uint64(len(f.hdr)), uint64(f.caplen))]
 	for {
 		ret, done := m.exec(p.insns, hdr, uint64(f.lazyLo), uint64(f.lazyHi), f)
 		if done {
-			return ret
+			return ret, m.back
 		}
+		// A load off the fast path costs several instructions' time: it
+		// is charged to the budget, which only backward jumps check.
+		m.back += slowLoadCost
 		in := &p.insns[m.pc]
 		m.pc++ // past a fused load, to its jump
 		op := in.op
@@ -90,7 +89,7 @@ func (p *program) run(f *frame) uint32 {
 		}
 		v, ok := f.load(off, n)
 		if !ok {
-			return 0
+			return 0, m.back
 		}
 		if op == opLdxMSH {
 			m.x = (v & 0xf) << 2
@@ -168,11 +167,10 @@ func isOneTest(insns []insn) bool {
 
 // machine is the state of a run.
 type machine struct {
-	a, x  uint32
-	pc    uint32
-	back  uint64 // how far backward jumps went back in all
-	limit uint64 // how far they may
-	mem   [memWords]uint32
+	a, x uint32
+	pc   uint32
+	back uint64 // how far backward jumps went back in all
+	mem  [memWords]uint32
 }
 
 // exec runs insns from m.pc until a return, whose value it returns with
@@ -413,10 +411,11 @@ func (m *machine) exec(insns []insn, hdr []byte, lazyLo, lazyHi uint64, f *frame
 			continue
 		case opJaBack:
 			m.back += uint64(in.k)
-			if m.back > m.limit {
-				// The limit grows with caplen, so a flow's trace
-				// cannot take this verdict for every payload.
+			if m.back > loopBudget {
+				// Loads off the fast path count, and whether a load is
+				// off it can change with the payload.
 				f.varies = true
+				m.back = budgetSpent
 				return 0, true
 			}
 			pc = in.jt

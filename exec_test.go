@@ -290,16 +290,12 @@ func TestExecBudget(t *testing.T) {
 			t.Errorf("walking a %d-byte packet returns %d, want %d", n, got, want)
 		}
 	}
-	// A loop of 1000 instructions: the cap on the weight bounds the run
-	// to about 2*maxBackWeight*(caplen+1) instructions.
+	// A loop of 1000 instructions ends too.
 	body := make([]bpf.RawInstruction, 1000)
 	long := prog(body, stmt(bpfJa, 0xffffffff-1000), retK(9))
 	pl, err := newProgram(long)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if pl.backWeight != maxBackWeight {
-		t.Errorf("weight of a 1001-instruction loop: %d, want %d", pl.backWeight, maxBackWeight)
 	}
 	f := frame{hdr: make([]byte, 1500), caplen: 1500, wirelen: 1500}
 	if got := pl.run(&f); got != 0 {
@@ -621,15 +617,26 @@ func TestExecAllocs(t *testing.T) {
 // bounded. stopped reports that the bound stopped the program, where
 // libpcap would have gone on.
 func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret uint32, stopped bool) {
+	ret, stopped, _ = refRunSteps(raw, data, caplen, wirelen)
+	return ret, stopped
+}
+
+// refRunSteps is refRun, also counting the instructions executed.
+func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret uint32, stopped bool, steps uint64) {
 	var a, x uint32
 	var mem [memWords]uint32
-	var weight, back uint64
-	for _, r := range raw {
-		if r.Op == bpfJa && int32(r.K) < 0 {
-			weight += 2 * uint64(-int64(int32(r.K)))
+	var back uint64
+	cost := func(from, to int) (c uint64) { // of raw[from:to], as loopCosts counts
+		for _, r := range raw[from:to] {
+			switch r.Op {
+			case bpfALU | bpfDiv, bpfALU | bpfMod, bpfALU | bpfSrcX | bpfDiv, bpfALU | bpfSrcX | bpfMod:
+				c += divCost
+			default:
+				c++
+			}
 		}
+		return min(c, loopBudget+1)
 	}
-	weight = min(weight, maxBackWeight)
 	pkt := data[:caplen]
 	load := func(off uint64, n uint64) (uint32, bool) {
 		if off+n > uint64(len(pkt)) {
@@ -638,14 +645,15 @@ func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret 
 		return be(pkt[off : off+n]), true
 	}
 	for pc := 0; ; pc++ {
+		steps++
 		r := raw[pc]
 		k := r.K
 		var ok = true
 		switch r.Op {
 		case bpfRetK:
-			return k, false
+			return k, false, steps
 		case bpfRetA:
-			return a, false
+			return a, false, steps
 		case bpfLdWAbs:
 			a, ok = load(uint64(k), 4)
 		case bpfLdHAbs:
@@ -679,8 +687,8 @@ func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret 
 			mem[k] = x
 		case bpfJa:
 			if int32(k) < 0 {
-				if back += uint64(-int64(int32(k))); back > weight*(uint64(caplen)+1) {
-					return 0, true
+				if back += cost(pc+1+int(int32(k)), pc+1); back > loopBudget {
+					return 0, true, steps
 				}
 			}
 			pc += int(int32(k))
@@ -727,12 +735,12 @@ func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret 
 				a *= v
 			case bpfALU | bpfDiv:
 				if v == 0 {
-					return 0, false
+					return 0, false, steps
 				}
 				a /= v
 			case bpfALU | bpfMod:
 				if v == 0 {
-					return 0, false
+					return 0, false, steps
 				}
 				a %= v
 			case bpfALU | bpfAnd:
@@ -758,7 +766,7 @@ func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret 
 			}
 		}
 		if !ok {
-			return 0, false
+			return 0, false, steps
 		}
 	}
 }

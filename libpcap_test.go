@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 	"golang.org/x/net/bpf"
@@ -363,4 +364,55 @@ func matchTestPackets() []FakePacket {
 		out = append(out, tc.p)
 	}
 	return out
+}
+
+// TestWithLibpcapNeverHangs runs WithLibpcap on programs libpcap 1.10
+// never leaves: the Go executor's budget stops them first and gives its
+// verdict, 0, and libpcap is not called. Programs with backward jumps
+// that end still get libpcap's verdict. A hang fails the test rather than
+// the run.
+func TestWithLibpcapNeverHangs(t *testing.T) {
+	if !HaveLibpcap {
+		t.Skip("needs libpcap: go test -tags libpcap")
+	}
+	spin := prog(stmt(bpfLdImm, 0), stmt(bpfJa, 0xfffffffe), retK(1))
+	pc6, err := ParseProgram(protochain6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := ipv6Chain(0, append([]byte{6, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 20)...)...)
+	// M[0] is read before any store: libpcap's garbage would loop.
+	uninit := prog(stmt(bpfLdMem, 0), jmp(bpfJeqK, 0, 1, 0), stmt(bpfJa, 0xfffffffd), retK(7))
+	for _, c := range []struct {
+		name string
+		raw  []bpf.RawInstruction
+		data []byte
+		want bool
+	}{
+		{"ld #0; ja -2", spin, make([]byte, 60), false},
+		{"ip6 protochain 6 over an AH header pointing at itself", pc6,
+			ipv6Chain(51, append([]byte{51, 8, 0, 0}, make([]byte, 60)...)...), false},
+		{"ip6 protochain 6 over hop-by-hop then TCP", pc6, tcp, true},
+		{"a loop on scratch memory zeroed", uninit, make([]byte, 60), true},
+	} {
+		m, err := Load(c.raw, WithLibpcap())
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		done := make(chan bool, 1)
+		go func() {
+			ok, _ := m.MatchFrame(c.data, len(c.data))
+			done <- ok
+		}()
+		select {
+		case got := <-done:
+			if got != c.want {
+				t.Errorf("%s: MatchFrame with libpcap = %v, want %v\nprogram:\n%spacket %s",
+					c.name, got, c.want, FormatProgram(c.raw), hexOf(c.data))
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: MatchFrame with libpcap has not returned after 30 s: libpcap is looping\nprogram:\n%s",
+				c.name, FormatProgram(c.raw))
+		}
+	}
 }

@@ -159,18 +159,12 @@ type insn struct {
 // program is a validated classic BPF program decoded for run.
 type program struct {
 	insns []insn
-	// backWeight bounds the backward jumps of a run: together they may go
-	// back over at most backWeight*(caplen+1) instructions. It is twice
-	// the sum of the distances of the program's backward jumps, at most
-	// maxBackWeight.
-	backWeight uint64
+	// loops is set when the program has backward jumps, which run bounds
+	// with loopBudget.
+	loops bool
 	// oneTest is set when the program is one test (isOneTest).
 	oneTest bool
 }
-
-// maxBackWeight caps program.backWeight, so that no program runs more
-// than about len(program) + 2*maxBackWeight*(caplen+1) instructions.
-const maxBackWeight = 1024
 
 // simpleOps maps the opcodes whose decoding needs no check of k.
 var simpleOps = map[uint16]opKind{
@@ -221,14 +215,36 @@ func newProgram(raw []bpf.RawInstruction) (*program, error) {
 		if msg != "" {
 			return nil, fmt.Errorf("instruction %d (code %#x, jt %d, jf %d, k %d): %s", i, r.Op, r.Jt, r.Jf, r.K, msg)
 		}
-		if in.op == opJaBack {
-			p.backWeight = min(p.backWeight+2*uint64(in.k), maxBackWeight)
-		}
+		p.loops = p.loops || in.op == opJaBack
 		p.insns[i] = in
+	}
+	if p.loops {
+		loopCosts(p.insns)
 	}
 	fuse(p.insns)
 	p.oneTest = isOneTest(p.insns)
 	return p, nil
+}
+
+// loopCosts sets the k of each backward jump to what going back costs
+// the budget (loopBudget): the instructions gone back over, a division or
+// a remainder counting as divCost of them, for it can take as long; at
+// most loopBudget+1, which is already too much.
+func loopCosts(insns []insn) {
+	sum := make([]uint64, len(insns)+1) // sum[i]: the cost of insns[:i]
+	for i, in := range insns {
+		c := uint64(1)
+		switch in.op {
+		case opDivK, opModK, opDivX, opModX:
+			c = divCost
+		}
+		sum[i+1] = sum[i] + c
+	}
+	for i := range insns {
+		if in := &insns[i]; in.op == opJaBack {
+			in.k = uint32(min(sum[i+1]-sum[in.jt], loopBudget+1))
+		}
+	}
 }
 
 // fuse fuses each load with the conditional jump after it, where they
@@ -272,7 +288,7 @@ func decode(r bpf.RawInstruction, i, n uint64) (insn, string) {
 			case uint64(t) == i:
 				return in, "jump to itself, an endless loop"
 			case uint64(t) < i:
-				// k becomes the distance, what the jump costs run.
+				// k becomes the distance; newProgram makes it the cost.
 				in.op, in.jt, in.k = opJaBack, t, uint32(i+1)-t
 			default:
 				in.op, in.jt = opJa, t
