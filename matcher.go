@@ -152,7 +152,10 @@ func WithNetmask(mask netip.Addr) Option {
 // gopacket's pcap package) instead of in Go: slower, and there for
 // cross-checking. It needs a build with cgo and the build tag libpcap
 // (HaveLibpcap); in any other build Compile and Load fail with it, saying
-// so.
+// so. A program with backward jumps first runs in the Go executor: where
+// its budget stops the run (libpcap 1.10 would loop forever, on "ld #0;
+// ja -2" or an IPv6 AH header pointing at itself), the Go executor's
+// verdict, a rejection, is given and libpcap is not called.
 func WithLibpcap() Option { return func(o *options) { o.libpcap = true } }
 
 // useGoCompiler is THE SWITCH of Compile's compiler: true compiles with the
@@ -308,6 +311,13 @@ func linkTypeHint(l LinkType) string {
 // bpf_validate does; an invalid one is an error.
 // The Matcher's String is the program in the one-line form ParseProgram
 // also reads.
+//
+// A run of any program stops after a fixed budget: once its backward jumps
+// have gone back over 2^22 instructions in all, the packet is rejected, so
+// that no match costs more than a few milliseconds whatever the program or
+// the snap length. No program libpcap or this package compiles reaches it
+// on frames up to 262,144 bytes (the README's executor section has the
+// argument).
 func Load(prog []bpf.RawInstruction, opts ...Option) (*Matcher, error) {
 	o, err := newOptions(opts)
 	if err != nil {

@@ -301,11 +301,11 @@ func (c *PacketConn) kernelFilterProgram(reportsDst bool) ([]bpf.RawInstruction,
 // inner ReadFrom returns them.
 func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if c.udp != nil && c.sys.direct() {
-		n, src, err := c.readUDP(b)
+		n, p, err := c.readUDP(b)
 		if err != nil {
 			return n, nil, err
 		}
-		return n, udpAddrOf(src), nil
+		return n, udpAddrOf(p.Src), nil
 	}
 	for {
 		n, from, err := c.inner.ReadFrom(b)
@@ -316,7 +316,7 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if a, ok := from.(*net.UDPAddr); ok && a != nil {
 			src = a.AddrPort()
 		}
-		if c.keep(received{n: n, size: n, src: src}, b[:n]) {
+		if _, ok := c.keep(received{n: n, size: n, src: src}, b[:n]); ok {
 			return n, from, nil
 		}
 	}
@@ -335,18 +335,44 @@ func (c *PacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 		}
 		return n, src, err
 	}
+	n, p, err := c.readUDP(b)
+	return n, p.Src, err
+}
+
+// ReadPacket is ReadFromUDPAddrPort returning, instead of the sender, the
+// packet the datagram matched as: its sender, the destination it was
+// matched with (on Linux, where the kernel reports it, the address the
+// datagram was sent to) and b[:n] as payload. It allocates nothing when
+// the inner connection is a *net.UDPConn.
+func (c *PacketConn) ReadPacket(b []byte) (int, FakePacket, error) {
+	if c.udp == nil {
+		for {
+			n, from, err := c.inner.ReadFrom(b)
+			if err != nil {
+				return n, FakePacket{}, err
+			}
+			var src netip.AddrPort
+			if a, ok := from.(*net.UDPAddr); ok && a != nil {
+				src = a.AddrPort()
+			}
+			if p, ok := c.keep(received{n: n, size: n, src: src}, b[:n]); ok {
+				return n, p, nil
+			}
+		}
+	}
 	return c.readUDP(b)
 }
 
-// readUDP reads datagrams from c.udp until one matches.
-func (c *PacketConn) readUDP(b []byte) (int, netip.AddrPort, error) {
+// readUDP reads datagrams from c.udp until one matches, and returns it and
+// the packet it matched as.
+func (c *PacketConn) readUDP(b []byte) (int, FakePacket, error) {
 	for {
 		r, err := c.sys.recv(c.udp, b)
 		if err != nil {
-			return r.n, r.src, err
+			return r.n, FakePacket{Src: r.src}, err
 		}
-		if c.keep(r, b[:r.n]) {
-			return r.n, r.src, nil
+		if p, ok := c.keep(r, b[:r.n]); ok {
+			return r.n, p, nil
 		}
 	}
 }
@@ -375,8 +401,9 @@ func udpAddrOf(a netip.AddrPort) *net.UDPAddr {
 	return &x.a
 }
 
-// keep matches a datagram, counts it, and reports it if dropped.
-func (c *PacketConn) keep(r received, datagram []byte) bool {
+// keep matches a datagram, counts it, and reports it if dropped; it
+// returns the packet matched.
+func (c *PacketConn) keep(r received, datagram []byte) (FakePacket, bool) {
 	src := r.src
 	dst := c.dst6
 	if src.Addr().Unmap().Is4() {
@@ -405,7 +432,7 @@ func (c *PacketConn) keep(r received, datagram []byte) bool {
 	}
 	if ok {
 		c.matched.Add(1)
-		return true
+		return p, true
 	}
 	c.dropped.Add(1)
 	if c.onDrop != nil {
@@ -414,7 +441,7 @@ func (c *PacketConn) keep(r received, datagram []byte) bool {
 		}
 		c.onDrop(Report{Remote: src, Packet: p, Tested: tested, Reason: err})
 	}
-	return false
+	return p, false
 }
 
 // matchTruncated matches p, whose Payload holds the first bytes of a

@@ -110,3 +110,42 @@ func BenchmarkPacketConnRecvmsg(b *testing.B) {
 		})
 	}
 }
+
+// TestPacketConnReadPacket reads, on a wildcard-bound socket, the packets
+// datagrams matched as: each with the destination it was sent to, with
+// no allocation.
+func TestPacketConnReadPacket(t *testing.T) {
+	m := compileOrSkip(t, "udp and dst net 127.0.0.0/8")
+	inner := listenUDP(t, "udp4", "0.0.0.0:0")
+	pc, err := NewPacketConn(inner, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := localAddrPort(inner).Port()
+	buf := make([]byte, 64)
+	for _, to := range []string{"127.0.0.1", "127.0.0.2", "127.3.4.5"} {
+		c := dialUDP(t, "127.0.0.1", netip.AddrPortFrom(netip.MustParseAddr(to), port))
+		c.Write([]byte("ping " + to))
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, p, err := pc.ReadPacket(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Dst.Addr().Unmap().String() != to || p.Dst.Port() != port || string(p.Payload) != "ping "+to || n != len(p.Payload) || p.Protocol != UDP {
+			t.Errorf("datagram to %s: read %d bytes, packet %v %q; want it sent to %s:%d", to, n, p, p.Payload, to, port)
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	c := dialUDP(t, "127.0.0.1", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	allocs := testing.AllocsPerRun(50, func() {
+		c.Write([]byte("x"))
+		if _, _, err := pc.ReadPacket(buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ReadPacket allocates %v times per datagram, want 0", allocs)
+	}
+}

@@ -32,7 +32,7 @@ const defaultListenWait = 500 * time.Millisecond
 // listenFlags are the flags of -listen, before checking.
 type listenFlags struct {
 	listen, count, wait string
-	udp, syn            bool
+	udp, syn, kernel    bool
 }
 
 func (r *listenFlags) define(fs *flag.FlagSet) {
@@ -41,21 +41,23 @@ func (r *listenFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&r.count, "count", "", "with -listen: exit after N connections or datagrams")
 	fs.StringVar(&r.wait, "wait", "", "with -listen: how long to wait for a TCP client's first bytes")
 	fs.BoolVar(&r.syn, "syn", false, "with -listen: match each client's SYN, not its first bytes")
+	fs.BoolVar(&r.kernel, "kernel", false, "with -listen -udp: filter in the kernel too")
 }
 
 // listenConfig is what -listen asks for; addr is "" without it.
 type listenConfig struct {
-	addr  string
-	udp   bool
-	syn   bool // match the SYN
-	count int  // 0 for no limit
-	wait  time.Duration
+	addr   string
+	udp    bool
+	syn    bool // match the SYN
+	kernel bool // -udp: attach the filter to the socket
+	count  int  // 0 for no limit
+	wait   time.Duration
 }
 
 // parseListen checks the -listen flags into cfg.listen.
 func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 	if !set["listen"] {
-		for _, name := range []string{"udp", "count", "wait", "syn"} {
+		for _, name := range []string{"udp", "count", "wait", "syn", "kernel"} {
 			if set[name] {
 				return fmt.Errorf("-%s needs -listen", name)
 			}
@@ -80,7 +82,10 @@ func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 	if len(conflicts) > 0 {
 		return fmt.Errorf("%s cannot be used with -listen: the connections supply the packets (-udp for UDP)", strings.Join(conflicts, ", "))
 	}
-	cfg.listen = listenConfig{addr: r.listen, udp: r.udp, syn: r.syn, wait: defaultListenWait}
+	cfg.listen = listenConfig{addr: r.listen, udp: r.udp, syn: r.syn, kernel: r.kernel, wait: defaultListenWait}
+	if r.kernel && !r.udp {
+		return errors.New("-kernel filters datagrams in the kernel: it needs -udp")
+	}
 	if r.syn && (r.udp || set["wait"]) {
 		return errors.New("-syn matches a TCP client's SYN: it takes neither -udp nor -wait")
 	}
@@ -314,42 +319,49 @@ func listenUDP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 	if err != nil {
 		return err
 	}
-	local := inner.LocalAddr().(*net.UDPAddr).AddrPort()
-	packet := func(src netip.AddrPort, datagram []byte) bpfmatch.FakePacket {
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		dst := local
-		if src.Addr().Unmap().Is4() != local.Addr().Unmap().Is4() && local.Addr().IsUnspecified() {
-			// A dual-stack socket: the IPv4 unspecified address, as
-			// PacketConn matches it.
-			dst = netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())
-		}
-		return bpfmatch.FakePacket{Src: src, Dst: dst, Protocol: bpfmatch.UDP, Payload: datagram}
-	}
-	pc, err := bpfmatch.NewPacketConn(inner, m, bpfmatch.WithDropFunc(func(r bpfmatch.Report) {
+	opts := []bpfmatch.PacketConnOption{bpfmatch.WithDropFunc(func(r bpfmatch.Report) {
 		if errors.Is(r.Reason, bpfmatch.ErrRejected) {
 			p.print(r.Packet, "no match")
 		} else {
 			fmt.Fprintf(stderr, "bpfmatch: datagram from %v: %v\n", r.Remote, r.Reason)
 		}
-	}))
+	})}
+	if cfg.listen.kernel {
+		opts = append(opts, bpfmatch.WithKernelFilter())
+	}
+	pc, err := bpfmatch.NewPacketConn(inner, m, opts...)
 	if err != nil {
 		inner.Close()
 		return err
 	}
-	fmt.Fprintf(stderr, "bpfmatch: listening on udp %v\n", pc.LocalAddr())
+	kernel := "the filter runs in user space"
+	if cfg.listen.kernel {
+		switch attached, why := pc.KernelFilter(); {
+		case attached && why == "":
+			kernel = "the kernel drops what cannot match: datagrams it drops are not printed"
+		case attached:
+			kernel = "the kernel drops some of what cannot match (" + why + "): datagrams it drops are not printed"
+		default:
+			kernel = "no kernel filter: " + why
+		}
+	}
+	fmt.Fprintf(stderr, "bpfmatch: listening on udp %v; %s\n", pc.LocalAddr(), kernel)
 	go func() {
 		<-ctx.Done()
 		pc.Close()
 	}()
 	buf := make([]byte, 65536)
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		// The packet as it matched: on Linux, with the address each
+		// datagram was sent to, even on a socket bound to all of them.
+		_, pkt, err := pc.ReadPacket(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		p.print(packet(from, buf[:n]), "match")
+		pkt.Src = netip.AddrPortFrom(pkt.Src.Addr().Unmap(), pkt.Src.Port())
+		p.print(pkt, "match")
 	}
 }

@@ -63,3 +63,39 @@ func TestListenSYN(t *testing.T) {
 		}
 	}
 }
+
+// TestListenKernel runs -listen -udp -kernel on a socket bound to every
+// address: the filter is attached to the socket, what it drops is never
+// printed, and matches print the address each datagram was sent to.
+func TestListenKernel(t *testing.T) {
+	requireCompile(t)
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	args := []string{"-listen", "0.0.0.0:0", "-udp", "-kernel", "-count", "1", "udp and dst host 127.0.0.2 and udp[8:4] = 0x50494e47"}
+	go func() { exited <- run(args, &stdout, &stderr) }()
+	addr := waitListening(t, &stderr, exited)
+	if !strings.Contains(stderr.String(), "the kernel drops what cannot match") {
+		t.Fatalf("stderr %q: no kernel filter", stderr.String())
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	for _, send := range []struct{ to, msg string }{{"127.0.0.1", "PING 1"}, {"127.0.0.2", "PONG"}, {"127.0.0.2", "PING 2"}} {
+		c, err := net.Dial("udp", net.JoinHostPort(send.to, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(send.msg))
+		c.Close()
+	}
+	select {
+	case code := <-exited:
+		if code != exitMatch {
+			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after the datagrams; stdout %q", stdout.String())
+	}
+	got := regexp.MustCompile(`:\d+\b`).ReplaceAllString(strings.TrimSpace(stdout.String()), ":PORT")
+	if want := `udp 127.0.0.1:PORT > 127.0.0.2:PORT 6 bytes "PING 2": match`; got != want {
+		t.Errorf("printed %q, want only %q: the kernel drops the others", got, want)
+	}
+}
