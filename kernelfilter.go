@@ -3,6 +3,7 @@ package bpfmatch
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/net/bpf"
 )
@@ -56,10 +57,11 @@ func refuse(why, format string, args ...any) error {
 	return &kernelRefusal{why: why, detail: fmt.Sprintf(format, args...)}
 }
 
-// kernelTarget is one address family of a UDP socket a program is
-// relocated for.
+// kernelTarget is one address family of a UDP socket, or of a TCP
+// listening socket, a program is relocated for.
 type kernelTarget struct {
 	v6   bool
+	tcp  bool       // a TCP listener: only addresses and ports may be read
 	port uint16     // the local port
 	dst  netip.Addr // the destination user space matches with; invalid if it is each datagram's own
 }
@@ -73,6 +75,7 @@ const (
 	kindL4                       // in the transport header or payload, at at
 	kindTotalLen                 // the IPv4 total length: 20 + len
 	kindChecksum                 // a checksum: not in the real packet
+	kindVarying                  // TCP: a field that may change from segment to segment
 )
 
 // kernelLayout is the fake frame of a target: its header, and where each
@@ -82,6 +85,7 @@ type kernelLayout struct {
 	kind  [len(header{}.b)]byteKind
 	at    [len(header{}.b)]uint32
 	delta uint32 // the frame's length minus the kernel's len (link and IP headers)
+	tcp   bool   // the segments of a TCP listener's connections
 }
 
 func (l *kernelLayout) init(link LinkType, t kernelTarget) error {
@@ -93,6 +97,9 @@ func (l *kernelLayout) init(link LinkType, t kernelTarget) error {
 		dst = netip.AddrPortFrom(t.dst, t.port)
 	}
 	p := FakePacket{Src: src, Dst: dst, Protocol: UDP}
+	if t.tcp {
+		p.Protocol, p.Flags = TCP, SYN
+	}
 	if err := l.h.build(&p, link); err != nil {
 		return err
 	}
@@ -102,6 +109,10 @@ func (l *kernelLayout) init(link LinkType, t kernelTarget) error {
 		for i := from; i < to; i++ {
 			l.kind[i], l.at[i] = k, at+i-from
 		}
+	}
+	if t.tcp {
+		l.initTCP(t, ip, l4, set)
+		return nil
 	}
 	// The link header and the IP fields are fixed unless said otherwise.
 	set(0, uint32(l.h.n), kindFixed, 0)
@@ -123,6 +134,50 @@ func (l *kernelLayout) init(link LinkType, t kernelTarget) error {
 	set(l4+4, l4+6, kindL4, 4)
 	set(l4+6, l4+8, kindChecksum, 0)
 	return nil
+}
+
+// initTCP lays out the fake segment of a TCP listener's connections. A
+// listening socket's filter runs on every segment of the handshake, and
+// the accepted sockets inherit it, so only what every segment of a
+// connection shares is read from the packet (the addresses and the ports)
+// and only what every segment of every connection shares is fixed: the
+// link header, the IP version and header length and the protocol (the
+// program checks them, see tcpPrologue), and the IPv4 fragment field,
+// which the kernel clears on reassembly but whose flags (DF and the
+// reserved bit) kernelProgram checks the verdict does not depend on. The
+// rest varies, and a load of it is refused.
+func (l *kernelLayout) initTCP(t kernelTarget, ip, l4 uint32, set func(from, to uint32, k byteKind, at uint32)) {
+	l.tcp = true
+	set(0, uint32(l.h.n), kindVarying, 0)
+	set(0, ip, kindFixed, 0) // the link header
+	if t.v6 {
+		set(ip+6, ip+7, kindFixed, 0) // the next header: TCP, or the prologue lets it through
+		set(ip+8, ip+40, kindNet, 8)
+	} else {
+		set(ip, ip+1, kindFixed, 0)   // version and header length: 0x45, or the prologue lets it through
+		set(ip+6, ip+8, kindFixed, 0) // flags and fragment offset
+		set(ip+9, ip+10, kindFixed, 0)
+		set(ip+12, ip+20, kindNet, 12)
+	}
+	set(l4, l4+4, kindL4, 0) // the ports
+}
+
+// tcpPrologue lets through to user space, ahead of a TCP listener's
+// relocated program, the segments whose transport header is not where the
+// fake segment has it: IPv4 with options, IPv6 with extension headers.
+func tcpPrologue(v6 bool) []bpf.RawInstruction {
+	if v6 {
+		return []bpf.RawInstruction{
+			{Op: bpfLdBAbs, K: skfNetOff + 6},
+			{Op: bpfJeqK, K: 6, Jt: 1, Jf: 0},
+			{Op: bpfRetK, K: kernelAccept},
+		}
+	}
+	return []bpf.RawInstruction{
+		{Op: bpfLdBAbs, K: skfNetOff},
+		{Op: bpfJeqK, K: 0x45, Jt: 1, Jf: 0},
+		{Op: bpfRetK, K: kernelAccept},
+	}
 }
 
 // fixed reports whether the bytes [off, end) of the header are constants.
@@ -156,7 +211,31 @@ func kernelProgram(m *Matcher, t kernelTarget) ([]bpf.RawInstruction, error) {
 	if !ok {
 		return nil, refuse("not specialised", "the program loops or is too large to evaluate over the fixed headers")
 	}
-	return l.relocate(r.raw)
+	if !t.tcp {
+		return l.relocate(r.raw)
+	}
+	if !t.v6 {
+		// The IPv4 flags are fixed for the specialiser but not the same
+		// in every segment: the verdict must not depend on them.
+		ip := l.h.ip
+		for _, flags := range []byte{0x00, 0x40, 0x80, 0xc0} {
+			h := l.h.b
+			h[ip+6], h[ip+7] = flags, 0
+			v, ok := specialise(p, m.raw, h[:l.h.n], l.fixed, m.snap)
+			if !ok || !slices.Equal(v.raw, r.raw) {
+				return nil, refuse("segment field", "the verdict depends on the IPv4 flags, which may change from segment to segment")
+			}
+		}
+	}
+	body, err := l.relocate(r.raw)
+	if err != nil {
+		return nil, err
+	}
+	out := append(tcpPrologue(t.v6), body...)
+	if len(out) > maxKernelInsns {
+		return nil, refuse("too long", "%d instructions relocated, more than the kernel's %d", len(out), maxKernelInsns)
+	}
+	return out, nil
 }
 
 // relocate translates the residual program raw, which runs on the fake
@@ -182,6 +261,9 @@ func (l *kernelLayout) relocate(raw []bpf.RawInstruction) ([]bpf.RawInstruction,
 				{Op: bpfRetK, K: kernelAccept},
 			}
 		case bpfLdLen:
+			if l.tcp {
+				return nil, refuse("length", "the program reads the packet's length, which changes from segment to segment")
+			}
 			out = []bpf.RawInstruction{{Op: bpfLdLen}, {Op: bpfALU | bpfAdd, K: l.delta}}
 			if pad {
 				out = append(out, bpf.RawInstruction{Op: bpfJgeK, Jt: 1, K: minEthernetFrame},
@@ -200,6 +282,9 @@ func (l *kernelLayout) relocate(raw []bpf.RawInstruction) ([]bpf.RawInstruction,
 				size = 1
 			}
 			off := r.K
+			if off >= n && l.tcp {
+				return nil, refuse("payload", "a load at %d reads past the TCP header, which differs from segment to segment", off)
+			}
 			if off >= n { // the payload
 				k := off - n + udpLen
 				r.K = k
@@ -270,6 +355,8 @@ func (l *kernelLayout) headerLoad(r bpf.RawInstruction, off, size uint32) ([]bpf
 			konst |= uint32(l.h.b[j])
 		case kindChecksum:
 			return nil, refuse("checksum", "a load at %d reads a checksum, which the fake packet computes", off)
+		case kindVarying:
+			return nil, refuse("segment field", "a load at %d reads a field other than the addresses and ports, which may change from segment to segment", j)
 		default:
 			a, b = min(a, j), j+1
 		}

@@ -81,6 +81,7 @@ type listenerOptions struct {
 	policy     TimeoutPolicy
 	maxPending int
 	onReject   func(Report)
+	kernel     bool
 }
 
 func newListenerOptions(opts []ListenerOption) listenerOptions {
@@ -216,6 +217,43 @@ func WithRejectFunc(f func(Report)) ListenerOption {
 	return func(o *listenerOptions) { o.onReject = f }
 }
 
+// WithListenerKernelFilter asks NewListener to attach the matcher's
+// program, as a socket filter (SO_ATTACH_FILTER), to the inner listener's
+// socket on Linux, so that connections that cannot match are dropped in
+// the kernel, SYN and all, before they are accepted. Accept still matches
+// what the kernel lets through exactly as without it.
+//
+// A listening socket's filter runs on every segment it receives, the
+// final ACK of the handshake included, and the sockets it accepts inherit
+// it; so a filter is offloaded only if its verdict is the same for every
+// segment of a connection, whether the packet user space matches is the
+// real SYN, a fake one or, with WithPayload, a data segment: the
+// relocated program reads the IP addresses and the TCP ports and nothing
+// else. A filter whose verdict depends on anything else (the payload, the
+// length, the TCP flags, sequence numbers, window or options, the TTL,
+// TOS, IP ID or flags, the IPv6 flow label) is not offloaded. Segments
+// whose TCP header is not right after a bare IP header (IPv4 options, IPv6
+// extension headers) are let through to user space. Accept detaches the
+// filter from the connections it hands out (SO_DETACH_FILTER); what they
+// inherited would be harmless anyway, as it accepts every segment of a
+// connection it let in.
+//
+// Clients the kernel filter drops see no answer to their SYN: they resend
+// it until their connect times out (about two minutes by default on
+// Linux), where the Listener without it accepts their connection and
+// closes it at once. They are not counted in Stats, and the reject
+// function does not see them.
+//
+// Whether a filter was attached, and why not, is not an error of
+// NewListener: Listener.KernelFilter reports it. The kernel takes no
+// socket filter on a Multipath TCP listener, which Go's net.Listen makes
+// by default on Linux: listen with a net.ListenConfig after
+// SetMultipathTCP(false). Outside Linux, and on a listener without a
+// SyscallConn method, the option does nothing but say so.
+func WithListenerKernelFilter() ListenerOption {
+	return func(o *listenerOptions) { o.kernel = true }
+}
+
 // ListenerStats counts the connections a Listener or a Router has
 // accepted from its inner listener: each is counted in Accepted when it
 // arrives, then once in Matched when Accept hands it out or in Rejected
@@ -300,6 +338,7 @@ type Listener struct {
 	closed atomic.Bool
 	counts counts // without WithPayload
 	synErr error  // why the kernel does not save SYNs, nil if it does
+	kernel kernelStatus
 
 	// With WithPayload only.
 	d *dispatcher
@@ -331,6 +370,9 @@ func NewListener(inner net.Listener, m *Matcher, opts ...ListenerOption) (*Liste
 	l.synErr = saveSYN(inner)
 	if err := checkPayloadReach(m, l.o.payload, l.o.n, l.synErr == nil); err != nil {
 		return nil, inContext("NewListener", err)
+	}
+	if l.o.kernel {
+		l.kernel = attachListenerFilter(inner, m)
 	}
 	if l.o.payload {
 		l.q = newQueue()
@@ -452,7 +494,11 @@ func checkTCPListener(inner net.Listener) error {
 // error satisfies errors.Is(err, net.ErrClosed).
 func (l *Listener) Accept() (net.Conn, error) {
 	if l.d != nil {
-		return l.d.accept(l.q)
+		c, err := l.d.accept(l.q)
+		if err == nil && l.kernel.attached {
+			detachKernelFilter(c)
+		}
+		return c, err
 	}
 	for {
 		c, err := l.inner.Accept()
@@ -484,6 +530,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		if ok {
 			l.counts.matched.Add(1)
+			if l.kernel.attached {
+				detachKernelFilter(c)
+			}
 			return c, nil
 		}
 		if err == nil {
@@ -502,6 +551,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 // flood) is matched with a fake SYN; Report.SYN tells, connection by
 // connection. Outside Linux it always returns an error.
 func (l *Listener) RealSYN() error { return l.synErr }
+
+// KernelFilter reports whether WithListenerKernelFilter attached a filter
+// to the inner listener's socket and, when it did not or when it filters
+// only one family of a dual-stack socket, why (empty when a filter covers
+// all the socket receives). Without the option it reports false and an
+// empty reason.
+func (l *Listener) KernelFilter() (attached bool, reason string) {
+	return l.kernel.attached, l.kernel.reason
+}
 
 // Stats returns the counts of connections so far.
 func (l *Listener) Stats() ListenerStats {
