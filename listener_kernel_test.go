@@ -112,8 +112,8 @@ func TestKernelProgramTCP(t *testing.T) {
 							// final ACK, data, each with other fields.
 							for i, seg := range []struct {
 								ttl, ipf, fl byte
-								win         uint16
-								payload     string
+								win          uint16
+								payload      string
 							}{
 								{64, 0x40, 0x02, 65495, ""},
 								{1, 0x00, 0x10, 512, ""},
