@@ -168,6 +168,59 @@ func tcpAddr(t *testing.T, s string) *net.TCPAddr {
 	return a
 }
 
+// TestListenerKernelFilterDualStack checks a dual-stack listener, whose
+// filter tests each segment's IP version: IPv4 and IPv6 clients are let
+// in or dropped by their own family's program.
+func TestListenerKernelFilterDualStack(t *testing.T) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", "[::]:0")
+	if err != nil {
+		t.Skipf("no dual-stack listener: %v", err)
+	}
+	defer ln.Close()
+	m, err := Compile("src host 127.0.0.1 or src host ::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewListener(ln, m, WithListenerKernelFilter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ok, why := l.KernelFilter(); !ok || why != "" {
+		t.Fatalf("KernelFilter() = %v, %q; want attached for both families", ok, why)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	conns := acceptAll(l)
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"127.0.0.1", "127.0.0.1", true},
+		{"127.0.0.2", "127.0.0.1", false},
+		{"::1", "::1", true},
+	} {
+		d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+		c, err := d.Dial("tcp", net.JoinHostPort(tc.to, fmt.Sprint(port)))
+		if tc.ok != (err == nil) {
+			t.Errorf("dial from %s to %s: %v; want success %v", tc.from, tc.to, err, tc.ok)
+		}
+		if err != nil {
+			continue
+		}
+		defer c.Close()
+		sc := waitConn(t, conns, 5*time.Second)
+		defer sc.Close()
+		if hasFilter(t, sc) {
+			t.Errorf("the accepted connection from %s kept the listener's filter", tc.from)
+		}
+	}
+	if st := l.Stats(); st.Accepted != 2 || st.Rejected != 0 {
+		t.Errorf("Stats() = %+v; want 2 accepted, none rejected", st)
+	}
+}
+
 // TestListenerKernelFilterRefused checks that a filter the kernel cannot
 // be given, or a listener that takes none, leaves the filtering to user
 // space, says why, and the listener works.
