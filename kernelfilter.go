@@ -144,13 +144,15 @@ func (l *kernelLayout) init(link LinkType, t kernelTarget) error {
 // link header, the IP version and header length and the protocol (the
 // program checks them, see tcpPrologue), and the IPv4 fragment field,
 // which the kernel clears on reassembly but whose flags (DF and the
-// reserved bit) kernelProgram checks the verdict does not depend on. The
-// rest varies, and a load of it is refused.
+// reserved bit) kernelProgram checks the verdict does not depend on, as
+// it does for the IPv6 traffic class bits beside the version. The rest
+// varies, and a load of it is refused.
 func (l *kernelLayout) initTCP(t kernelTarget, ip, l4 uint32, set func(from, to uint32, k byteKind, at uint32)) {
 	l.tcp = true
 	set(0, uint32(l.h.n), kindVarying, 0)
 	set(0, ip, kindFixed, 0) // the link header
 	if t.v6 {
+		set(ip, ip+1, kindFixed, 0)   // the version, and traffic class bits kernelProgram checks the verdict ignores
 		set(ip+6, ip+7, kindFixed, 0) // the next header: TCP, or the prologue lets it through
 		set(ip+8, ip+40, kindNet, 8)
 	} else {
@@ -214,17 +216,22 @@ func kernelProgram(m *Matcher, t kernelTarget) ([]bpf.RawInstruction, error) {
 	if !t.tcp {
 		return l.relocate(r.raw)
 	}
-	if !t.v6 {
-		// The IPv4 flags are fixed for the specialiser but not the same
-		// in every segment: the verdict must not depend on them.
-		ip := l.h.ip
-		for _, flags := range []byte{0x00, 0x40, 0x80, 0xc0} {
-			h := l.h.b
-			h[ip+6], h[ip+7] = flags, 0
-			v, ok := specialise(p, m.raw, h[:l.h.n], l.fixed, m.snap)
-			if !ok || !slices.Equal(v.raw, r.raw) {
-				return nil, refuse("segment field", "the verdict depends on the IPv4 flags, which may change from segment to segment")
-			}
+	// Bytes fixed for the specialiser but not the same in every segment:
+	// the IPv4 flags (DF, the reserved bit), and the IPv6 traffic class's
+	// high nibble, beside the version. The verdict must not depend on them.
+	at, values, what := l.h.ip+6, []byte{0x00, 0x40, 0x80, 0xc0}, "the IPv4 flags"
+	if t.v6 {
+		at, values, what = l.h.ip, []byte{0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f}, "the IPv6 traffic class"
+	}
+	for _, v := range values {
+		h := l.h.b
+		h[at] = v
+		if !t.v6 {
+			h[at+1] = 0 // the fragment offset: 0 once reassembled
+		}
+		w, ok := specialise(p, m.raw, h[:l.h.n], l.fixed, m.snap)
+		if !ok || !slices.Equal(w.raw, r.raw) {
+			return nil, refuse("segment field", "the verdict depends on %s, which may change from segment to segment", what)
 		}
 	}
 	body, err := l.relocate(r.raw)

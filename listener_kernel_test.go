@@ -31,7 +31,7 @@ func tcpSegment(src, dst netip.AddrPort, ttl, ipFlags, tcpFlags byte, win uint16
 		return append(h, l4...), l4
 	}
 	h := make([]byte, 40)
-	h[0] = 0x60
+	h[0] = 0x60 | ipFlags>>4 // traffic class bits beside the version
 	binary.BigEndian.PutUint16(h[4:], uint16(len(l4)))
 	h[6], h[7] = 6, ttl
 	s, d := src.Addr().As16(), dst.Addr().As16()
@@ -67,73 +67,76 @@ func TestKernelProgramTCP(t *testing.T) {
 		{"flow label", "ip6[0:4] & 0xfffff != 0", "", "segment field"},
 		{"ip6 payload", "ip6[60:4] = 0x47455420", "", "payload"},
 		{"length", "len > 40", "length", "length"},
+		{"ip6 traffic class", "ip6[0] & 0x0f = 0", "", "segment field"},
 	}
 	srcs := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "10.1.2.3", "::1", "::2", "2001:db8::7"}
 	ports := []uint16{1, 80, 40001, 50000}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := Compile(tc.expr)
-			if err != nil {
-				t.Fatalf("%q: %v", tc.expr, err)
-			}
-			for _, v6 := range []bool{false, true} {
-				prog, err := kernelProgram(m, kernelTarget{tcp: true, v6: v6})
-				refused := tc.refused
-				if v6 {
-					refused = tc.refused6
-				}
-				if refused != "" {
-					if err == nil || !strings.HasPrefix(err.Error(), refused) {
-						t.Errorf("%q (IPv6 %v): offloaded, or refused for %v; want refused for %q", tc.expr, v6, err, refused)
-					}
-					continue
-				}
+		for _, link := range []LinkType{LinkEthernet, LinkRaw} {
+			t.Run(fmt.Sprintf("%s/%v", tc.name, link), func(t *testing.T) {
+				m, err := Compile(tc.expr, WithLinkType(link))
 				if err != nil {
-					t.Fatalf("%q (IPv6 %v): refused: %v", tc.expr, v6, err)
+					t.Fatalf("%q: %v", tc.expr, err)
 				}
-				checked := 0
-				for _, s := range srcs {
-					sa := netip.MustParseAddr(s)
-					if sa.Is6() != v6 {
+				for _, v6 := range []bool{false, true} {
+					prog, err := kernelProgram(m, kernelTarget{tcp: true, v6: v6})
+					refused := tc.refused
+					if v6 {
+						refused = tc.refused6
+					}
+					if refused != "" {
+						if err == nil || !strings.HasPrefix(err.Error(), refused) {
+							t.Errorf("%q (IPv6 %v): offloaded, or refused for %v; want refused for %q", tc.expr, v6, err, refused)
+						}
 						continue
 					}
-					da := netip.MustParseAddr("127.0.0.1")
-					if v6 {
-						da = netip.MustParseAddr("::1")
+					if err != nil {
+						t.Fatalf("%q (IPv6 %v): refused: %v", tc.expr, v6, err)
 					}
-					for _, sp := range ports {
-						for _, dp := range ports {
-							src, dst := netip.AddrPortFrom(sa, sp), netip.AddrPortFrom(da, dp)
-							want, err := m.Match(FakePacket{Src: src, Dst: dst, Protocol: TCP, Flags: SYN})
-							if err != nil {
-								t.Fatal(err)
-							}
-							// Segments of the connection: the SYN, the
-							// final ACK, data, each with other fields.
-							for i, seg := range []struct {
-								ttl, ipf, fl byte
-								win          uint16
-								payload      string
-							}{
-								{64, 0x40, 0x02, 65495, ""},
-								{1, 0x00, 0x10, 512, ""},
-								{255, 0x80, 0x18, 0, "GET / HTTP/1.1\r\n"},
-							} {
-								nh, l4 := tcpSegment(src, dst, seg.ttl, seg.ipf, seg.fl, seg.win, []byte(seg.payload))
-								got := runSocketFilter(prog, nh, l4) != 0
-								checked++
-								if got != want {
-									t.Errorf("%q: segment %d %v -> %v: kernel %v, user space %v", tc.expr, i, src, dst, got, want)
+					checked := 0
+					for _, s := range srcs {
+						sa := netip.MustParseAddr(s)
+						if sa.Is6() != v6 {
+							continue
+						}
+						da := netip.MustParseAddr("127.0.0.1")
+						if v6 {
+							da = netip.MustParseAddr("::1")
+						}
+						for _, sp := range ports {
+							for _, dp := range ports {
+								src, dst := netip.AddrPortFrom(sa, sp), netip.AddrPortFrom(da, dp)
+								want, err := m.Match(FakePacket{Src: src, Dst: dst, Protocol: TCP, Flags: SYN})
+								if err != nil {
+									t.Fatal(err)
+								}
+								// Segments of the connection: the SYN, the
+								// final ACK, data, each with other fields.
+								for i, seg := range []struct {
+									ttl, ipf, fl byte
+									win          uint16
+									payload      string
+								}{
+									{64, 0x40, 0x02, 65495, ""},
+									{1, 0x00, 0x10, 512, ""},
+									{255, 0x80, 0x18, 0, "GET / HTTP/1.1\r\n"},
+								} {
+									nh, l4 := tcpSegment(src, dst, seg.ttl, seg.ipf, seg.fl, seg.win, []byte(seg.payload))
+									got := runSocketFilter(prog, nh, l4) != 0
+									checked++
+									if got != want {
+										t.Errorf("%q: segment %d %v -> %v: kernel %v, user space %v", tc.expr, i, src, dst, got, want)
+									}
 								}
 							}
 						}
 					}
+					if checked == 0 {
+						t.Fatalf("no segment checked")
+					}
 				}
-				if checked == 0 {
-					t.Fatalf("no segment checked")
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
