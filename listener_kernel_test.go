@@ -2,7 +2,11 @@ package bpfmatch
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+
 	"fmt"
+	"golang.org/x/net/bpf"
 	"net/netip"
 	"strings"
 	"testing"
@@ -167,6 +171,93 @@ func TestKernelProgramTCPPrologue(t *testing.T) {
 		}
 		if runSocketFilter(prog, nh, l4) == 0 {
 			t.Errorf("IPv6 %v: %s: a segment after IP options or extension headers dropped", v6, fmt.Sprintf("%x", nh[:8]))
+		}
+	}
+}
+
+// TestKernelFilterCorpusTCP reports, for each corpus expression and each
+// family of a TCP listener, whether its program is offloaded and why not,
+// and checks each relocated program on segments of varied addresses,
+// ports and per-segment fields: its verdict equals user space's on the
+// fake SYN, on the real SYN (framed as realSYN frames it) and on a fake
+// data segment of the same connection.
+func TestKernelFilterCorpusTCP(t *testing.T) {
+	exprs, links := corpusKernelExprs(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, v6 := range []bool{false, true} {
+		counts := map[string]int{}
+		compiled, offloaded, segments, accepted := 0, 0, 0, 0
+		for i, e := range exprs {
+			m, err := Compile(e, WithLinkType(links[i]))
+			if err != nil {
+				continue
+			}
+			compiled++
+			prog, err := kernelProgram(m, kernelTarget{tcp: true, v6: v6})
+			if err != nil {
+				counts[err.(*kernelRefusal).why]++
+				continue
+			}
+			offloaded++
+			for range 40 {
+				ports := []uint16{21, 22, 80, 443, 1024, 8080, uint16(r.IntN(65536))}
+				srcs := []string{"127.0.0.1", "127.0.0.2", "10.0.0.1", "192.168.1.10", "172.16.0.1"}
+				if v6 {
+					srcs = []string{"::1", "2001:db8::1", "fe80::1", "2001:db8::2"}
+				}
+				src := netip.AddrPortFrom(netip.MustParseAddr(srcs[r.IntN(len(srcs))]), ports[r.IntN(len(ports))])
+				dst := netip.AddrPortFrom(netip.MustParseAddr(srcs[r.IntN(len(srcs))]), ports[r.IntN(len(ports))])
+				ttl, ipf := byte(r.IntN(256)), []byte{0, 0x40, 0x80}[r.IntN(3)]
+				payload := []byte("GET / HTTP/1.1\r\n")[:r.IntN(17)]
+				fakeSYN, err := m.Match(FakePacket{Src: src, Dst: dst, Protocol: TCP, Flags: SYN})
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, err := m.Match(FakePacket{Src: src, Dst: dst, Protocol: TCP, Flags: PSH | ACK, TTL: ttl, Payload: payload})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nh, _ := tcpSegment(src, dst, ttl, ipf, 0x02, uint16(r.IntN(65536)), nil)
+				off := 0
+				if m.link == LinkEthernet {
+					off = ethernetHeaderLen
+				}
+				frame, _, wire := frameSYN(append(make([]byte, off), nh...), m.link)
+				realSYN, err := m.MatchFrame(frame, wire)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, seg := range []struct {
+					fl      byte
+					payload []byte
+				}{{0x02, nil}, {0x10, nil}, {0x18, payload}} {
+					nh, l4 := tcpSegment(src, dst, ttl, ipf, seg.fl, uint16(r.IntN(65536)), seg.payload)
+					kernel := runSocketFilter(prog, nh, l4) != 0
+					segments++
+					if kernel {
+						accepted++
+					}
+					if kernel != fakeSYN || kernel != realSYN || kernel != data {
+						ins, _ := bpf.Disassemble(prog)
+						t.Errorf("IPv6 %v, %q: %v -> %v flags %#x: kernel %v, user space on the fake SYN %v, the real SYN %v, a data segment %v\n%v",
+							v6, e, src, dst, seg.fl, kernel, fakeSYN, realSYN, data, ins)
+					}
+				}
+			}
+		}
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%d", k, counts[k])
+		}
+		t.Logf("TCP listener, IPv6 %v: %d expressions compile, %d offloaded; refusals by reason:%s", v6, compiled, offloaded, b.String())
+		t.Logf("TCP listener, IPv6 %v: %d segments, %d accepted by the kernel program, all with user space's verdict", v6, segments, accepted)
+		if offloaded == 0 || accepted == 0 {
+			t.Errorf("IPv6 %v: nothing offloaded or accepted: the test proves nothing", v6)
 		}
 	}
 }
