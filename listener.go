@@ -328,6 +328,11 @@ func (c *counts) stats() ListenerStats {
 // Without WithPayload it is called by Accept, which goes on to the next
 // connection, and WithTimeoutPolicy and WithMaxPending do not apply.
 //
+// With WithListenerKernelFilter, on Linux, a filter that reads only
+// addresses and ports is also attached to the inner listener's socket,
+// which drops the SYNs of connections that cannot match before they are
+// accepted; KernelFilter reports whether it was and why not.
+//
 // The inner listener must listen on a TCP address: NewListener refuses
 // another (a Unix socket listener, say), whose connections cannot be made
 // into packets.
