@@ -27,7 +27,7 @@ var (
 
 const usageText = `usage: bpfmatch [flags] [EXPRESSION...]
        bpfmatch -r FILE [-w OUT] [-libpcap] [-d | -dd | -ddd] [EXPRESSION...]
-       bpfmatch -listen ADDR [-udp [-kernel] | -syn] [-count N] [-wait D] [EXPRESSION...]
+       bpfmatch -listen ADDR [-udp | -syn] [-kernel] [-count N] [-wait D] [EXPRESSION...]
 
 Tell whether a tcpdump filter expression matches one fake packet built from
 the flags, or count the packets of a capture file that match it. The words
@@ -85,9 +85,10 @@ Listening:
   -udp                 with -listen: receive UDP datagrams instead, each
                        matched as it comes, with the address it was sent to
                        (on Linux, even on a socket bound to all addresses)
-  -kernel              with -listen -udp: also attach the filter to the
-                       socket (Linux), so that what cannot match never
-                       leaves the kernel; the first line says whether it did
+  -kernel              with -listen: also attach the filter to the socket
+                       (Linux), so that what cannot match never leaves the
+                       kernel (for TCP, filters on addresses and ports
+                       only); the first line says whether it did
   -syn                 with -listen: match each TCP client's SYN instead of
                        its first bytes: on Linux the real SYN the kernel
                        saved (TTL, window, options, which rejections print),

@@ -41,7 +41,7 @@ func (r *listenFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&r.count, "count", "", "with -listen: exit after N connections or datagrams")
 	fs.StringVar(&r.wait, "wait", "", "with -listen: how long to wait for a TCP client's first bytes")
 	fs.BoolVar(&r.syn, "syn", false, "with -listen: match each client's SYN, not its first bytes")
-	fs.BoolVar(&r.kernel, "kernel", false, "with -listen -udp: filter in the kernel too")
+	fs.BoolVar(&r.kernel, "kernel", false, "with -listen: filter in the kernel too")
 }
 
 // listenConfig is what -listen asks for; addr is "" without it.
@@ -83,9 +83,6 @@ func parseListen(r *listenFlags, set map[string]bool, cfg *config) error {
 		return fmt.Errorf("%s cannot be used with -listen: the connections supply the packets (-udp for UDP)", strings.Join(conflicts, ", "))
 	}
 	cfg.listen = listenConfig{addr: r.listen, udp: r.udp, syn: r.syn, kernel: r.kernel, wait: defaultListenWait}
-	if r.kernel && !r.udp {
-		return errors.New("-kernel filters datagrams in the kernel: it needs -udp")
-	}
 	if r.syn && (r.udp || set["wait"]) {
 		return errors.New("-syn matches a TCP client's SYN: it takes neither -udp nor -wait")
 	}
@@ -175,6 +172,22 @@ func (p *printer) printLine(line, verdict string) {
 	}
 }
 
+// kernelStatus says, for -kernel, whether the filter was attached to the
+// socket and what that means.
+func kernelStatus(asked bool, status func() (bool, string)) string {
+	if !asked {
+		return ""
+	}
+	switch attached, why := status(); {
+	case attached && why == "":
+		return "; the kernel drops what cannot match, which is then not printed"
+	case attached:
+		return "; the kernel drops some of what cannot match (" + why + "), which is then not printed"
+	default:
+		return "; no kernel filter: " + why
+	}
+}
+
 // printSYN prints a verdict on pkt, with the headers of the real SYN the
 // verdict was on, when there was one.
 func (p *printer) printSYN(pkt bpfmatch.FakePacket, syn []byte, verdict string) {
@@ -260,6 +273,9 @@ func listenTCP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 	if !cfg.listen.syn {
 		opts = append(opts, bpfmatch.WithPayload(listenBytes, cfg.listen.wait))
 	}
+	if cfg.listen.kernel {
+		opts = append(opts, bpfmatch.WithListenerKernelFilter())
+	}
 	l, err := bpfmatch.NewListener(ln, m, opts...)
 	if err != nil {
 		ln.Close()
@@ -275,7 +291,7 @@ func listenTCP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 	} else if cfg.listen.syn {
 		syn = "the real SYN, options and all"
 	}
-	fmt.Fprintf(stderr, "bpfmatch: listening on tcp %v; %s; the filter sees %s\n", l.Addr(), what, syn)
+	fmt.Fprintf(stderr, "bpfmatch: listening on tcp %v; %s; the filter sees %s%s\n", l.Addr(), what, syn, kernelStatus(cfg.listen.kernel, l.KernelFilter))
 	go func() {
 		<-ctx.Done()
 		l.Close()
@@ -334,18 +350,7 @@ func listenUDP(ctx context.Context, cfg *config, m *bpfmatch.Matcher, p *printer
 		inner.Close()
 		return err
 	}
-	kernel := "the filter runs in user space"
-	if cfg.listen.kernel {
-		switch attached, why := pc.KernelFilter(); {
-		case attached && why == "":
-			kernel = "the kernel drops what cannot match: datagrams it drops are not printed"
-		case attached:
-			kernel = "the kernel drops some of what cannot match (" + why + "): datagrams it drops are not printed"
-		default:
-			kernel = "no kernel filter: " + why
-		}
-	}
-	fmt.Fprintf(stderr, "bpfmatch: listening on udp %v; %s\n", pc.LocalAddr(), kernel)
+	fmt.Fprintf(stderr, "bpfmatch: listening on udp %v%s\n", pc.LocalAddr(), kernelStatus(cfg.listen.kernel, pc.KernelFilter))
 	go func() {
 		<-ctx.Done()
 		pc.Close()

@@ -99,3 +99,39 @@ func TestListenKernel(t *testing.T) {
 		t.Errorf("printed %q, want only %q: the kernel drops the others", got, want)
 	}
 }
+
+// TestListenKernelTCP runs -listen -kernel on TCP with a filter on the
+// source address: the kernel answers only the clients it lets through.
+func TestListenKernelTCP(t *testing.T) {
+	requireCompile(t)
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	args := []string{"-listen", "127.0.0.1:0", "-kernel", "-count", "1", "src host 127.0.0.1"}
+	go func() { exited <- run(args, &stdout, &stderr) }()
+	addr := waitListening(t, &stderr, exited)
+	if !strings.Contains(stderr.String(), "the kernel drops what cannot match") {
+		t.Fatalf("stderr %q: no kernel filter", stderr.String())
+	}
+	d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	if c, err := d.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("a client from 127.0.0.2 connected: the kernel filter should drop its SYN")
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello"))
+	defer c.Close()
+	select {
+	case code := <-exited:
+		if code != exitMatch {
+			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after the clients; stdout %q", stdout.String())
+	}
+	if got := stdout.String(); !strings.Contains(got, "tcp 127.0.0.1:") || !strings.HasSuffix(strings.TrimSpace(got), ": match") || strings.Count(got, "\n") != 1 {
+		t.Errorf("printed %q, want one match from 127.0.0.1", got)
+	}
+}
