@@ -50,7 +50,7 @@ test: deps lint
 # The differential tests again, showing how many comparisons with libpcap
 # and tcpdump they made.
 equivalence:
-	@out=$$($(GO) test -tags libpcap -count=1 -v -run 'Differential|FlowEqualsMatch|StoredPrograms|ReadCountsMatchTcpdump|ImageEqualsLibpcap' ./... 2>&1); code=$$?; \
+	@out=$$($(GO) test -tags libpcap -count=1 -v -run 'Differential|FlowEqualsMatch|StoredPrograms|ReadCountsMatchTcpdump|ImageEqualsLibpcap|CompileNoLeak' ./... 2>&1); code=$$?; \
 		echo "$$out" | grep -E 'comparisons|compared|^(--- FAIL|ok|FAIL|panic)'; exit $$code
 
 # Every package and its tests build and vet on every platform, without cgo.

@@ -472,14 +472,7 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 			l4[12] = tcpLen / 4 << 4
 		}
 		if need&needTCP != 0 {
-			flags := p.Flags
-			if flags == 0 {
-				flags = DefaultTCPFlags
-			}
-			window := p.Window
-			if window == 0 {
-				window = DefaultWindow
-			}
+			flags, window := p.tcpFields()
 			binary.BigEndian.PutUint32(l4[4:], p.Seq)
 			binary.BigEndian.PutUint32(l4[8:], p.Ack)
 			l4[13] = uint8(flags)
@@ -499,6 +492,18 @@ func (p *FakePacket) macs() (src, dst net.HardwareAddr) {
 		dst = DefaultDstMAC
 	}
 	return src, dst
+}
+
+// tcpFields returns p's TCP flags and window, the defaults for zero.
+func (p *FakePacket) tcpFields() (TCPFlags, uint16) {
+	flags, window := p.Flags, p.Window
+	if flags == 0 {
+		flags = DefaultTCPFlags
+	}
+	if window == 0 {
+		window = DefaultWindow
+	}
+	return flags, window
 }
 
 // maxPayload is the largest payload the IP packet can carry.

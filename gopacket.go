@@ -120,14 +120,7 @@ func (p *FakePacket) Layers(link LinkType) ([]gopacket.SerializableLayer, error)
 		u.SetNetworkLayerForChecksum(network)
 		out = append(out, u)
 	} else {
-		flags := p.Flags
-		if flags == 0 {
-			flags = DefaultTCPFlags
-		}
-		window := p.Window
-		if window == 0 {
-			window = DefaultWindow
-		}
+		flags, window := p.tcpFields()
 		t := &layers.TCP{SrcPort: layers.TCPPort(p.Src.Port()), DstPort: layers.TCPPort(p.Dst.Port()),
 			Seq: p.Seq, Ack: p.Ack, DataOffset: 5, Window: window,
 			FIN: flags&FIN != 0, SYN: flags&SYN != 0, RST: flags&RST != 0, PSH: flags&PSH != 0,

@@ -444,3 +444,45 @@ func dualStack(v4, v6 []bpf.RawInstruction) []bpf.RawInstruction {
 	out = append(out, v4...)
 	return append(out, v6...)
 }
+
+// familyProgram returns the socket filter of m for a socket receiving the
+// families t4 and t6 (nil for one it does not receive), and why a family
+// is not filtered (empty when the filter covers all there are); what
+// names what the socket receives ("datagrams", "connections"), none is
+// the reason when it receives neither family.
+func familyProgram(m *Matcher, t4, t6 *kernelTarget, what, none string) ([]bpf.RawInstruction, string) {
+	var p4, p6 []bpf.RawInstruction
+	var why4, why6 error
+	if t4 != nil {
+		p4, why4 = kernelProgram(m, *t4)
+	}
+	if t6 != nil {
+		p6, why6 = kernelProgram(m, *t6)
+	}
+	switch {
+	case t4 != nil && t6 != nil:
+		switch {
+		case why4 != nil && why6 != nil:
+			if why4.Error() == why6.Error() {
+				return nil, why4.Error()
+			}
+			return nil, "IPv4: " + why4.Error() + "; IPv6: " + why6.Error()
+		case why4 != nil:
+			return dualStack(nil, p6), "IPv4 " + what + " are not filtered: " + why4.Error()
+		case why6 != nil:
+			return dualStack(p4, nil), "IPv6 " + what + " are not filtered: " + why6.Error()
+		}
+		return dualStack(p4, p6), ""
+	case t4 != nil:
+		if why4 != nil {
+			return nil, why4.Error()
+		}
+		return p4, ""
+	case t6 != nil:
+		if why6 != nil {
+			return nil, why6.Error()
+		}
+		return p6, ""
+	}
+	return nil, none
+}

@@ -45,12 +45,7 @@ func attachListenerFD(fd int, m *Matcher) kernelStatus {
 	if prog == nil {
 		return kernelStatus{reason: why}
 	}
-	filter := make([]unix.SockFilter, len(prog))
-	for i, r := range prog {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+	if err := attachFilter(fd, prog); err != nil {
 		return kernelStatus{reason: "SO_ATTACH_FILTER: " + err.Error()}
 	}
 	return kernelStatus{attached: true, reason: why}

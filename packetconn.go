@@ -259,40 +259,7 @@ func (c *PacketConn) kernelTargets(reportsDst bool) (v4, v6 *kernelTarget) {
 // families the socket receives, and why a family is not filtered.
 func (c *PacketConn) kernelFilterProgram(reportsDst bool) ([]bpf.RawInstruction, string) {
 	t4, t6 := c.kernelTargets(reportsDst)
-	var p4, p6 []bpf.RawInstruction
-	var why4, why6 error
-	if t4 != nil {
-		p4, why4 = kernelProgram(c.m, *t4)
-	}
-	if t6 != nil {
-		p6, why6 = kernelProgram(c.m, *t6)
-	}
-	switch {
-	case t4 != nil && t6 != nil:
-		switch {
-		case why4 != nil && why6 != nil:
-			if why4.Error() == why6.Error() {
-				return nil, why4.Error()
-			}
-			return nil, "IPv4: " + why4.Error() + "; IPv6: " + why6.Error()
-		case why4 != nil:
-			return dualStack(nil, p6), "IPv4 datagrams are not filtered: " + why4.Error()
-		case why6 != nil:
-			return dualStack(p4, nil), "IPv6 datagrams are not filtered: " + why6.Error()
-		}
-		return dualStack(p4, p6), ""
-	case t4 != nil:
-		if why4 != nil {
-			return nil, why4.Error()
-		}
-		return p4, ""
-	case t6 != nil:
-		if why6 != nil {
-			return nil, why6.Error()
-		}
-		return p6, ""
-	}
-	return nil, "the socket has no local address"
+	return familyProgram(c.m, t4, t6, "datagrams", "the socket has no local address")
 }
 
 // ReadFrom reads the next datagram the filter matches into b, dropping the

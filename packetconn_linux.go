@@ -272,15 +272,8 @@ func (c *PacketConn) attachKernelFilter() kernelStatus {
 	if prog == nil {
 		return kernelStatus{reason: why}
 	}
-	filter := make([]unix.SockFilter, len(prog))
-	for i, r := range prog {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	var serr error
-	if err := c.sys.rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
-	}); err != nil {
+	if err := c.sys.rc.Control(func(fd uintptr) { serr = attachFilter(int(fd), prog) }); err != nil {
 		serr = err
 	}
 	if serr != nil {
