@@ -90,14 +90,14 @@ func wordAt(s string, pos int) string {
 // generate turns the tree of expr into a program, with g's memory, which
 // it gives back (reset) for the next compilation.
 func (g *gen) generate(expr string, root Node, o *Options) (prog []bpf.RawInstruction, err error) {
-	// Every field afresh but the memory kept (mem, opt) and noOpt: field
-	// by field, for copying the whole of g twice shows in a short
-	// expression's compile time.
+	// Every field afresh but the memory kept (mem, opt) and noOpt, field
+	// by field: copying whole structs shows in a short expression's
+	// compile time. initLayers sets g.lay.
 	g.expr, g.link, g.snap, g.netmask, g.nblocks, g.regs = expr, o.LinkType, uint32(o.SnapLen), o.Netmask, 0, 0
-	g.lay, g.arith = layers{}, arithState{passed: g.arith.passed[:0]}
-	g.inet = inetState{relBlocks: g.inet.relBlocks, keep: g.inet.keep} // reset cleared them
-	defer g.reset()
+	g.inet.protochain, g.inet.inRelation = false, 0
+	g.arith.pending, g.arith.unoptimised, g.arith.known = nil, false, false
 	defer func() {
+		g.reset()
 		if r := recover(); r != nil {
 			ce, ok := r.(compileError)
 			if !ok {

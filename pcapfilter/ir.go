@@ -212,36 +212,37 @@ const (
 
 // reset readies g for another compilation, keeping the memory of one
 // that was not too large, so that compiling the same expressions again
-// allocates nothing but the program.
+// allocates nothing but the program. It writes only what changes: it
+// runs after every compilation.
 func (g *gen) reset() {
-	m := g.mem
-	mem := genMemory{chunk: m.chunk, insns: m.chunk}
+	m := &g.mem
 	if m.ninsns > len(m.chunk) && m.ninsns <= maxKeptInsns {
 		// The statements took more than one chunk: one of their size
 		// next time.
-		mem.chunk = make([]insn, m.ninsns)
-		mem.insns = mem.chunk
+		m.chunk = make([]insn, m.ninsns)
 	}
-	if len(m.blocks) <= maxKeptChunks {
-		// The blocks kept point into the memory kept with them, or at
-		// statements of their own, and newBlock overwrites each block
-		// it hands out: no need to clear them. Their marks are of
-		// earlier sweeps; newBlock clears them.
-		mem.blocks, mem.stack, mem.order = m.blocks, m.stack[:0], m.order[:0]
+	m.insns, m.ninsns, m.used, m.nb, m.sweeps = m.chunk, 0, 0, 0, 0
+	if len(m.blocks) > maxKeptChunks {
+		m.blocks, m.stack, m.order = nil, nil, nil
 	}
+	// The blocks kept point into the memory kept with them, or at
+	// statements of their own, and newBlock overwrites each block it
+	// hands out: no need to clear them. Their marks are of earlier
+	// sweeps; newBlock clears them.
+
 	// The sets of relations' blocks, kept cleared if small.
-	rel, keep := g.inet.relBlocks, g.inet.keep
-	if len(rel) > 1024 || len(keep) > 1024 {
-		rel, keep = nil, nil
+	if s := &g.inet; len(s.relBlocks) > 0 || len(s.keep) > 0 {
+		if len(s.relBlocks) > 1024 || len(s.keep) > 1024 {
+			s.relBlocks, s.keep = nil, nil
+		}
+		clear(s.relBlocks)
+		clear(s.keep)
 	}
-	clear(rel)
-	clear(keep)
-	passed := g.arith.passed[:0]
-	if cap(passed) > 64 {
-		passed = nil
+	if cap(g.arith.passed) > 64 {
+		g.arith.passed = nil
 	}
 	// generate sets the rest; drop what may be large.
-	g.mem, g.expr, g.inet, g.arith = mem, "", inetState{relBlocks: rel, keep: keep}, arithState{passed: passed}
+	g.expr, g.arith.passed, g.arith.pending = "", g.arith.passed[:0], nil
 }
 
 // test returns the cond that runs stmts, then jumps on "A op k": op is one

@@ -65,7 +65,11 @@ func (p *parser) parse(expr string) (root Node, err error) {
 	if len(expr) > MaxExprLen {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
 	}
-	*p = parser{src: expr, lx: lexer{src: expr}, nodes: p.nodes}
+	// Field by field, keeping the node memory: copying the whole parser
+	// shows in a short expression's compile time. advance sets tok, and
+	// peek lx.ahead before it is read.
+	p.src, p.depth, p.parens = expr, 0, 0
+	p.lx.src, p.lx.pos, p.lx.peeked = expr, 0, false
 	defer func() {
 		if r := recover(); r != nil {
 			e, ok := r.(bailout)
@@ -182,8 +186,9 @@ func (p *parser) reset() {
 	n.load.reset()
 	n.special.reset()
 	n.proto.reset()
-	// parse sets the rest; drop the expression, which may be large.
-	p.src, p.lx, p.tok = "", lexer{}, token{}
+	// parse sets the rest; drop the expression, which may be large, and
+	// the tokens' texts, which are parts of it.
+	p.src, p.lx.src, p.lx.ahead.text, p.tok.text = "", "", "", ""
 }
 
 const maxChunk = 128
