@@ -83,56 +83,59 @@ type block struct {
 
 	// Filled in by layout.
 	ntramp uint8     // how many of tramp are in use
-	tail   int32     // instructions from the block's first to the program's end
+	tail   int32     // instructions from the block's first to the program's end (far jumps only)
+	at     int32     // index of the block's first instruction in the program
 	tramp  [2]*block // far targets, reached through a ja each
 }
 
 // exit is a jump still to be patched, the jt (edge 0) or jf (edge 1) of
-// its block, and the next exit of the list it is in. Lists of exits are
-// linked through the blocks, so that joining two costs nothing, and a
-// list is two pointers.
+// its block b. A block's exits are b.exit[0] and b.exit[1] for good:
+// genMemory sets their b and edge once, when it makes the block.
 type exit struct {
 	b    *block
-	next *exit
+	next *exit // the next exit of the list it is in
 	edge uint8
 }
 
-type exits struct{ head, tail *exit }
+// exits is a list of exits, linked in a circle through next and held by
+// its last exit (nil: the empty list), so that joining two is two writes,
+// and a list one pointer.
+type exits struct{ last *exit }
 
 func one(b *block, edge uint8) exits {
 	e := &b.exit[edge]
-	*e = exit{b: b, edge: edge}
-	return exits{e, e}
+	e.next = e
+	return exits{e}
 }
 
-func (l exits) empty() bool { return l.head == nil }
+func (l exits) empty() bool { return l.last == nil }
 
 // join returns the list of a's exits and then b's; a and b are used up.
 func join(a, b exits) exits {
 	switch {
-	case a.empty():
+	case a.last == nil:
 		return b
-	case b.empty():
+	case b.last == nil:
 		return a
 	}
-	a.tail.next = b.head
-	return exits{a.head, b.tail}
+	a.last.next, b.last.next = b.last.next, a.last.next
+	return b
 }
 
 // patch points every exit of l at to.
 func patch(l exits, to *block) {
-	for e := l.head; e != nil; {
-		next := e.next
-		e.next = nil
+	if l.last == nil {
+		return
+	}
+	for e := l.last.next; ; e = e.next {
 		if e.edge == 0 {
 			e.b.jt = to
 		} else {
 			e.b.jf = to
 		}
-		if e == l.tail {
-			break
+		if e == l.last {
+			return
 		}
-		e = next
 	}
 }
 
@@ -152,13 +155,24 @@ func (c cond) isConst() bool { return c.entry == nil }
 func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	g.nblocks++
 	if g.nblocks > maxBlocks {
-		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
+		g.failBlocks()
 	}
-	b := g.mem.block()
+	m := &g.mem
+	if len(m.free) == 0 {
+		m.nextChunk()
+	}
+	b := &m.free[0]
+	m.free = m.free[1:]
 	// Blocks are reused from one compilation to the next: reset what is
 	// read before it is written (exit, tail and tramp are written first).
 	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
 	return b
+}
+
+// failBlocks fails for an expression whose graph exceeds maxBlocks (out
+// of newBlock, whose every call it would otherwise slow).
+func (g *gen) failBlocks() {
+	g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
 }
 
 // genMemory hands out blocks and statements from chunks, which a
@@ -166,7 +180,7 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 type genMemory struct {
 	blocks [][]block // chunks, kept from earlier compilations or new
 	used   int       // chunks in use, the last one being filled
-	nb     int       // blocks used of the last chunk in use
+	free   []block   // the blocks of the last chunk in use not yet handed out
 	insns  []insn    // statements not yet handed out
 	chunk  []insn    // the chunk insns is the rest of
 	ninsns int       // statements handed out in this compilation
@@ -175,17 +189,28 @@ type genMemory struct {
 	sweeps uint32    // reachable's sweeps so far in this compilation
 }
 
-func (m *genMemory) block() *block {
-	if m.used == 0 || m.nb == len(m.blocks[m.used-1]) {
-		if m.used == len(m.blocks) {
-			m.blocks = append(m.blocks, make([]block, 32<<min(m.used, 5)))
+// nextChunk makes the next chunk of blocks the one newBlock hands out
+// from.
+func (m *genMemory) nextChunk() {
+	if m.used == len(m.blocks) {
+		c := make([]block, 32<<min(m.used, 5))
+		for i := range c {
+			b := &c[i]
+			b.exit = [2]exit{{b: b, edge: 0}, {b: b, edge: 1}}
 		}
-		m.used++
-		m.nb = 0
+		m.blocks = append(m.blocks, c)
 	}
-	b := &m.blocks[m.used-1][m.nb]
-	m.nb++
-	return b
+	m.free = m.blocks[m.used]
+	m.used++
+}
+
+// inUse returns chunk i of the blocks handed out, cut to those handed out.
+func (m *genMemory) inUse(i int) []block {
+	c := m.blocks[i]
+	if i == m.used-1 {
+		c = c[:len(c)-len(m.free)]
+	}
+	return c
 }
 
 // stmts returns room for n statements, with room to append extra more
@@ -221,7 +246,7 @@ func (g *gen) reset() {
 		// next time.
 		m.chunk = make([]insn, m.ninsns)
 	}
-	m.insns, m.ninsns, m.used, m.nb, m.sweeps = m.chunk, 0, 0, 0, 0
+	m.insns, m.ninsns, m.used, m.free, m.sweeps = m.chunk, 0, 0, nil, 0
 	if len(m.blocks) > maxKeptChunks {
 		m.blocks, m.stack, m.order = nil, nil, nil
 	}
@@ -319,10 +344,8 @@ func (g *gen) reachable(entry *block) ([]*block, error) {
 	entry.mark = mark
 	order := m.order[:0]
 	back := false
-	for i, c := range m.blocks[:m.used] {
-		if i == m.used-1 {
-			c = c[:m.nb]
-		}
+	for i := range m.used {
+		c := m.inUse(i)
 		for j := range c {
 			b := &c[j]
 			if b.mark != mark {
@@ -366,10 +389,8 @@ func (g *gen) reachable(entry *block) ([]*block, error) {
 		}
 		m.stack = stack
 		order = order[:0]
-		for i, c := range m.blocks[:m.used] {
-			if i == m.used-1 {
-				c = c[:m.nb]
-			}
+		for i := range m.used {
+			c := m.inUse(i)
 			for j := range c {
 				if b := &c[j]; b.mark == mark {
 					if (b.kind != blockRet && b.jt == nil) || (b.kind == blockCond && (b.jf == nil || b.jt.id <= b.id || b.jf.id <= b.id)) {
@@ -397,14 +418,70 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Positions from the start, without trampolines: in a program of up
+	// to maxNear instructions no jump is farther than 255.
+	n := 0
+	for _, b := range order {
+		b.at, b.ntramp = int32(n), 0
+		n += len(b.stmts) + 1
+		if n > maxInsns {
+			return nil, errTooLong
+		}
+	}
+	if n > maxNear {
+		if n, err = farJumps(order); err != nil {
+			return nil, err
+		}
+	}
+	prog := make([]bpf.RawInstruction, n)
+	for _, b := range order {
+		here := int(b.at) // then the index of the jump
+		for _, s := range b.stmts {
+			// Not copy: most blocks have one or two statements.
+			prog[here] = s
+			here++
+		}
+		switch b.kind {
+		case blockRet:
+			prog[here] = insn{Op: opRetK, K: b.k}
+		case blockJump:
+			prog[here] = insn{Op: opJa, K: uint32(int(b.jt.at) - (here + 1))}
+		case blockCond:
+			in := insn{Op: b.op, K: b.k, Jt: uint8(int(b.jt.at) - (here + 1)), Jf: uint8(int(b.jf.at) - (here + 1))}
+			if b.ntramp > 0 {
+				target := func(to *block) uint8 {
+					if i := slices.Index(b.tramp[:b.ntramp], to); i >= 0 {
+						return uint8(i)
+					}
+					return uint8(int(to.at) - (here + 1))
+				}
+				in.Jt, in.Jf = target(b.jt), target(b.jf)
+				for i, to := range b.tramp[:b.ntramp] {
+					at := here + 1 + i
+					prog[at] = insn{Op: opJa, K: uint32(int(to.at) - (at + 1))}
+				}
+			}
+			prog[here] = in
+		}
+	}
+	return prog, nil
+}
 
-	// Sizes from the end, so that every forward target's position is known
-	// when a block is placed; tail is the number of instructions from a
-	// block's first to the end of the program.
+// maxNear is the longest program whose jumps are all within 255
+// instructions: the farthest goes from the first to the last.
+const maxNear = 257
+
+var errTooLong = fmt.Errorf("the program would have more than %d instructions", maxInsns)
+
+// farJumps places the trampolines of the blocks in order, for a program
+// that may need them, and returns its length. Sizes go from the end, so
+// that every forward target's position is known when a block is placed;
+// tail is the number of instructions from a block's first to the end of
+// the program.
+func farJumps(order []*block) (int, error) {
 	n := 0
 	for i := len(order) - 1; i >= 0; i-- {
 		b := order[i]
-		b.ntramp = 0
 		size := len(b.stmts) + 1
 		if b.kind == blockCond {
 			// The jump is followed by its trampolines, then by the n
@@ -423,37 +500,12 @@ func (g *gen) layout(entry *block) ([]bpf.RawInstruction, error) {
 		}
 		n += size
 		if n > maxInsns {
-			return nil, fmt.Errorf("the program would have more than %d instructions", maxInsns)
+			return 0, errTooLong
 		}
 		b.tail = int32(n)
 	}
-	pos := func(b *block) int { return n - int(b.tail) }
-	prog := make([]bpf.RawInstruction, 0, n)
 	for _, b := range order {
-		prog = append(prog, b.stmts...)
-		here := len(prog) // index of the jump instruction
-		switch b.kind {
-		case blockRet:
-			prog = append(prog, insn{Op: opRetK, K: b.k})
-		case blockJump:
-			prog = append(prog, insn{Op: opJa, K: uint32(pos(b.jt) - (here + 1))})
-		case blockCond:
-			in := insn{Op: b.op, K: b.k, Jt: uint8(pos(b.jt) - (here + 1)), Jf: uint8(pos(b.jf) - (here + 1))}
-			if b.ntramp > 0 {
-				target := func(to *block) uint8 {
-					if i := slices.Index(b.tramp[:b.ntramp], to); i >= 0 {
-						return uint8(i)
-					}
-					return uint8(pos(to) - (here + 1))
-				}
-				in.Jt, in.Jf = target(b.jt), target(b.jf)
-			}
-			prog = append(prog, in)
-			for i, to := range b.tramp[:b.ntramp] {
-				at := here + 1 + i
-				prog = append(prog, insn{Op: opJa, K: uint32(pos(to) - (at + 1))})
-			}
-		}
+		b.at = int32(n) - b.tail
 	}
-	return prog, nil
+	return n, nil
 }
