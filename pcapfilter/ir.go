@@ -158,11 +158,11 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 		g.failBlocks()
 	}
 	m := &g.mem
-	if len(m.free) == 0 {
+	if m.nb == len(m.cur) {
 		m.nextChunk()
 	}
-	b := &m.free[0]
-	m.free = m.free[1:]
+	b := &m.cur[m.nb]
+	m.nb++
 	// Blocks are reused from one compilation to the next: reset what is
 	// read before it is written (exit, tail and tramp are written first).
 	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
@@ -180,9 +180,10 @@ func (g *gen) failBlocks() {
 type genMemory struct {
 	blocks [][]block // chunks, kept from earlier compilations or new
 	used   int       // chunks in use, the last one being filled
-	free   []block   // the blocks of the last chunk in use not yet handed out
-	insns  []insn    // statements not yet handed out
-	chunk  []insn    // the chunk insns is the rest of
+	cur    []block   // the last chunk in use
+	nb     int       // blocks handed out of cur (an index, not a slice: writing it needs no write barrier)
+	chunk  []insn    // statements, handed out from chunk[next:]
+	next   int       // (an index, not a slice: writing it needs no write barrier)
 	ninsns int       // statements handed out in this compilation
 	stack  []*block  // reachable's work list, where a jump goes backward
 	order  []*block  // reachable's blocks
@@ -200,7 +201,7 @@ func (m *genMemory) nextChunk() {
 		}
 		m.blocks = append(m.blocks, c)
 	}
-	m.free = m.blocks[m.used]
+	m.cur, m.nb = m.blocks[m.used], 0
 	m.used++
 }
 
@@ -208,7 +209,7 @@ func (m *genMemory) nextChunk() {
 func (m *genMemory) inUse(i int) []block {
 	c := m.blocks[i]
 	if i == m.used-1 {
-		c = c[:len(c)-len(m.free)]
+		c = c[:m.nb]
 	}
 	return c
 }
@@ -216,12 +217,11 @@ func (m *genMemory) inUse(i int) []block {
 // stmts returns room for n statements, with room to append extra more
 // without copying.
 func (m *genMemory) stmts(n, extra int) []insn {
-	if len(m.insns) < n+extra {
-		m.chunk = make([]insn, max(256, n+extra))
-		m.insns = m.chunk
+	if len(m.chunk)-m.next < n+extra {
+		m.chunk, m.next = make([]insn, max(256, n+extra)), 0
 	}
-	s := m.insns[: n : n+extra]
-	m.insns = m.insns[n+extra:]
+	s := m.chunk[m.next : m.next+n : m.next+n+extra]
+	m.next += n + extra
 	m.ninsns += n + extra
 	return s
 }
@@ -246,7 +246,7 @@ func (g *gen) reset() {
 		// next time.
 		m.chunk = make([]insn, m.ninsns)
 	}
-	m.insns, m.ninsns, m.used, m.free, m.sweeps = m.chunk, 0, 0, nil, 0
+	m.next, m.ninsns, m.used, m.cur, m.nb, m.sweeps = 0, 0, 0, nil, 0, 0
 	if len(m.blocks) > maxKeptChunks {
 		m.blocks, m.stack, m.order = nil, nil, nil
 	}
