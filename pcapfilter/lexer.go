@@ -278,14 +278,14 @@ func (lx *lexer) read(t *token) {
 	lx.pos = t.end
 }
 
-// peek returns the next token without advancing. The token is kept for
-// next, so looking ahead costs no second scan.
-func (lx *lexer) peek() token {
+// peek returns the kind of the next token without advancing. The token
+// is kept for next, so looking ahead costs no second scan.
+func (lx *lexer) peek() tokKind {
 	if !lx.peeked {
 		lexAt(lx.src, lx.pos, &lx.ahead)
 		lx.peeked = true
 	}
-	return lx.ahead
+	return lx.ahead.kind
 }
 
 // lexAt lexes the token at or after s[i] into t, skipping white space.

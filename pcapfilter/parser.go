@@ -83,7 +83,8 @@ func (p *parser) parse(expr string) (root Node, err error) {
 	if p.tok.kind == tEOF {
 		return nil, nil
 	}
-	r := p.parseUnit(modeTerm, qual{})
+	var r result
+	p.parseUnit(&r, modeTerm, qual{})
 	p.element(&r, modeTerm)
 	p.chain(&r, false)
 	if p.tok.kind != tEOF {
@@ -195,10 +196,18 @@ const maxChunk = 128
 
 // new returns a pointer to a copy of v.
 func (c *chunk[T]) new(v T) *T {
+	n := c.alloc()
+	*n = v
+	return n
+}
+
+// alloc returns a pointer to a zero T (reset cleared the values handed
+// out before).
+func (c *chunk[T]) alloc() *T {
 	if len(c.buf) == cap(c.buf) {
 		c.buf = make([]T, 0, min(max(2*cap(c.buf), 1), maxChunk))
 	}
-	c.buf = append(c.buf, v)
+	c.buf = c.buf[:len(c.buf)+1]
 	return &c.buf[len(c.buf)-1]
 }
 
@@ -314,7 +323,8 @@ func (p *parser) chain(left *result, pid bool) {
 		if pid {
 			m = modeID
 		}
-		r := p.parseUnit(m, q)
+		var r result
+		p.parseUnit(&r, m, q)
 		p.element(&r, m)
 		kind := rBool
 		if pid {
@@ -340,7 +350,7 @@ func (p *parser) element(r *result, m mode) {
 		} else {
 			text = p.numText(n.NumPos)
 		}
-		*r = p.bareID(ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
+		p.bareID(r, ID{IDPos: n.NumPos, Kind: IDNum, Text: text, Num: n.Val}, r.q, n.NumPos)
 	case rArith:
 		p.unexpected("a comparison operator")
 	}
@@ -352,17 +362,20 @@ func (p *parser) numText(pos int) string {
 	return lx.next().text
 }
 
-// bareID makes id a primitive with the qualifiers q.
-func (p *parser) bareID(id ID, q qual, tokPos int) result {
+// bareID makes r the primitive of id with the qualifiers q (in place, and
+// the node built in place: results and nodes are large).
+func (p *parser) bareID(r *result, id ID, q qual, tokPos int) *Qualified {
 	if !q.ok {
 		lx := lexer{src: p.src, pos: tokPos}
 		p.fail(lx.next(), "an id here needs qualifiers such as 'host' or 'port' before it; there are none to inherit")
 	}
-	pos := q.pos
-	if pos < 0 {
-		pos = id.IDPos
+	n := p.nodes.qual.alloc()
+	n.QualPos, n.Q, n.ID, n.MaskLen = q.pos, q.q, id, -1
+	if q.pos < 0 {
+		n.QualPos = id.IDPos
 	}
-	return result{kind: rID, node: p.nodes.qual.new(Qualified{QualPos: pos, Q: q.q, ID: id, MaskLen: -1}), q: q}
+	*r = result{kind: rID, node: n, q: q}
+	return n
 }
 
 // isArithOp reports whether k continues an arithmetic expression or
@@ -380,79 +393,89 @@ func isArithOp(k tokKind) bool {
 // parenthesized expression or id list, a bare id (where m allows), or
 // arithmetic. q is the qualifiers a bare id here takes. A number or
 // arithmetic not followed by a comparison comes back as rNum or rArith
-// for the caller to judge.
-func (p *parser) parseUnit(m mode, q qual) result {
-	t := p.tok
-	switch t.kind {
+// for the caller to judge. The element is parsed into r (results are
+// large: returning them up the calls shows in a short expression's
+// compile time).
+func (p *parser) parseUnit(r *result, m mode, q qual) {
+	// The token's fields as needed, not a copy of it: this is hot.
+	kind, pos := p.tok.kind, p.tok.pos
+	switch kind {
 	case tNot:
 		p.enter()
 		p.advance()
-		r := p.parseUnit(m, q)
-		p.element(&r, m)
+		p.parseUnit(r, m, q)
+		p.element(r, m)
 		p.leave()
-		return result{kind: r.kind, node: p.nodes.not.new(Not{NotPos: t.pos, X: r.node}), q: r.q}
+		*r = result{kind: r.kind, node: p.nodes.not.new(Not{NotPos: pos, X: r.node}), q: r.q}
+		return
 
 	case tLParen:
-		r := p.parseParen(m, q)
+		*r = p.parseParen(m, q)
 		if m != modeID && isArithOp(p.tok.kind) {
 			switch r.kind {
 			case rNum:
-				return p.relationFrom(p.nodes.num.new(r.num))
+				*r = p.relationFrom(p.nodes.num.new(r.num))
 			case rArith:
-				return p.relationFrom(r.arith)
+				*r = p.relationFrom(r.arith)
 			}
 		}
-		return r
+		return
 
 	case tNum:
+		n, end := Num{NumPos: pos, Val: p.tok.num}, p.tok.end
 		p.advance()
-		n := Num{NumPos: t.pos, Val: t.num}
 		if m != modeID && isArithOp(p.tok.kind) {
-			return p.relationFrom(p.nodes.num.new(n))
+			*r = p.relationFrom(p.nodes.num.new(n))
+			return
 		}
-		return result{kind: rNum, num: n, numEnd: int32(t.end), q: q}
+		*r = result{kind: rNum, num: n, numEnd: int32(end), q: q}
+		return
 
 	case tID, tHID, tHID6, tEID, tAID:
 		if m == modeTerm {
-			p.unexpected("a primitive such as 'host " + clip(t.text) + "'")
+			p.unexpected("a primitive such as 'host " + clip(p.tok.text) + "'")
 		}
-		return p.parseNID(q)
+		*r = p.parseNID(q)
+		return
 	}
 	if m == modeID {
 		p.unexpected("an id (a host, network, port or protocol)")
 	}
-	switch t.kind {
+	switch kind {
 	case tMinus, tLen:
-		return p.relationFrom(p.parseOperand())
+		*r = p.relationFrom(p.parseOperand())
 	case tProto:
-		if p.lx.peek().kind == tLBracket {
-			return p.relationFrom(p.parseOperand())
+		if p.lx.peek() == tLBracket {
+			*r = p.relationFrom(p.parseOperand())
+			return
 		}
+		proto := p.tok.proto
 		p.advance()
-		return p.afterProto(t)
+		p.afterProto(r, proto, pos)
 	case tSrc, tDst, tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA,
 		tHost, tNet, tPort, tPortRange, tGateway, tProtoKW, tProtochain:
-		return p.parseHead(ProtoDefault, t.pos)
+		p.parseHead(r, ProtoDefault, pos)
 	case tBroadcast, tMulticast:
-		return p.afterProto(token{kind: tEOF, pos: -1})
+		p.afterProto(r, ProtoDefault, -1)
 	case tType, tSubtype, tDir:
-		return p.parse80211(t)
+		*r = p.parse80211(p.tok)
+	default:
+		*r = p.parseOther(m)
 	}
-	return p.parseOther(m)
 }
 
-// afterProto parses what follows a protocol keyword pt (or none, when
-// pt.pos is -1): qualifiers and an id, broadcast or multicast, an 802.11
-// construct, or nothing (the protocol alone).
-func (p *parser) afterProto(pt token) result {
-	proto, pos := pt.proto, pt.pos
-	if pos < 0 {
-		proto, pos = ProtoDefault, p.tok.pos
+// afterProto parses what follows the protocol keyword proto at pos (or
+// none, when pos is -1): qualifiers and an id, broadcast or multicast, an 802.11
+// construct, or nothing (the protocol alone), into r.
+func (p *parser) afterProto(r *result, proto Proto, pos int) {
+	keyword := pos >= 0
+	if !keyword {
+		pos = p.tok.pos
 	}
 	switch p.tok.kind {
 	case tSrc, tDst, tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA,
 		tHost, tNet, tPort, tPortRange, tGateway, tProtoKW, tProtochain:
-		return p.parseHead(proto, pos)
+		p.parseHead(r, proto, pos)
 	case tBroadcast, tMulticast:
 		kind := SpecialBroadcast
 		if p.tok.kind == tMulticast {
@@ -460,47 +483,47 @@ func (p *parser) afterProto(pt token) result {
 		}
 		n := p.nodes.special.new(Special{KeyPos: p.tok.pos, Kind: kind, Proto: proto})
 		p.advance()
-		return result{kind: rBool, node: n}
+		*r = result{kind: rBool, node: n}
 	case tType, tSubtype, tDir:
-		r := p.parse80211(p.tok)
-		if pt.pos >= 0 {
+		*r = p.parse80211(p.tok)
+		if keyword {
 			r.node.(*Unsupported).KeyPos = pos
 		}
-		return r
+	default:
+		*r = result{kind: rBool, node: p.nodes.proto.new(ProtoAbbrev{ProtoPos: pos, Proto: proto})}
 	}
-	return result{kind: rBool, node: p.nodes.proto.new(ProtoAbbrev{ProtoPos: pos, Proto: proto})}
 }
 
-// parseHead parses "[dir] [type] id" after an optional protocol.
-func (p *parser) parseHead(proto Proto, pos int) result {
+// parseHead parses "[dir] [type] id" after an optional protocol, into r.
+func (p *parser) parseHead(r *result, proto Proto, pos int) {
 	q := Qual{Proto: proto}
-	t := p.tok
-	switch t.kind {
+	// The tokens' fields as needed, not copies of them: this is hot.
+	switch kind := p.tok.kind; kind {
 	case tSrc, tDst:
+		dir := p.tok.text
 		p.advance()
 		q.Dir = DirSrc
 		other := tDst
-		if t.kind == tDst {
+		if kind == tDst {
 			q.Dir, other = DirDst, tSrc
 		}
-		if p.tok.kind == tOr || p.tok.kind == tAnd {
-			conj := p.tok
+		if conj := p.tok.kind; conj == tOr || conj == tAnd {
+			conjText := p.tok.text
 			p.advance()
 			if p.tok.kind != other {
-				p.unexpected(fmt.Sprintf("'%s' after '%s %s'", map[tokKind]string{tSrc: "src", tDst: "dst"}[other], t.text, conj.text))
+				p.unexpected(fmt.Sprintf("'%s' after '%s %s'", map[tokKind]string{tSrc: "src", tDst: "dst"}[other], dir, conjText))
 			}
 			p.advance()
 			q.Dir = DirSrcOrDst
-			if conj.kind == tAnd {
+			if conj == tAnd {
 				q.Dir = DirSrcAndDst
 			}
 		}
 	case tAddr1, tAddr2, tAddr3, tAddr4, tRA, tTA:
 		p.advance()
-		q.Dir = [...]Dir{tAddr1: DirAddr1, tAddr2: DirAddr2, tAddr3: DirAddr3, tAddr4: DirAddr4, tRA: DirRA, tTA: DirTA}[t.kind]
+		q.Dir = [...]Dir{tAddr1: DirAddr1, tAddr2: DirAddr2, tAddr3: DirAddr3, tAddr4: DirAddr4, tRA: DirRA, tTA: DirTA}[kind]
 	}
-	t = p.tok
-	switch t.kind {
+	switch kind := p.tok.kind; kind {
 	case tHost:
 		q.Type = TypeHost
 	case tNet:
@@ -513,14 +536,14 @@ func (p *parser) parseHead(proto Proto, pos int) result {
 		if q.Dir != DirDefault {
 			p.unexpected("'host', 'net', 'port', 'portrange' or an id after a direction")
 		}
-		q.Type = [...]Type{tGateway: TypeGateway, tProtoKW: TypeProto, tProtochain: TypeProtochain}[t.kind]
+		q.Type = [...]Type{tGateway: TypeGateway, tProtoKW: TypeProto, tProtochain: TypeProtochain}[kind]
 	}
 	if q.Type != TypeDefault {
 		p.advance()
 	}
-	r := p.parseUnit(modeID, qual{q: q, ok: true, pos: pos})
-	p.element(&r, modeID)
-	return result{kind: rBool, node: r.node, q: qual{q: q, ok: true, pos: pos}}
+	p.parseUnit(r, modeID, qual{q: q, ok: true, pos: pos})
+	p.element(r, modeID)
+	*r = result{kind: rBool, node: r.node, q: qual{q: q, ok: true, pos: pos}}
 }
 
 // parseNID parses an id at the current token: a name, a number, a MAC
@@ -558,8 +581,8 @@ func (p *parser) parseNID(q qual) result {
 			mask = &ID{IDPos: mt.pos, Kind: IDIPv4, Text: mt.text}
 		}
 	}
-	r := p.bareID(id, q, t.pos)
-	qn := r.node.(*Qualified)
+	var r result
+	qn := p.bareID(&r, id, q, t.pos)
 	qn.MaskLen, qn.Mask = maskLen, mask
 	return r
 }
@@ -571,7 +594,8 @@ func (p *parser) parseParen(m mode, q qual) result {
 	open := p.tok
 	p.open()
 	p.advance()
-	first := p.parseUnit(m, q)
+	var first result
+	p.parseUnit(&first, m, q)
 	if first.parenIDs {
 		p.fail(open, "a parenthesized list of ids cannot begin with another parenthesized list")
 	}
