@@ -208,13 +208,10 @@ func (t *token) set(kind tokKind, pos, end int, text string) {
 }
 
 // lexer produces the tokens of an expression one at a time. Its state is
-// its position and the token peek looked at, so the parser may look
-// further ahead by copying it.
+// its position, so the parser may look further ahead by copying it.
 type lexer struct {
-	src    string
-	pos    int
-	ahead  token // the next token, when peeked
-	peeked bool
+	src string
+	pos int
 }
 
 // Character classes, for dispatching on a token's first byte and
@@ -269,23 +266,18 @@ func (lx *lexer) next() token {
 
 // read reads the next token into t and advances past it.
 func (lx *lexer) read(t *token) {
-	if lx.peeked {
-		lx.peeked = false
-		*t = lx.ahead
-	} else {
-		lexAt(lx.src, lx.pos, t)
-	}
+	lexAt(lx.src, lx.pos, t)
 	lx.pos = t.end
 }
 
-// peek returns the kind of the next token without advancing. The token
-// is kept for next, so looking ahead costs no second scan.
-func (lx *lexer) peek() tokKind {
-	if !lx.peeked {
-		lexAt(lx.src, lx.pos, &lx.ahead)
-		lx.peeked = true
+// bracketNext reports whether the next token is '[' (after a protocol
+// keyword, a byte accessor): one byte past the white space tells.
+func (lx *lexer) bracketNext() bool {
+	s, i := lx.src, lx.pos
+	for i < len(s) && isSpace(s[i]) {
+		i++
 	}
-	return lx.ahead.kind
+	return i < len(s) && s[i] == '['
 }
 
 // lexAt lexes the token at or after s[i] into t, skipping white space.

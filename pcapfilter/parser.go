@@ -66,10 +66,9 @@ func (p *parser) parse(expr string) (root Node, err error) {
 		return nil, &Error{Expr: expr, Offset: -1, Msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(expr), MaxExprLen)}
 	}
 	// Field by field, keeping the node memory: copying the whole parser
-	// shows in a short expression's compile time. advance sets tok, and
-	// peek lx.ahead before it is read.
+	// shows in a short expression's compile time. advance sets tok.
 	p.src, p.depth, p.parens = expr, 0, 0
-	p.lx.src, p.lx.pos, p.lx.peeked = expr, 0, false
+	p.lx = lexer{src: expr}
 	defer func() {
 		if r := recover(); r != nil {
 			e, ok := r.(bailout)
@@ -189,7 +188,7 @@ func (p *parser) reset() {
 	n.proto.reset()
 	// parse sets the rest; drop the expression, which may be large, and
 	// the tokens' texts, which are parts of it.
-	p.src, p.lx.src, p.lx.ahead.text, p.tok.text = "", "", "", ""
+	p.src, p.lx.src, p.tok.text = "", "", ""
 }
 
 const maxChunk = 128
@@ -214,19 +213,14 @@ func (c *chunk[T]) alloc() *T {
 // advance reads the next token into p.tok (lexer.read, by hand: this is
 // the parser's hottest path).
 func (p *parser) advance() {
-	if p.lx.peeked {
-		p.lx.peeked = false
-		p.tok = p.lx.ahead
+	s, i := p.lx.src, p.lx.pos
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i < len(s) && isAlnum(s[i]) {
+		lexWord(s, i, &p.tok)
 	} else {
-		s, i := p.lx.src, p.lx.pos
-		for i < len(s) && isSpace(s[i]) {
-			i++
-		}
-		if i < len(s) && isAlnum(s[i]) {
-			lexWord(s, i, &p.tok)
-		} else {
-			lexAt(s, i, &p.tok)
-		}
+		lexAt(s, i, &p.tok)
 	}
 	p.lx.pos = p.tok.end
 	if p.tok.kind == tError {
@@ -445,7 +439,7 @@ func (p *parser) parseUnit(r *result, m mode, q qual) {
 	case tMinus, tLen:
 		*r = p.relationFrom(p.parseOperand())
 	case tProto:
-		if p.lx.peek() == tLBracket {
+		if p.lx.bracketNext() {
 			*r = p.relationFrom(p.parseOperand())
 			return
 		}
