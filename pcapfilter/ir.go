@@ -153,26 +153,17 @@ func (c cond) isConst() bool { return c.entry == nil }
 // newBlock returns a block of the graph, created after every block before
 // it: blocks are laid out in creation order.
 func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
-	g.nblocks++
-	if g.nblocks > maxBlocks {
-		g.failBlocks()
-	}
 	m := &g.mem
 	if m.nb == len(m.cur) {
-		m.nextChunk()
+		g.nextChunk()
 	}
 	b := &m.cur[m.nb]
 	m.nb++
+	g.nblocks++
 	// Blocks are reused from one compilation to the next: reset what is
 	// read before it is written (exit, tail and tramp are written first).
 	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
 	return b
-}
-
-// failBlocks fails for an expression whose graph exceeds maxBlocks (out
-// of newBlock, whose every call it would otherwise slow).
-func (g *gen) failBlocks() {
-	g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
 }
 
 // genMemory hands out blocks and statements from chunks, which a
@@ -191,8 +182,16 @@ type genMemory struct {
 }
 
 // nextChunk makes the next chunk of blocks the one newBlock hands out
-// from.
-func (m *genMemory) nextChunk() {
+// from, or fails when the graph would exceed maxBlocks: the chunk ends
+// there. It is newBlock's slow path, out of line so as not to slow the
+// fast one.
+//
+//go:noinline
+func (g *gen) nextChunk() {
+	if g.nblocks >= maxBlocks {
+		g.fail(-1, "", "the expression is too large: it needs more than %d blocks of code", maxBlocks)
+	}
+	m := &g.mem
 	if m.used == len(m.blocks) {
 		c := make([]block, 32<<min(m.used, 5))
 		for i := range c {
@@ -201,7 +200,8 @@ func (m *genMemory) nextChunk() {
 		}
 		m.blocks = append(m.blocks, c)
 	}
-	m.cur, m.nb = m.blocks[m.used], 0
+	c := m.blocks[m.used]
+	m.cur, m.nb = c[:min(len(c), maxBlocks-g.nblocks)], 0
 	m.used++
 }
 
@@ -249,6 +249,9 @@ func (g *gen) reset() {
 	m.next, m.ninsns, m.used, m.cur, m.nb, m.sweeps = 0, 0, 0, nil, 0, 0
 	if len(m.blocks) > maxKeptChunks {
 		m.blocks, m.stack, m.order = nil, nil, nil
+	} else if len(m.blocks) > 0 {
+		// The first chunk, as nextChunk would hand it out.
+		m.cur, m.used = m.blocks[0], 1
 	}
 	// The blocks kept point into the memory kept with them, or at
 	// statements of their own, and newBlock overwrites each block it

@@ -1,6 +1,7 @@
 package pcapfilter
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,27 @@ func TestLayoutLongJumps(t *testing.T) {
 		if got := prog[len(prog)-1]; got.Op != opRetK || got.K != 0 {
 			t.Fatalf("%d terms: the last instruction is %+v, not ret #0", n, got)
 		}
+	}
+}
+
+// TestNewBlockLimit checks that a graph of more than maxBlocks blocks is
+// an error, found when the block after the last allowed one is asked for.
+func TestNewBlockLimit(t *testing.T) {
+	g := &gen{expr: "test"}
+	g.nblocks = maxBlocks - 40 // as if 40 short of the limit
+	var err *Error
+	made := func() (n int) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = r.(compileError).err
+			}
+		}()
+		for ; n < 100; n++ {
+			g.newBlock(blockRet, nil)
+		}
+		return n
+	}()
+	if made != 40 || err == nil || !strings.Contains(err.Msg, "too large") {
+		t.Fatalf("made %d blocks past %d, then error %v; want 40, then \"too large\"", made, maxBlocks-40, err)
 	}
 }
