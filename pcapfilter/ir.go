@@ -161,7 +161,8 @@ func (g *gen) newBlock(kind blockKind, stmts []insn) *block {
 	m.nb++
 	g.nblocks++
 	// Blocks are reused from one compilation to the next: reset what is
-	// read before it is written (exit, tail and tramp are written first).
+	// read before it is written (exit's next, tail, at and tramp are
+	// written first; exit's b and edge never change).
 	b.stmts, b.jt, b.jf, b.id, b.k, b.op, b.kind, b.mark = stmts, nil, nil, g.nblocks, 0, 0, kind, 0
 	return b
 }
@@ -172,9 +173,9 @@ type genMemory struct {
 	blocks [][]block // chunks, kept from earlier compilations or new
 	used   int       // chunks in use, the last one being filled
 	cur    []block   // the last chunk in use
-	nb     int       // blocks handed out of cur (an index, not a slice: writing it needs no write barrier)
+	nb     int       // blocks handed out of cur
 	chunk  []insn    // statements, handed out from chunk[next:]
-	next   int       // (an index, not a slice: writing it needs no write barrier)
+	next   int       // (nb and next are indexes, not slices: moving them writes no pointer)
 	ninsns int       // statements handed out in this compilation
 	stack  []*block  // reachable's work list, where a jump goes backward
 	order  []*block  // reachable's blocks
@@ -246,6 +247,10 @@ func (g *gen) reset() {
 		// next time.
 		m.chunk = make([]insn, m.ninsns)
 	}
+	// The blocks kept point into the memory kept with them, or at
+	// statements of their own, and newBlock overwrites each block it
+	// hands out: no need to clear them. Their marks are of earlier
+	// sweeps; newBlock clears them.
 	m.next, m.ninsns, m.used, m.cur, m.nb, m.sweeps = 0, 0, 0, nil, 0, 0
 	if len(m.blocks) > maxKeptChunks {
 		m.blocks, m.stack, m.order = nil, nil, nil
@@ -253,11 +258,6 @@ func (g *gen) reset() {
 		// The first chunk, as nextChunk would hand it out.
 		m.cur, m.used = m.blocks[0], 1
 	}
-	// The blocks kept point into the memory kept with them, or at
-	// statements of their own, and newBlock overwrites each block it
-	// hands out: no need to clear them. Their marks are of earlier
-	// sweeps; newBlock clears them.
-
 	// The sets of relations' blocks, kept cleared if small.
 	if s := &g.inet; len(s.relBlocks) > 0 || len(s.keep) > 0 {
 		if len(s.relBlocks) > 1024 || len(s.keep) > 1024 {
