@@ -117,6 +117,7 @@ type optBlock struct {
 // optimiser holds the memory of the optimiser, reused from one
 // compilation to the next.
 type optimiser struct {
+	direct [4][optDirect]optDirectEntry // numLoad's, by optOp.slot and offset
 	blocks []*block   // reachable blocks in id order (gen.reachable's); a block's tail is its index while optimising
 	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
@@ -193,6 +194,7 @@ func (o *optimiser) collect(entry *block) bool {
 	}
 	if o.epoch++; o.epoch == 0 {
 		clear(o.table[:cap(o.table)])
+		clear(o.direct[:])
 		o.epoch = 1
 	}
 	o.nvals = 0
@@ -274,6 +276,29 @@ func optHash(k optKey) uint64 {
 	return h ^ h>>29
 }
 
+// numLoad is num of a load at constant offset k, looked up in a table
+// by offset below optDirect.
+func (o *optimiser) numLoad(op uint16, k uint32) optVal {
+	if k >= optDirect {
+		return o.num(optKey{op: op, k: k})
+	}
+	e := &o.direct[optOps[op&0xff].slot][k]
+	if e.epoch != o.epoch {
+		e.epoch, e.val = o.epoch, optVal(len(o.vals))
+		o.vals = append(o.vals, optValInfo{})
+	}
+	return e.val
+}
+
+// optDirect bounds the offsets of the loads numLoad finds by offset: the
+// headers most filters read.
+const optDirect = 128
+
+type optDirectEntry struct {
+	val   optVal
+	epoch uint32 // the pass that made it
+}
+
 func (o *optimiser) konst(k uint32) optVal { return o.num(optKey{op: opLdImm, k: k}) }
 
 func (o *optimiser) constOf(v optVal) (uint32, bool) {
@@ -297,6 +322,7 @@ type optOp struct {
 	known    bool
 	static   uint8 // optStatic*: what alone decides the value it sets
 	size     uint8 // optStaticLoad: the bytes it reads
+	slot     uint8 // optStaticLoad: its table in optimiser.direct
 }
 
 // What alone decides the value a statement sets, for those whose value
@@ -326,6 +352,7 @@ var optOps = func() (t [256]optOp) {
 		switch uint16(op) {
 		case opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH:
 			t[op].static, t[op].size = optStaticLoad, uint8(optLoadSize(uint16(op)))
+			t[op].slot = map[uint16]uint8{opLdWAbs: 0, opLdHAbs: 1, opLdBAbs: 2, opLdxMSH: 3}[uint16(op)]
 		case opLdImm, opLdxImm:
 			t[op].static = optStaticConst
 		case opLdLen, opLdxLen:
@@ -451,7 +478,7 @@ func (o *optimiser) backward() bool {
 			var v optVal
 			switch e.static {
 			case optStaticLoad:
-				v = o.num(optKey{op: s.Op, k: s.K})
+				v = o.numLoad(s.Op, s.K)
 				send = max(send, uint64(s.K)+uint64(e.size))
 			case optStaticConst:
 				v = o.konst(s.K)
@@ -525,7 +552,7 @@ func (o *optimiser) exec(st *optState, s insn) (mayAbort, same bool) {
 		if end <= 0xffffffff && uint32(end) > st.proven {
 			st.proven = uint32(end)
 		}
-		v, dst = o.num(optKey{op: s.Op, k: s.K}), &st.a
+		v, dst = o.numLoad(s.Op, s.K), &st.a
 		if s.Op == opLdxMSH {
 			dst = &st.x
 		}
