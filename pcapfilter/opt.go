@@ -117,7 +117,6 @@ type optBlock struct {
 // optimiser holds the memory of the optimiser, reused from one
 // compilation to the next.
 type optimiser struct {
-	direct [4][optDirect]optDirectEntry // numLoad's, by optOp.slot and offset
 	blocks []*block   // reachable blocks in id order (gen.reachable's); a block's tail is its index while optimising
 	bi     []optBlock // per block
 	table  []optEntry // value numbers, open addressing
@@ -194,7 +193,6 @@ func (o *optimiser) collect(entry *block) bool {
 	}
 	if o.epoch++; o.epoch == 0 {
 		clear(o.table[:cap(o.table)])
-		clear(o.direct[:])
 		o.epoch = 1
 	}
 	o.nvals = 0
@@ -276,33 +274,33 @@ func optHash(k optKey) uint64 {
 	return h ^ h>>29
 }
 
-// numLoad is num of a load at constant offset k, looked up in a table
-// by offset below optDirect.
+// numLoad is num of a load at constant offset k. Below 2^24, its
+// number is made of the opcode and offset, below 0: no table to look up,
+// nothing to record (info).
 func (o *optimiser) numLoad(op uint16, k uint32) optVal {
-	if k >= optDirect {
-		return o.num(optKey{op: op, k: k})
+	if k < 1<<24 {
+		return optLoadVal(op, k)
 	}
-	e := &o.direct[optOps[op&0xff].slot][k]
-	if e.epoch != o.epoch {
-		e.epoch, e.val = o.epoch, optVal(len(o.vals))
-		o.vals = append(o.vals, optValInfo{})
-	}
-	return e.val
+	return o.num(optKey{op: op, k: k})
 }
 
-// optDirect bounds the offsets of the loads numLoad finds by offset: the
-// headers most filters read.
-const optDirect = 128
+// optLoadVal is numLoad's number of a load at an offset below 2^24.
+func optLoadVal(op uint16, k uint32) optVal {
+	return optVal(-1 - int32(uint32(optOps[op&0xff].slot)<<24|k))
+}
 
-type optDirectEntry struct {
-	val   optVal
-	epoch uint32 // the pass that made it
+// info returns what is known of the value v.
+func (o *optimiser) info(v optVal) optValInfo {
+	if v < 0 {
+		return optValInfo{} // a load's (numLoad)
+	}
+	return o.vals[v]
 }
 
 func (o *optimiser) konst(k uint32) optVal { return o.num(optKey{op: opLdImm, k: k}) }
 
 func (o *optimiser) constOf(v optVal) (uint32, bool) {
-	i := o.vals[v]
+	i := o.info(v)
 	return i.k, i.konst
 }
 
@@ -322,7 +320,7 @@ type optOp struct {
 	known    bool
 	static   uint8 // optStatic*: what alone decides the value it sets
 	size     uint8 // optStaticLoad: the bytes it reads
-	slot     uint8 // optStaticLoad: its table in optimiser.direct
+	slot     uint8 // optStaticLoad: the opcode's number in numLoad's
 }
 
 // What alone decides the value a statement sets, for those whose value
@@ -478,7 +476,11 @@ func (o *optimiser) backward() bool {
 			var v optVal
 			switch e.static {
 			case optStaticLoad:
-				v = o.numLoad(s.Op, s.K)
+				if s.K < 1<<24 {
+					v = optLoadVal(s.Op, s.K)
+				} else {
+					v = o.num(optKey{op: s.Op, k: s.K})
+				}
 				send = max(send, uint64(s.K)+uint64(e.size))
 			case optStaticConst:
 				v = o.konst(s.K)
@@ -665,7 +667,7 @@ func (o *optimiser) mayKnow(b *block, st *optState) bool {
 // mayKnowA is mayKnow with A holding a, not 0, and "jge #0" and "jgt
 // #0xffffffff" taken for unknown: threading leaves them to forward.
 func (o *optimiser) mayKnowA(b *block, a optVal, st *optState) bool {
-	if b.op&opSrcX != 0 || b.op == opJset && b.k == 0 || o.vals[a].konst {
+	if b.op&opSrcX != 0 || b.op == opJset && b.k == 0 || o.info(a).konst {
 		return true
 	}
 	return st.facts >= 0 && o.facts[st.facts].values&optValBit(a) != 0
@@ -675,15 +677,14 @@ func (o *optimiser) mayKnowA(b *block, a optVal, st *optState) bool {
 func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 	op := b.op &^ opSrcX
 	k, kok := b.k, true
-	vals := o.vals
 	if b.op&opSrcX != 0 {
-		if xi := vals[st.x]; xi.konst {
+		if xi := o.info(st.x); xi.konst {
 			k = xi.k
 		} else {
 			k, kok = uint32(st.x), false
 		}
 	}
-	if ai := vals[st.a]; ai.konst && kok {
+	if ai := o.info(st.a); ai.konst && kok {
 		return true, optEval(op, ai.k, k)
 	}
 	if op == opJset && kok && k == 0 {
@@ -795,7 +796,7 @@ func optEval(op uint16, a, k uint32) bool {
 func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 	op, k := b.op&^opSrcX, b.k
 	if b.op&opSrcX != 0 {
-		if xi := o.vals[at.x]; xi.konst {
+		if xi := o.info(at.x); xi.konst {
 			k = xi.k
 		} else {
 			k, op = uint32(at.x), op|opSrcX
@@ -838,7 +839,7 @@ func (o *optimiser) meet(i int, st *optState) {
 	// A value where the edges disagree is a value of its own, one for
 	// each register of each block.
 	phi := func(cur optVal, slot int) optVal {
-		if v := o.vals[cur]; v.phi == int32(i)+1 && v.k == uint32(slot) {
+		if v := o.info(cur); v.phi == int32(i)+1 && v.k == uint32(slot) {
 			return cur
 		}
 		o.vals = append(o.vals, optValInfo{k: uint32(slot), phi: int32(i) + 1})
