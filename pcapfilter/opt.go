@@ -657,15 +657,11 @@ func (o *optimiser) operand(b *block, st *optState) (k uint32, konst bool) {
 	return uint32(st.x), false
 }
 
-// mayKnow reports whether outcome may find the test of b known in st: a
-// test of A against a constant is unknown when A is no constant and no
-// outcome on the way compared it, but for those true or false of any A.
-func (o *optimiser) mayKnow(b *block, st *optState) bool {
-	return b.op == opJge && b.k == 0 || b.op == opJgt && b.k == 0xffffffff || o.mayKnowA(b, st.a, st)
-}
-
-// mayKnowA is mayKnow with A holding a, not 0, and "jge #0" and "jgt
-// #0xffffffff" taken for unknown: threading leaves them to forward.
+// mayKnowA reports whether outcome may find the test of b known in st,
+// with A holding a, not 0: a test of A against a constant is unknown
+// when A is no constant and no outcome on the way compared it (but for
+// "jge #0" and "jgt #0xffffffff", true or false of any A, which threading
+// leaves to forward).
 func (o *optimiser) mayKnowA(b *block, a optVal, st *optState) bool {
 	if b.op&opSrcX != 0 || b.op == opJset && b.k == 0 || o.info(a).konst {
 		return true
@@ -907,8 +903,21 @@ func (o *optimiser) forward() {
 		if b.kind == blockRet {
 			continue
 		}
-		o.simplify(b, &st)
-		if b.kind == blockCond && o.mayKnow(b, &st) {
+		if x := &o.bi[i]; x.static && len(b.stmts) == 1 {
+			// simplify of one statement numbered ahead, without its call
+			s := b.stmts[0]
+			mayAbort, same := execStatic(&st, s, o.svals[x.sv])
+			if !same && !mayAbort {
+				_, def := useDef(s)
+				same = def&o.liveOut(b) == 0
+			}
+			if same {
+				b.stmts = b.stmts[:0]
+			}
+		} else {
+			o.simplify(b, &st)
+		}
+		if b.kind == blockCond && (b.op == opJge && b.k == 0 || b.op == opJgt && b.k == 0xffffffff || o.mayKnowA(b, st.a, &st)) {
 			if known, v := o.outcome(b, &st); known {
 				if !v {
 					b.jt = b.jf
@@ -946,6 +955,26 @@ func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
 	return to
 }
 
+// execStatic is exec of a statement backward numbered v: its work,
+// known ahead.
+func execStatic(st *optState, s insn, v optVal) (mayAbort, same bool) {
+	e := &optOps[s.Op&0xff]
+	if e.static == optStaticLoad {
+		if end := uint64(s.K) + uint64(e.size); end > uint64(st.proven) {
+			mayAbort = true
+			if end <= 0xffffffff {
+				st.proven = uint32(end)
+			}
+		}
+	}
+	if e.def&regX != 0 {
+		same, st.x = st.x == v, v
+	} else {
+		same, st.a = st.a == v, v
+	}
+	return mayAbort, same
+}
+
 // simplify drops the statements of b that set a register to the value it
 // holds, or whose result is dead and that cannot abort, running the rest
 // on st.
@@ -963,21 +992,7 @@ func (o *optimiser) simplify(b *block, st *optState) {
 	for j, s := range stmts {
 		var mayAbort, same bool
 		if v := sv[j]; v != 0 {
-			// A statement backward numbered: exec's work, known ahead.
-			e := &optOps[s.Op&0xff]
-			if e.static == optStaticLoad {
-				if end := uint64(s.K) + uint64(e.size); end > uint64(st.proven) {
-					mayAbort = true
-					if end <= 0xffffffff {
-						st.proven = uint32(end)
-					}
-				}
-			}
-			if e.def&regX != 0 {
-				same, st.x = st.x == v, v
-			} else {
-				same, st.a = st.a == v, v
-			}
+			mayAbort, same = execStatic(st, s, v)
 		} else {
 			mayAbort, same = o.exec(st, s)
 		}
@@ -996,13 +1011,7 @@ func (o *optimiser) simplify(b *block, st *optState) {
 		}
 	}
 	if maybe {
-		live := testUse(b)
-		switch b.kind {
-		case blockJump:
-			live |= o.bi[b.jt.tail].live
-		case blockCond:
-			live |= o.bi[b.jt.tail].live | o.bi[b.jf.tail].live
-		}
+		live := o.liveOut(b)
 		for j := n - 1; j >= 0; j-- {
 			use, def := useDef(stmts[j])
 			if keep[j] == optKeepIfLive && live&def == 0 {
@@ -1024,6 +1033,18 @@ func (o *optimiser) simplify(b *block, st *optState) {
 		}
 	}
 	b.stmts = out
+}
+
+// liveOut returns the registers live at the end of b's statements.
+func (o *optimiser) liveOut(b *block) uint32 {
+	live := testUse(b)
+	switch b.kind {
+	case blockJump:
+		live |= o.bi[b.jt.tail].live
+	case blockCond:
+		live |= o.bi[b.jt.tail].live | o.bi[b.jf.tail].live
+	}
+	return live
 }
 
 const (
