@@ -1155,21 +1155,22 @@ func (o *optimiser) merge(entry *block) *block {
 			continue
 		}
 		var rej bool
+		t, f := int32(-1), int32(-1) // the successors, as merged
 		switch b.kind {
 		case blockRet:
 			rej = b.k == 0
 		case blockJump:
-			t := bi[b.jt.tail].rep
+			t = bi[b.jt.tail].rep
 			setJump(&b.jt, blocks[t])
 			rej = bi[t].rej
 		case blockCond:
-			t, f := bi[b.jt.tail].rep, bi[b.jf.tail].rep
+			t, f = bi[b.jt.tail].rep, bi[b.jf.tail].rep
 			setJump(&b.jt, blocks[t])
 			setJump(&b.jf, blocks[f])
-			if t == f {
-				b.kind, b.jf = blockJump, nil
-			}
 			rej = bi[t].rej && bi[f].rej
+			if t == f {
+				b.kind, b.jf, f = blockJump, nil, -1
+			}
 		}
 		x.rej = rej
 		// Every way on from a block that threading left returning 0
@@ -1184,7 +1185,13 @@ func (o *optimiser) merge(entry *block) *block {
 		}
 		// Identical blocks have the same successors: the hash need not
 		// read every statement.
-		h := optBlockHash(b) & mask
+		h := uint64(b.k) | uint64(b.op)<<32 | uint64(b.kind)<<48 ^ uint64(uint32(t))<<20 ^ uint64(uint32(f))<<40
+		if n := len(b.stmts); n > 0 {
+			s := b.stmts[n-1]
+			h ^= uint64(s.K)<<8 ^ uint64(s.Op)<<52 ^ uint64(n)<<56
+		}
+		h *= 0x9e3779b97f4a7c15
+		h = (h ^ h>>31) & mask
 		for {
 			j := htab[h]
 			if j == 0 {
@@ -1202,22 +1209,6 @@ func (o *optimiser) merge(entry *block) *block {
 		}
 	}
 	return blocks[bi[0].rep]
-}
-
-func optBlockHash(b *block) uint64 {
-	h := uint64(b.kind)<<56 ^ uint64(b.op)<<40 ^ uint64(b.k) ^ uint64(len(b.stmts))<<48
-	if b.jt != nil {
-		h ^= uint64(b.jt.tail) << 20
-	}
-	if b.jf != nil {
-		h ^= uint64(b.jf.tail) << 36
-	}
-	if len(b.stmts) > 0 {
-		s := b.stmts[len(b.stmts)-1]
-		h ^= (uint64(s.Op)<<32 ^ uint64(s.K)) * 0x9e3779b97f4a7c15
-	}
-	h *= 0x9e3779b97f4a7c15
-	return h ^ h>>31
 }
 
 func optSameBlock(a, b *block) bool {
