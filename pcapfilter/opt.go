@@ -125,7 +125,6 @@ type optimiser struct {
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
 	svals  []optVal     // per statement: its value where optStatic (backward), else 0
-	nstmts int          // statements of the blocks
 	htab   []int32      // merging: block index + 1, open addressing
 	keep   []uint8      // per statement of a block: optDrop, optKeep or optKeepIfLive
 	reject *block
@@ -168,17 +167,8 @@ func (o *optimiser) collect(entry *block) bool {
 	if err != nil || len(blocks) > optMaxBlocks {
 		return false
 	}
-	o.nstmts = 0
-	for i, b := range blocks {
-		if b.kind == blockJump && b.jt.id <= b.id {
-			return false
-		}
-		b.tail = int32(i)
-		o.nstmts += len(b.stmts)
-	}
 	o.blocks = blocks
 	n := len(blocks)
-	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
 	o.bi = grow(o.bi, n) // backward sets every block's
 	// The value numbers, afresh each pass: a phi stands for a block's
 	// entry in one pass.
@@ -424,12 +414,15 @@ func (o *optimiser) backward() bool {
 	// Threading runs the statements of the blocks it looks past: a
 	// block of many statements with many edges in would make that
 	// quadratic. Past the budget, edges stay as they are.
-	o.work, o.budget = 0, 64*len(blocks)+8*o.nstmts
-	// The values of the statements, those of the last block last.
-	o.svals = grow(o.svals, o.nstmts)
-	svals, at := o.svals, o.nstmts
+	o.work, o.budget = 0, 64*len(blocks)
+	// The values of the statements, those of the last block first.
+	svals, at := o.svals[:0], 0
 	for i := len(blocks) - 1; i >= 0; i-- {
 		b, x := blocks[i], &bi[i]
+		b.tail = int32(i) // its index, which its successors' have before it
+		if b.kind == blockJump && b.jt.id <= b.id {
+			return false // a loop
+		}
 		var live uint32
 		rej := false
 		switch b.kind {
@@ -451,7 +444,9 @@ func (o *optimiser) backward() bool {
 		// Statements from the last: the first to set A or X seen is
 		// the one that decides it.
 		stmts := b.stmts
-		at -= len(stmts)
+		if at+len(stmts) > cap(svals) {
+			svals = append(svals[:at], make([]optVal, len(stmts)+at/2)...)
+		}
 		sv := svals[at : at+len(stmts)]
 		var defs uint32
 		var sa, sx optVal
@@ -501,12 +496,16 @@ func (o *optimiser) backward() bool {
 		}
 		x.nin, x.live, x.rej, x.defs = 0, live, rej, defs
 		x.sv, x.static, x.sa, x.sx, x.send = int32(at), static, sa, sx, send
+		at += len(stmts)
+		o.budget += 8 * len(stmts)
 		// What A holds at the test, when the block alone decides it.
 		x.aval = 0
 		if b.kind == blockCond {
 			x.aval = sa
 		}
 	}
+	o.svals = svals[:at]
+	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < len(blocks) && blocks[o.reject.tail] == o.reject
 	return true
 }
 
