@@ -411,12 +411,19 @@ func testUse(b *block) uint32 {
 // instruction the optimiser does not know.
 func (o *optimiser) backward() bool {
 	blocks, bi := o.blocks, o.bi[:len(o.blocks)]
+	n := 0
+	for _, b := range blocks {
+		n += len(b.stmts)
+	}
 	// Threading runs the statements of the blocks it looks past: a
 	// block of many statements with many edges in would make that
 	// quadratic. Past the budget, edges stay as they are.
-	o.work, o.budget = 0, 64*len(blocks)
-	// The values of the statements, those of the last block first.
-	svals, at := o.svals[:0], 0
+	o.work, o.budget = 0, 64*len(blocks)+8*n
+	// The values of the statements, those of the last block first. The
+	// loop calls nothing: values that need the table are numbered
+	// after it (numTabled).
+	o.svals = grow(o.svals, n)
+	svals, at, tabled := o.svals[:n], 0, false
 	for i := len(blocks) - 1; i >= 0; i-- {
 		b, x := blocks[i], &bi[i]
 		b.tail = int32(i) // its index, which its successors' have before it
@@ -444,9 +451,6 @@ func (o *optimiser) backward() bool {
 		// Statements from the last: the first to set A or X seen is
 		// the one that decides it.
 		stmts := b.stmts
-		if at+len(stmts) > cap(svals) {
-			svals = append(svals[:at], make([]optVal, len(stmts)+at/2)...)
-		}
 		sv := svals[at : at+len(stmts)]
 		var defs uint32
 		var sa, sx optVal
@@ -474,13 +478,11 @@ func (o *optimiser) backward() bool {
 				if s.K < 1<<24 {
 					v = optLoadVal(s.Op, s.K)
 				} else {
-					v = o.num(optKey{op: s.Op, k: s.K})
+					tabled = true
 				}
 				send = max(send, uint64(s.K)+uint64(e.size))
-			case optStaticConst:
-				v = o.konst(s.K)
-			case optStaticLen:
-				v = o.num(optKey{op: opLdLen})
+			case optStaticConst, optStaticLen:
+				tabled = true
 			default:
 				static = false
 			}
@@ -497,16 +499,57 @@ func (o *optimiser) backward() bool {
 		x.nin, x.live, x.rej, x.defs = 0, live, rej, defs
 		x.sv, x.static, x.sa, x.sx, x.send = int32(at), static, sa, sx, send
 		at += len(stmts)
-		o.budget += 8 * len(stmts)
 		// What A holds at the test, when the block alone decides it.
 		x.aval = 0
 		if b.kind == blockCond {
 			x.aval = sa
 		}
 	}
-	o.svals = svals[:at]
+	if tabled {
+		o.numTabled()
+	}
 	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < len(blocks) && blocks[o.reject.tail] == o.reject
 	return true
+}
+
+// numTabled numbers the statements whose values the table holds
+// (constants, the length, loads at offsets from 2^24), which backward
+// left 0, and sets their blocks' sa, sx and aval with them.
+func (o *optimiser) numTabled() {
+	for i, b := range o.blocks {
+		x := &o.bi[i]
+		sv := o.svals[x.sv : int(x.sv)+len(b.stmts)]
+		found := false
+		for j, s := range b.stmts {
+			switch optOps[s.Op&0xff].static {
+			case optStaticLoad:
+				if s.K >= 1<<24 {
+					sv[j], found = o.num(optKey{op: s.Op, k: s.K}), true
+				}
+			case optStaticConst:
+				sv[j], found = o.konst(s.K), true
+			case optStaticLen:
+				sv[j], found = o.num(optKey{op: opLdLen}), true
+			}
+		}
+		if !found {
+			continue
+		}
+		var defs uint32
+		for j := len(b.stmts) - 1; j >= 0; j-- {
+			_, def := useDef(b.stmts[j])
+			switch {
+			case def == regA && defs&regA == 0:
+				x.sa = sv[j]
+			case def == regX && defs&regX == 0:
+				x.sx = sv[j]
+			}
+			defs |= def
+		}
+		if b.kind == blockCond {
+			x.aval = x.sa
+		}
+	}
 }
 
 // reg returns a pointer to the value of register bit r in st.
