@@ -105,13 +105,8 @@ type optBlock struct {
 	rep  int32    // merging: the block that stands for it
 	rej  bool     // every path from it returns 0
 
-	// What backward finds of its statements, so that they are not looked
-	// at again statement by statement.
-	sv     int32  // index in the optimiser's svals of their values (optStatic)
-	defs   uint32 // the registers they write
-	static bool   // all are optStatic: their effect is known ahead
-	sa, sx optVal // static: the values they leave in A and X, 0 where unchanged
-	send   uint64 // static: the end of the farthest load, 0 for none
+	sv   int32  // index in the optimiser's svals of its statements' values
+	defs uint32 // the registers its statements write
 }
 
 // optimiser holds the memory of the optimiser, reused from one
@@ -453,9 +448,7 @@ func (o *optimiser) backward() bool {
 		stmts := b.stmts
 		sv := svals[at : at+len(stmts)]
 		var defs uint32
-		var sa, sx optVal
-		var send uint64
-		static := true
+		var sa optVal
 		for j := len(stmts) - 1; j >= 0; j-- {
 			s := stmts[j]
 			if s.Op > 0xff {
@@ -480,24 +473,17 @@ func (o *optimiser) backward() bool {
 				} else {
 					tabled = true
 				}
-				send = max(send, uint64(s.K)+uint64(e.size))
 			case optStaticConst, optStaticLen:
 				tabled = true
-			default:
-				static = false
 			}
 			sv[j] = v
-			switch {
-			case def == regA && defs&regA == 0:
+			if def&regA != 0 && defs&regA == 0 {
 				sa = v
-			case def == regX && defs&regX == 0:
-				sx = v
 			}
 			defs |= def
 			live = live&^def | use
 		}
-		x.nin, x.live, x.rej, x.defs = 0, live, rej, defs
-		x.sv, x.static, x.sa, x.sx, x.send = int32(at), static, sa, sx, send
+		x.nin, x.live, x.rej, x.defs, x.sv = 0, live, rej, defs, int32(at)
 		at += len(stmts)
 		// What A holds at the test, when the block alone decides it.
 		x.aval = 0
@@ -514,7 +500,7 @@ func (o *optimiser) backward() bool {
 
 // numTabled numbers the statements whose values the table holds
 // (constants, the length, loads at offsets from 2^24), which backward
-// left 0, and sets their blocks' sa, sx and aval with them.
+// left 0, and sets their blocks' aval with them.
 func (o *optimiser) numTabled() {
 	for i, b := range o.blocks {
 		x := &o.bi[i]
@@ -532,22 +518,14 @@ func (o *optimiser) numTabled() {
 				sv[j], found = o.num(optKey{op: opLdLen}), true
 			}
 		}
-		if !found {
+		if !found || b.kind != blockCond {
 			continue
 		}
-		var defs uint32
 		for j := len(b.stmts) - 1; j >= 0; j-- {
-			_, def := useDef(b.stmts[j])
-			switch {
-			case def == regA && defs&regA == 0:
-				x.sa = sv[j]
-			case def == regX && defs&regX == 0:
-				x.sx = sv[j]
+			if _, def := useDef(b.stmts[j]); def&regA != 0 {
+				x.aval = sv[j]
+				break
 			}
-			defs |= def
-		}
-		if b.kind == blockCond {
-			x.aval = x.sa
 		}
 	}
 }
@@ -945,7 +923,7 @@ func (o *optimiser) forward() {
 		if b.kind == blockRet {
 			continue
 		}
-		if x := &o.bi[i]; x.static && len(b.stmts) == 1 {
+		if x := &o.bi[i]; len(b.stmts) == 1 && o.svals[x.sv] != 0 {
 			// simplify of one statement numbered ahead, without its call
 			s := b.stmts[0]
 			mayAbort, same := execStatic(&st, s, o.svals[x.sv])
@@ -1119,23 +1097,16 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			return t
 		}
 		s := *st
-		if ti.static {
-			// As running them: a load past what is proven may abort;
-			// none does, so nothing more is proven.
-			if ti.send > uint64(s.proven) {
+		sv := o.svals[ti.sv:]
+		for j, x := range t.stmts {
+			var mayAbort bool
+			if v := sv[j]; v != 0 {
+				mayAbort, _ = execStatic(&s, x, v)
+			} else {
+				mayAbort, _ = o.exec(&s, x)
+			}
+			if mayAbort {
 				return t
-			}
-			if ti.sa != 0 {
-				s.a = ti.sa
-			}
-			if ti.sx != 0 {
-				s.x = ti.sx
-			}
-		} else {
-			for _, x := range t.stmts {
-				if mayAbort, _ := o.exec(&s, x); mayAbort {
-					return t
-				}
 			}
 		}
 		u := t.jt
