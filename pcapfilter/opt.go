@@ -950,9 +950,18 @@ func (o *optimiser) forward() {
 			o.meet(b.jt.index(), &st)
 			continue
 		}
-		setJump(&b.jt, o.edge(b, b.jt, &st, true))
-		// Both edges are ways in, even when they now lead to one block.
-		setJump(&b.jf, o.edge(b, b.jf, &st, false))
+		// Both edges are ways in, even when they now lead to one block;
+		// one to a return has nothing to learn.
+		if b.jt.kind == blockRet {
+			o.bi[b.jt.tail].nin++
+		} else {
+			setJump(&b.jt, o.edge(b, b.jt, &st, true))
+		}
+		if b.jf.kind == blockRet {
+			o.bi[b.jf.tail].nin++
+		} else {
+			setJump(&b.jf, o.edge(b, b.jf, &st, false))
+		}
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 		}
@@ -962,10 +971,6 @@ func (o *optimiser) forward() {
 // edge threads the edge of b's test to when it is v, st being the state
 // at the test, and returns where it goes.
 func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
-	if to.kind == blockRet {
-		o.bi[to.index()].nin++ // nothing to learn for a return
-		return to
-	}
 	// Learning and threading change only st's facts: no copy of st.
 	facts := st.facts
 	o.learn(st, b, st, v)
