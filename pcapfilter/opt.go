@@ -665,18 +665,6 @@ func optLoadSize(op uint16) uint32 {
 	return 1
 }
 
-// operand returns what a block's test compares A with: its constant,
-// or the value number X holds.
-func (o *optimiser) operand(b *block, st *optState) (k uint32, konst bool) {
-	if b.op&opSrcX == 0 {
-		return b.k, true
-	}
-	if k, ok := o.constOf(st.x); ok {
-		return k, true
-	}
-	return uint32(st.x), false
-}
-
 // mayKnowA reports whether outcome may find the test of b known in st,
 // with A holding a, not 0: a test of A against a constant is unknown
 // when A is no constant and no outcome on the way compared it (but for
