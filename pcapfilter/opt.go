@@ -104,6 +104,9 @@ type optBlock struct {
 	aval optVal   // what A holds at its test, when its statements alone decide it; else 0
 	rep  int32    // merging: the block that stands for it
 	rej  bool     // every path from it returns 0
+
+	sv   int32  // index in the optimiser's svals of its statements' values
+	defs uint32 // the registers its statements write
 }
 
 // optimiser holds the memory of the optimiser, reused from one
@@ -116,6 +119,7 @@ type optimiser struct {
 	epoch  uint32       // the pass, for table: counting them spares clearing it
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
+	svals  []optVal     // per statement: its value where optStatic (backward), else 0
 	htab   []int32      // merging: block index + 1, open addressing
 	keep   []uint8      // per statement of a block: optDrop, optKeep or optKeepIfLive
 	reject *block
@@ -158,15 +162,8 @@ func (o *optimiser) collect(entry *block) bool {
 	if err != nil || len(blocks) > optMaxBlocks {
 		return false
 	}
-	for i, b := range blocks {
-		if b.kind == blockJump && b.jt.id <= b.id {
-			return false
-		}
-		b.tail = int32(i)
-	}
 	o.blocks = blocks
 	n := len(blocks)
-	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < n && blocks[o.reject.tail] == o.reject
 	o.bi = grow(o.bi, n) // backward sets every block's
 	// The value numbers, afresh each pass: a phi stands for a block's
 	// entry in one pass.
@@ -262,10 +259,33 @@ func optHash(k optKey) uint64 {
 	return h ^ h>>29
 }
 
+// numLoad is num of a load at constant offset k. Below 2^24, its
+// number is made of the opcode and offset, below 0: no table to look up,
+// nothing to record (info).
+func (o *optimiser) numLoad(op uint16, k uint32) optVal {
+	if k < 1<<24 {
+		return optLoadVal(op, k)
+	}
+	return o.num(optKey{op: op, k: k})
+}
+
+// optLoadVal is numLoad's number of a load at an offset below 2^24.
+func optLoadVal(op uint16, k uint32) optVal {
+	return optVal(-1 - int32(uint32(optOps[op&0xff].slot)<<24|k))
+}
+
+// info returns what is known of the value v.
+func (o *optimiser) info(v optVal) optValInfo {
+	if v < 0 {
+		return optValInfo{} // a load's (numLoad)
+	}
+	return o.vals[v]
+}
+
 func (o *optimiser) konst(k uint32) optVal { return o.num(optKey{op: opLdImm, k: k}) }
 
 func (o *optimiser) constOf(v optVal) (uint32, bool) {
-	i := o.vals[v]
+	i := o.info(v)
 	return i.k, i.konst
 }
 
@@ -283,7 +303,20 @@ func regM(k uint32) uint32 { return 1 << (2 + k%memWords) }
 type optOp struct {
 	use, def uint8 // regA, regX, and optRegM for the word M[k]
 	known    bool
+	static   uint8 // optStatic*: what alone decides the value it sets
+	size     uint8 // optStaticLoad: the bytes it reads
+	slot     uint8 // optStaticLoad: the opcode's number in numLoad's
 }
+
+// What alone decides the value a statement sets, for those whose value
+// backward finds ahead: their offset (loads at a constant offset), their
+// constant, or nothing (the length).
+const (
+	optStaticNone = iota
+	optStaticLoad
+	optStaticConst
+	optStaticLen
+)
 
 const optRegM = 4
 
@@ -299,6 +332,15 @@ var optOps = func() (t [256]optOp) {
 			return b
 		}
 		t[op] = optOp{use: mem(use), def: mem(def), known: optKnownOp(uint16(op))}
+		switch uint16(op) {
+		case opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH:
+			t[op].static, t[op].size = optStaticLoad, uint8(optLoadSize(uint16(op)))
+			t[op].slot = map[uint16]uint8{opLdWAbs: 0, opLdHAbs: 1, opLdBAbs: 2, opLdxMSH: 3}[uint16(op)]
+		case opLdImm, opLdxImm:
+			t[op].static = optStaticConst
+		case opLdLen, opLdxLen:
+			t[op].static = optStaticLen
+		}
 	}
 	return t
 }()
@@ -363,61 +405,129 @@ func testUse(b *block) uint32 {
 // when the block alone decides it; it reports false when a block has an
 // instruction the optimiser does not know.
 func (o *optimiser) backward() bool {
+	blocks, bi := o.blocks, o.bi[:len(o.blocks)]
+	n := 0
+	for _, b := range blocks {
+		n += len(b.stmts)
+	}
 	// Threading runs the statements of the blocks it looks past: a
 	// block of many statements with many edges in would make that
 	// quadratic. Past the budget, edges stay as they are.
-	o.work, o.budget = 0, 64*len(o.blocks)
-	for i := len(o.blocks) - 1; i >= 0; i-- {
-		b := o.blocks[i]
+	o.work, o.budget = 0, 64*len(blocks)+8*n
+	// The values of the statements, those of the last block first. The
+	// loop calls nothing: values that need the table are numbered
+	// after it (numTabled).
+	o.svals = grow(o.svals, n)
+	svals, at, tabled := o.svals[:n], 0, false
+	for i := len(blocks) - 1; i >= 0; i-- {
+		b, x := blocks[i], &bi[i]
+		b.tail = int32(i) // its index, which its successors' have before it
+		if b.kind == blockJump && b.jt.id <= b.id {
+			return false // a loop
+		}
 		var live uint32
 		rej := false
 		switch b.kind {
 		case blockRet:
 			rej = b.k == 0
 		case blockJump:
-			t := &o.bi[b.jt.index()]
+			t := &bi[b.jt.tail]
 			rej, live = t.rej, t.live
 		case blockCond:
 			if op := b.op &^ opSrcX; op != opJeq && op != opJgt && op != opJge && op != opJset {
 				return false
 			}
-			t, f := &o.bi[b.jt.index()], &o.bi[b.jf.index()]
-			rej, live = t.rej && f.rej, t.live|f.live|testUse(b)
+			t, f := &bi[b.jt.tail], &bi[b.jf.tail]
+			rej, live = t.rej && f.rej, t.live|f.live|regA
+			if b.op&opSrcX != 0 {
+				live |= regX
+			}
 		}
-		// ownA: the last statement to set A decides it.
-		var aval optVal
-		decided := b.kind != blockCond
-		for j := len(b.stmts) - 1; j >= 0; j-- {
-			s := b.stmts[j]
-			if s.Op > 0xff || !optOps[s.Op].known {
+		// Statements from the last: the first to set A or X seen is
+		// the one that decides it.
+		stmts := b.stmts
+		sv := svals[at : at+len(stmts)]
+		var defs uint32
+		var sa optVal
+		for j := len(stmts) - 1; j >= 0; j-- {
+			s := stmts[j]
+			if s.Op > 0xff {
 				return false
 			}
-			use, def := useDef(s)
-			if !decided && def&regA != 0 {
-				decided = true
-				aval = o.ownA(s)
+			e := &optOps[s.Op]
+			if !e.known {
+				return false
 			}
+			use, def := uint32(e.use&(regA|regX)), uint32(e.def&(regA|regX))
+			if e.use&optRegM != 0 {
+				use |= regM(s.K)
+			}
+			if e.def&optRegM != 0 {
+				def |= regM(s.K)
+			}
+			var v optVal
+			switch e.static {
+			case optStaticLoad:
+				if s.K < 1<<24 {
+					v = optLoadVal(s.Op, s.K)
+				} else {
+					tabled = true
+				}
+			case optStaticConst, optStaticLen:
+				tabled = true
+			}
+			sv[j] = v
+			if def&regA != 0 && defs&regA == 0 {
+				sa = v
+			}
+			defs |= def
 			live = live&^def | use
 		}
-		o.budget += 8 * len(b.stmts)
-		o.bi[i] = optBlock{live: live, aval: aval, rej: rej}
+		x.nin, x.live, x.rej, x.defs, x.sv = 0, live, rej, defs, int32(at)
+		at += len(stmts)
+		// What A holds at the test, when the block alone decides it.
+		x.aval = 0
+		if b.kind == blockCond {
+			x.aval = sa
+		}
 	}
+	if tabled {
+		o.numTabled()
+	}
+	o.rejOK = o.reject.tail >= 0 && int(o.reject.tail) < len(blocks) && blocks[o.reject.tail] == o.reject
 	return true
 }
 
-// ownA returns the value A holds after s, the last statement of a block
-// to set it, when s alone decides it (a load at a constant offset, a
-// constant or the length), else 0.
-func (o *optimiser) ownA(s insn) optVal {
-	switch s.Op {
-	case opLdWAbs, opLdHAbs, opLdBAbs:
-		return o.num(optKey{op: s.Op, k: s.K})
-	case opLdImm:
-		return o.konst(s.K)
-	case opLdLen:
-		return o.num(optKey{op: opLdLen})
+// numTabled numbers the statements whose values the table holds
+// (constants, the length, loads at offsets from 2^24), which backward
+// left 0, and sets their blocks' aval with them.
+func (o *optimiser) numTabled() {
+	for i, b := range o.blocks {
+		x := &o.bi[i]
+		sv := o.svals[x.sv : int(x.sv)+len(b.stmts)]
+		found := false
+		for j, s := range b.stmts {
+			switch optOps[s.Op&0xff].static {
+			case optStaticLoad:
+				if s.K >= 1<<24 {
+					sv[j], found = o.num(optKey{op: s.Op, k: s.K}), true
+				}
+			case optStaticConst:
+				sv[j], found = o.konst(s.K), true
+			case optStaticLen:
+				sv[j], found = o.num(optKey{op: opLdLen}), true
+			}
+		}
+		if !found || b.kind != blockCond {
+			continue
+		}
+		for j := len(b.stmts) - 1; j >= 0; j-- {
+			if _, def := useDef(b.stmts[j]); def&regA != 0 {
+				x.aval = sv[j]
+				break
+			}
+		}
 	}
-	return 0
 }
 
 // reg returns a pointer to the value of register bit r in st.
@@ -464,7 +574,7 @@ func (o *optimiser) exec(st *optState, s insn) (mayAbort, same bool) {
 		if end <= 0xffffffff && uint32(end) > st.proven {
 			st.proven = uint32(end)
 		}
-		v, dst = o.num(optKey{op: s.Op, k: s.K}), &st.a
+		v, dst = o.numLoad(s.Op, s.K), &st.a
 		if s.Op == opLdxMSH {
 			dst = &st.x
 		}
@@ -555,24 +665,31 @@ func optLoadSize(op uint16) uint32 {
 	return 1
 }
 
-// operand returns what a block's test compares A with: its constant,
-// or the value number X holds.
-func (o *optimiser) operand(b *block, st *optState) (k uint32, konst bool) {
-	if b.op&opSrcX == 0 {
-		return b.k, true
+// mayKnowA reports whether outcome may find the test of b known in st,
+// with A holding a, not 0: a test of A against a constant is unknown
+// when A is no constant and no outcome on the way compared it (but for
+// "jge #0" and "jgt #0xffffffff", true or false of any A, which threading
+// leaves to forward).
+func (o *optimiser) mayKnowA(b *block, a optVal, st *optState) bool {
+	if b.op&opSrcX != 0 || b.op == opJset && b.k == 0 || o.info(a).konst {
+		return true
 	}
-	if k, ok := o.constOf(st.x); ok {
-		return k, true
-	}
-	return uint32(st.x), false
+	return st.facts >= 0 && o.facts[st.facts].values&optValBit(a) != 0
 }
 
 // outcome reports whether the test of b is known in st, and its outcome.
 func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 	op := b.op &^ opSrcX
-	k, kok := o.operand(b, st)
-	if av, ok := o.constOf(st.a); ok && kok {
-		return true, optEval(op, av, k)
+	k, kok := b.k, true
+	if b.op&opSrcX != 0 {
+		if xi := o.info(st.x); xi.konst {
+			k = xi.k
+		} else {
+			k, kok = uint32(st.x), false
+		}
+	}
+	if ai := o.info(st.a); ai.konst && kok {
+		return true, optEval(op, ai.k, k)
 	}
 	if op == opJset && kok && k == 0 {
 		return true, false
@@ -584,11 +701,12 @@ func (o *optimiser) outcome(b *block, st *optState) (known, v bool) {
 	lo, hi := uint32(0), uint32(0xffffffff)
 	i := st.facts
 	bit := optValBit(st.a)
+	facts := o.facts
 	for range optMaxFacts {
-		if i < 0 || o.facts[i].values&bit == 0 {
+		if i < 0 || facts[i].values&bit == 0 {
 			break // no outcome on A's value further up
 		}
-		f := &o.facts[i]
+		f := &facts[i]
 		i = f.parent
 		if f.a != st.a {
 			continue
@@ -680,10 +798,13 @@ func optEval(op uint16, a, k uint32) bool {
 
 // learn adds to st that the test of b, run in state at, came out v.
 func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
-	k, kok := o.operand(b, at)
-	op := b.op &^ opSrcX
-	if !kok {
-		op |= opSrcX
+	op, k := b.op&^opSrcX, b.k
+	if b.op&opSrcX != 0 {
+		if xi := o.info(at.x); xi.konst {
+			k = xi.k
+		} else {
+			k, op = uint32(at.x), op|opSrcX
+		}
 	}
 	depth := uint16(0)
 	values := optValBit(at.a)
@@ -697,10 +818,15 @@ func (o *optimiser) learn(st *optState, b *block, at *optState, v bool) {
 	}
 	// Field by field into its place: a fact built whole and copied costs
 	// a stall of the copy's wide loads on the narrow stores.
-	o.facts = append(o.facts, optFact{})
-	f := &o.facts[len(o.facts)-1]
+	n := len(o.facts)
+	if n == cap(o.facts) {
+		o.facts = append(o.facts, optFact{})
+	} else {
+		o.facts = o.facts[:n+1]
+	}
+	f := &o.facts[n]
 	f.a, f.k, f.op, f.sense, f.depth, f.parent, f.values = at.a, k, op, v, depth, st.facts, values
-	st.facts = int32(len(o.facts) - 1)
+	st.facts = int32(n)
 }
 
 // meet adds an edge in with state st to block i.
@@ -717,7 +843,7 @@ func (o *optimiser) meet(i int, st *optState) {
 	// A value where the edges disagree is a value of its own, one for
 	// each register of each block.
 	phi := func(cur optVal, slot int) optVal {
-		if v := o.vals[cur]; v.phi == int32(i)+1 && v.k == uint32(slot) {
+		if v := o.info(cur); v.phi == int32(i)+1 && v.k == uint32(slot) {
 			return cur
 		}
 		o.vals = append(o.vals, optValInfo{k: uint32(slot), phi: int32(i) + 1})
@@ -785,8 +911,21 @@ func (o *optimiser) forward() {
 		if b.kind == blockRet {
 			continue
 		}
-		o.simplify(b, &st)
-		if b.kind == blockCond {
+		if x := &o.bi[i]; len(b.stmts) == 1 && o.svals[x.sv] != 0 {
+			// simplify of one statement numbered ahead, without its call
+			s := b.stmts[0]
+			mayAbort, same := execStatic(&st, s, o.svals[x.sv])
+			if !same && !mayAbort {
+				_, def := useDef(s)
+				same = def&o.liveOut(b) == 0
+			}
+			if same {
+				b.stmts = b.stmts[:0]
+			}
+		} else {
+			o.simplify(b, &st)
+		}
+		if b.kind == blockCond && (b.op == opJge && b.k == 0 || b.op == opJgt && b.k == 0xffffffff || o.mayKnowA(b, st.a, &st)) {
 			if known, v := o.outcome(b, &st); known {
 				if !v {
 					b.jt = b.jf
@@ -799,9 +938,18 @@ func (o *optimiser) forward() {
 			o.meet(b.jt.index(), &st)
 			continue
 		}
-		setJump(&b.jt, o.edge(b, b.jt, &st, true))
-		// Both edges are ways in, even when they now lead to one block.
-		setJump(&b.jf, o.edge(b, b.jf, &st, false))
+		// Both edges are ways in, even when they now lead to one block;
+		// one to a return has nothing to learn.
+		if b.jt.kind == blockRet {
+			o.bi[b.jt.tail].nin++
+		} else {
+			setJump(&b.jt, o.edge(b, b.jt, &st, true))
+		}
+		if b.jf.kind == blockRet {
+			o.bi[b.jf.tail].nin++
+		} else {
+			setJump(&b.jf, o.edge(b, b.jf, &st, false))
+		}
 		if b.jf == b.jt {
 			b.kind, b.jf = blockJump, nil
 		}
@@ -811,55 +959,76 @@ func (o *optimiser) forward() {
 // edge threads the edge of b's test to when it is v, st being the state
 // at the test, and returns where it goes.
 func (o *optimiser) edge(b, to *block, st *optState, v bool) *block {
-	if to.kind == blockRet {
-		o.bi[to.index()].nin++ // nothing to learn for a return
-		return to
-	}
-	e := *st
-	o.learn(&e, b, st, v)
-	to = o.thread(to, &e)
-	o.meet(to.index(), &e)
+	// Learning and threading change only st's facts: no copy of st.
+	facts := st.facts
+	o.learn(st, b, st, v)
+	to = o.thread(to, st)
+	o.meet(to.index(), st)
+	st.facts = facts
 	return to
+}
+
+// execStatic is exec of a statement backward numbered v: its work,
+// known ahead.
+func execStatic(st *optState, s insn, v optVal) (mayAbort, same bool) {
+	e := &optOps[s.Op&0xff]
+	if e.static == optStaticLoad {
+		if end := uint64(s.K) + uint64(e.size); end > uint64(st.proven) {
+			mayAbort = true
+			if end <= 0xffffffff {
+				st.proven = uint32(end)
+			}
+		}
+	}
+	if e.def&regX != 0 {
+		same, st.x = st.x == v, v
+	} else {
+		same, st.a = st.a == v, v
+	}
+	return mayAbort, same
 }
 
 // simplify drops the statements of b that set a register to the value it
 // holds, or whose result is dead and that cannot abort, running the rest
 // on st.
 func (o *optimiser) simplify(b *block, st *optState) {
-	n := len(b.stmts)
+	stmts := b.stmts
+	n := len(stmts)
 	if n == 0 {
 		return
 	}
+	x := &o.bi[b.tail]
+	sv := o.svals[x.sv : int(x.sv)+n]
 	o.keep = grow(o.keep, n)
+	keep := o.keep[:n]
 	drop, maybe := 0, false
-	for j, s := range b.stmts {
-		mayAbort, same := o.exec(st, s)
+	for j, s := range stmts {
+		var mayAbort, same bool
+		if v := sv[j]; v != 0 {
+			mayAbort, same = execStatic(st, s, v)
+		} else {
+			mayAbort, same = o.exec(st, s)
+		}
 		// A register that holds the value already got it from the same
 		// computation, which did not abort; a statement that cannot
 		// abort goes if what it sets is dead.
 		switch {
 		case same:
-			o.keep[j] = optDrop
+			keep[j] = optDrop
 			drop++
 		case mayAbort:
-			o.keep[j] = optKeep
+			keep[j] = optKeep
 		default:
-			o.keep[j] = optKeepIfLive
+			keep[j] = optKeepIfLive
 			maybe = true
 		}
 	}
 	if maybe {
-		live := testUse(b)
-		switch b.kind {
-		case blockJump:
-			live |= o.bi[b.jt.index()].live
-		case blockCond:
-			live |= o.bi[b.jt.index()].live | o.bi[b.jf.index()].live
-		}
+		live := o.liveOut(b)
 		for j := n - 1; j >= 0; j-- {
-			use, def := useDef(b.stmts[j])
-			if o.keep[j] == optKeepIfLive && live&def == 0 {
-				o.keep[j] = optDrop
+			use, def := useDef(stmts[j])
+			if keep[j] == optKeepIfLive && live&def == 0 {
+				keep[j] = optDrop
 				drop++
 			}
 			live = live&^def | use
@@ -870,13 +1039,25 @@ func (o *optimiser) simplify(b *block, st *optState) {
 	}
 	out := o.g.mem.stmts(n-drop, 0)
 	kept := 0
-	for j, s := range b.stmts {
-		if o.keep[j] != optDrop {
+	for j, s := range stmts {
+		if keep[j] != optDrop {
 			out[kept] = s
 			kept++
 		}
 	}
 	b.stmts = out
+}
+
+// liveOut returns the registers live at the end of b's statements.
+func (o *optimiser) liveOut(b *block) uint32 {
+	live := testUse(b)
+	switch b.kind {
+	case blockJump:
+		live |= o.bi[b.jt.tail].live
+	case blockCond:
+		live |= o.bi[b.jt.tail].live | o.bi[b.jf.tail].live
+	}
+	return live
 }
 
 const (
@@ -888,36 +1069,38 @@ const (
 // thread returns where an edge into t, with state st along it, may go
 // instead, and adds to st what the blocks it skips decide.
 func (o *optimiser) thread(t *block, st *optState) *block {
+	bi := o.bi
 	for range optMaxHops {
-		if o.bi[t.index()].rej && o.rejOK {
+		ti := &bi[t.tail]
+		if ti.rej && o.rejOK {
 			return o.reject
 		}
 		if t.kind == blockRet {
 			return t
 		}
-		if t.kind == blockCond && t.op&opSrcX == 0 && (t.op != opJset || t.k != 0) {
+		if t.kind == blockCond && ti.aval != 0 && !o.mayKnowA(t, ti.aval, st) {
 			// Nothing known of the value the test compares: no need to
 			// run the block to find its outcome unknown.
-			a := o.bi[t.index()].aval
-			if len(t.stmts) == 0 {
-				a = st.a
-			}
-			if a != 0 && !o.vals[a].konst && (st.facts < 0 || o.facts[st.facts].values&optValBit(a) == 0) {
-				return t
-			}
+			return t
+		}
+		if t.kind == blockCond && len(t.stmts) == 0 && !o.mayKnowA(t, st.a, st) {
+			return t
 		}
 		if o.work += len(t.stmts); o.work > o.budget {
 			return t
 		}
 		s := *st
-		var def uint32
-		for _, x := range t.stmts {
-			mayAbort, _ := o.exec(&s, x)
+		sv := o.svals[ti.sv:]
+		for j, x := range t.stmts {
+			var mayAbort bool
+			if v := sv[j]; v != 0 {
+				mayAbort, _ = execStatic(&s, x, v)
+			} else {
+				mayAbort, _ = o.exec(&s, x)
+			}
 			if mayAbort {
 				return t
 			}
-			_, d := useDef(x)
-			def |= d
 		}
 		u := t.jt
 		known, v := false, false
@@ -930,12 +1113,8 @@ func (o *optimiser) thread(t *block, st *optState) *block {
 			}
 		}
 		// Skipping t must leave every register live at u as t would.
-		live := o.bi[u.index()].live
-		for r := def; r != 0; r &= r - 1 {
+		for r := ti.defs & bi[u.tail].live; r != 0; r &= r - 1 {
 			bit := r & -r
-			if live&bit == 0 {
-				continue
-			}
 			if r1, r0 := s.reg(bit), st.reg(bit); r1 == nil || *r1 != *r0 {
 				return t
 			}
@@ -961,79 +1140,81 @@ func setJump(j **block, to *block) {
 // merge makes one of identical blocks stand for all, from the last to the
 // first, forwards empty jumps, and returns the new entry.
 func (o *optimiser) merge(entry *block) *block {
-	n := len(o.blocks)
+	blocks := o.blocks
+	bi := o.bi[:len(blocks)]
 	size := 16
-	for size < 2*n {
+	for size < 2*len(blocks) {
 		size *= 2
 	}
 	o.htab = grow(o.htab, size)
-	clear(o.htab)
+	htab := o.htab
+	clear(htab)
 	mask := uint64(size - 1)
-	for i := n - 1; i >= 0; i-- {
-		b := o.blocks[i]
-		o.bi[i].rep = int32(i)
-		if i > 0 && o.bi[i].nin == 0 {
+	rejTail := int32(-1)
+	if o.rejOK {
+		rejTail = o.reject.tail
+	}
+	for i := len(blocks) - 1; i >= 0; i-- {
+		b, x := blocks[i], &bi[i]
+		x.rep = int32(i)
+		if i > 0 && x.nin == 0 {
 			continue
 		}
+		var rej bool
+		t, f := int32(-1), int32(-1) // the successors, as merged
 		switch b.kind {
 		case blockRet:
-			o.bi[i].rej = b.k == 0
+			rej = b.k == 0
 		case blockJump:
-			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
-			o.bi[i].rej = o.bi[b.jt.index()].rej
+			t = bi[b.jt.tail].rep
+			setJump(&b.jt, blocks[t])
+			rej = bi[t].rej
 		case blockCond:
-			setJump(&b.jt, o.blocks[o.bi[b.jt.index()].rep])
-			setJump(&b.jf, o.blocks[o.bi[b.jf.index()].rep])
-			if b.jt == b.jf {
-				b.kind, b.jf = blockJump, nil
-				o.bi[i].rej = o.bi[b.jt.index()].rej
-			} else {
-				o.bi[i].rej = o.bi[b.jt.index()].rej && o.bi[b.jf.index()].rej
+			t, f = bi[b.jt.tail].rep, bi[b.jf.tail].rep
+			setJump(&b.jt, blocks[t])
+			setJump(&b.jf, blocks[f])
+			rej = bi[t].rej && bi[f].rej
+			if t == f {
+				b.kind, b.jf, f = blockJump, nil, -1
 			}
 		}
+		x.rej = rej
 		// Every way on from a block that threading left returning 0
 		// returns 0: its edges in may go to the return itself.
-		if o.bi[i].rej && o.rejOK && b != o.reject {
-			o.bi[i].rep = o.reject.tail
+		if rej && rejTail >= 0 && int32(i) != rejTail {
+			x.rep = rejTail
 			continue
 		}
 		if b.kind == blockJump && len(b.stmts) == 0 {
-			o.bi[i].rep = o.bi[b.jt.index()].rep
+			x.rep = bi[b.jt.tail].rep
 			continue
 		}
-		h := optBlockHash(b) & mask
+		// Identical blocks have the same successors: the hash need not
+		// read every statement.
+		h := uint64(b.k) | uint64(b.op)<<32 | uint64(b.kind)<<48 ^ uint64(uint32(t))<<20 ^ uint64(uint32(f))<<40
+		if n := len(b.stmts); n > 0 {
+			s := b.stmts[n-1]
+			h ^= uint64(s.K)<<8 ^ uint64(s.Op)<<52 ^ uint64(n)<<56
+		}
+		h *= 0x9e3779b97f4a7c15
+		h = (h ^ h>>31) & mask
 		for {
-			j := o.htab[h]
+			j := htab[h]
 			if j == 0 {
-				o.htab[h] = int32(i + 1)
+				htab[h] = int32(i + 1)
 				break
 			}
-			if optSameBlock(b, o.blocks[j-1]) {
+			if optSameBlock(b, blocks[j-1]) {
 				// Blocks that now share their way on may be threaded
 				// further: another pass.
-				o.bi[i].rep = j - 1
+				x.rep = j - 1
 				o.change = true
 				break
 			}
 			h = (h + 1) & mask
 		}
 	}
-	return o.blocks[o.bi[0].rep]
-}
-
-func optBlockHash(b *block) uint64 {
-	h := uint64(b.kind)<<56 ^ uint64(b.op)<<40 ^ uint64(b.k)
-	if b.jt != nil {
-		h ^= uint64(b.jt.tail) << 20
-	}
-	if b.jf != nil {
-		h ^= uint64(b.jf.tail) << 36
-	}
-	for _, s := range b.stmts {
-		h = (h ^ uint64(s.Op)<<32 ^ uint64(s.K)) * 0x9e3779b97f4a7c15
-	}
-	h *= 0x9e3779b97f4a7c15
-	return h ^ h>>31
+	return blocks[bi[0].rep]
 }
 
 func optSameBlock(a, b *block) bool {
