@@ -24,6 +24,10 @@ package pcapfilter
 //   - then merges identical blocks (same statements, test and successors)
 //     from the last to the first, so that chains identical once threaded
 //     become one, and forwards empty jumps.
+// backward numbers once per pass the statements whose value they alone
+// decide (loads at constant offsets, by opcode and offset, with no table;
+// constants; the length), so that forward and threading apply them
+// without looking them up.
 // A second pass runs when the first merged blocks, on graphs of up to
 // optMaxBlocks2 blocks. The work is linear in
 // the blocks (every walk is bounded), with no allocation once the memory
@@ -32,6 +36,7 @@ package pcapfilter
 
 import (
 	"math/bits"
+	"slices"
 )
 
 const (
@@ -119,7 +124,7 @@ type optimiser struct {
 	epoch  uint32       // the pass, for table: counting them spares clearing it
 	vals   []optValInfo // per value number
 	facts  []optFact    // the outcomes learnt in a pass
-	svals  []optVal     // per statement: its value where optStatic (backward), else 0
+	svals  []optVal     // per statement: its value where it alone decides it (backward), else 0
 	htab   []int32      // merging: block index + 1, open addressing
 	keep   []uint8      // per statement of a block: optDrop, optKeep or optKeepIfLive
 	reject *block
@@ -335,7 +340,7 @@ var optOps = func() (t [256]optOp) {
 		switch uint16(op) {
 		case opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH:
 			t[op].static, t[op].size = optStaticLoad, uint8(optLoadSize(uint16(op)))
-			t[op].slot = map[uint16]uint8{opLdWAbs: 0, opLdHAbs: 1, opLdBAbs: 2, opLdxMSH: 3}[uint16(op)]
+			t[op].slot = uint8(slices.Index([]uint16{opLdWAbs, opLdHAbs, opLdBAbs, opLdxMSH}, uint16(op)))
 		case opLdImm, opLdxImm:
 			t[op].static = optStaticConst
 		case opLdLen, opLdxLen:
