@@ -16,20 +16,25 @@ import (
 // residual program, which Match runs instead: it reads only what differs
 // between packets of the shape.
 
-// numShapes counts the shapes: bit 0 IPv6, bit 1 UDP, bit 2 VLAN.
-const numShapes = 8
+// numShapes counts the shapes, numbered by their bits.
+const (
+	shapeV6   = 1 << iota // IPv6, else IPv4
+	shapeUDP              // UDP, else TCP
+	shapeVLAN             // an 802.1Q tag
+	numShapes = 1 << iota
+)
 
 // shapeOf returns the shape of the header h built.
 func shapeOf(h *header) int {
 	s := 0
 	if h.v6 {
-		s |= 1
+		s |= shapeV6
 	}
 	if h.udp {
-		s |= 2
+		s |= shapeUDP
 	}
 	if h.ip > ethernetLen {
-		s |= 4
+		s |= shapeVLAN
 	}
 	return s
 }
@@ -48,6 +53,8 @@ type shapeSet struct {
 	// lengths is set where the program run may read a length or a
 	// checksum: the header is then completed for the payload.
 	lengths [numShapes]bool
+	// direct are the residual programs Match decides without them.
+	direct [numShapes]directTest
 }
 
 // needLengths marks, in shapeHeader's groups, a length or a checksum.
@@ -80,6 +87,7 @@ func shapePrograms(p *program, raw []bpf.RawInstruction, link LinkType, snap uin
 			continue // not expected; the whole program is right anyway
 		}
 		out.progs[s] = rp
+		out.direct[s] = directOf(r.raw, &t.h, snap)
 		need := readGroups(rp.insns, &t.groups, t.h.n)
 		if need&needLengths == 0 {
 			out.needs[s], out.lengths[s] = need, false
