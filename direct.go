@@ -150,7 +150,6 @@ func directRegions(h *header) []directRegion {
 // shape whose header is h, for frames captured up to snap bytes; its src
 // is directNone where raw is not one.
 func directOf(raw []bpf.RawInstruction, h *header, snap uint32) directTest {
-	var d directTest
 	ret := func(i int) (bool, bool) {
 		if i >= len(raw) || raw[i].Op != bpfRetK {
 			return false, false
@@ -161,7 +160,7 @@ func directOf(raw []bpf.RawInstruction, h *header, snap uint32) directTest {
 		return directTest{src: directRet, yes: yes}
 	}
 	if len(raw) < 4 {
-		return d
+		return directTest{}
 	}
 	var size uint32
 	switch raw[0].Op {
@@ -172,28 +171,28 @@ func directOf(raw []bpf.RawInstruction, h *header, snap uint32) directTest {
 	case bpfLdBAbs:
 		size = 1
 	default:
-		return d
+		return directTest{}
 	}
-	d.mask = 0xffffffff
-	j := 1
+	mask, j := uint32(0xffffffff), 1
 	if raw[1].Op == bpfALU|bpfAnd {
-		d.mask, j = raw[1].K, 2
+		mask, j = raw[1].K, 2
 	}
-	switch raw[j].Op {
+	jump := raw[j]
+	switch jump.Op {
 	case bpfJeqK, bpfJgtK, bpfJgeK, bpfJsetK:
 	default:
-		return d
+		return directTest{}
 	}
-	yes, ok1 := ret(j + 1 + int(raw[j].Jt))
-	no, ok2 := ret(j + 1 + int(raw[j].Jf))
+	yes, ok1 := ret(j + 1 + int(jump.Jt))
+	no, ok2 := ret(j + 1 + int(jump.Jf))
 	off := raw[0].K
 	end := uint64(off) + uint64(size)
 	if !ok1 || !ok2 || end > uint64(snap) {
 		// A load past the snap length fails on every packet: the
 		// specialiser leaves none, and the residual program says so.
-		return d
+		return directTest{}
 	}
-	d.op, d.k, d.yes, d.no = raw[j].Op, raw[j].K, yes, no
+	d := directTest{mask: mask, op: jump.Op, k: jump.K, yes: yes, no: no}
 	if off >= uint32(h.n) {
 		d.src, d.off, d.size = directPayload, off-uint32(h.n), uint8(size)
 		return d
