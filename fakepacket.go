@@ -338,8 +338,10 @@ const (
 // one validation of fake packets: build and Match's direct tests
 // (direct.go) give its errors, in its order.
 func (p *FakePacket) check(link LinkType) (int, error) {
-	// Zones are dropped: As4 and As16 leave them out.
-	src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
+	// IPv4-mapped addresses make IPv4 packets; Is4 is tried first, for
+	// Unmap costs as much as the rest.
+	src, dst := p.Src.Addr(), p.Dst.Addr()
+	dst4 := dst.Is4() || dst.Is4In6()
 	switch {
 	case p.Protocol != TCP && p.Protocol != UDP:
 		return 0, fmt.Errorf("%w: %d", ErrProtocol, uint8(p.Protocol))
@@ -347,11 +349,11 @@ func (p *FakePacket) check(link LinkType) (int, error) {
 		return 0, fmt.Errorf("%w: source address is the zero netip.AddrPort", ErrAddress)
 	case !dst.IsValid():
 		return 0, fmt.Errorf("%w: destination address is the zero netip.AddrPort", ErrAddress)
-	case src.Is4() != dst.Is4():
-		return 0, fmt.Errorf("%w: %v and %v", ErrAddressFamily, src, dst)
+	case (src.Is4() || src.Is4In6()) != dst4:
+		return 0, fmt.Errorf("%w: %v and %v", ErrAddressFamily, src.Unmap(), dst.Unmap())
 	}
 	s := 0
-	if !dst.Is4() {
+	if !dst4 {
 		s |= shapeV6
 	}
 	if p.Protocol == UDP {
@@ -472,6 +474,7 @@ func (h *header) buildShape(p *FakePacket, link LinkType, s int, need uint8) {
 		}
 	}
 	if need&needIP != 0 {
+		// Zones are dropped: As4 and As16 leave them out.
 		src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
 		ttl := p.TTL
 		if ttl == 0 {
@@ -541,15 +544,14 @@ func (h *header) maxPayload() int { return maxPayloadOf(shapeOf(h)) }
 func (h *header) payloadTooLarge(n int) error { return payloadTooLarge(n, shapeOf(h)) }
 
 // maxPayloadOf is the largest payload an IP packet of shape s can carry.
-func maxPayloadOf(s int) int {
-	n := maxIPLen - tcpLen
-	if s&shapeUDP != 0 {
-		n = maxIPLen - udpLen
-	}
-	if s&shapeV6 == 0 {
-		n -= ipv4Len
-	}
-	return n
+func maxPayloadOf(s int) int { return maxPayloads[s&(shapeV6|shapeUDP)] }
+
+// maxPayloads are maxPayloadOf's answers, looked up: Match asks each time.
+var maxPayloads = [4]int{
+	0:                  maxIPLen - ipv4Len - tcpLen,
+	shapeV6:            maxIPLen - tcpLen,
+	shapeUDP:           maxIPLen - ipv4Len - udpLen,
+	shapeV6 | shapeUDP: maxIPLen - udpLen,
 }
 
 func payloadTooLarge(n, s int) error {
