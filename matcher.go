@@ -406,8 +406,10 @@ func (m *Matcher) match(p *FakePacket) (bool, error) {
 		if s, err = p.check(m.link); err != nil {
 			return false, err
 		}
-		if v, ok := m.shapes.direct[s].decide(p); ok {
-			return v, nil
+		if d := &m.shapes.direct[s]; d.src != directNone {
+			if v, ok := d.decide(p); ok {
+				return v, nil
+			}
 		}
 	}
 	ret, err := m.runShape(p, s, nil)
