@@ -11,7 +11,10 @@ import (
 // Ethernet, IPv4, TCP), and that field is one Match's FakePacket holds as
 // it is: a port, an address, the TTL, a TCP field, payload bytes. Match
 // then reads it from the FakePacket and decides, without building the
-// header and the frame, which cost more than the test.
+// header and the frame, which cost more than the test. Only loads that
+// end within the snap length are direct, and a payload load only where
+// the packet's payload holds its bytes: past them, the Ethernet padding
+// or the captured length decide, and the residual program runs.
 
 // directSource is where a direct test reads its value.
 type directSource uint8

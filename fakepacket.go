@@ -554,6 +554,7 @@ var maxPayloads = [4]int{
 	shapeV6 | shapeUDP: maxIPLen - udpLen,
 }
 
+// payloadTooLarge is the error of a payload of n bytes, too large for shape s.
 func payloadTooLarge(n, s int) error {
 	proto, v := TCP, 4
 	if s&shapeUDP != 0 {

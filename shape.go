@@ -121,7 +121,7 @@ var shapeTemplates = sync.OnceValue(func() *[2][numShapes]shapeTemplate {
 	for li, link := range []LinkType{LinkEthernet, LinkRaw} {
 		for s := range numShapes {
 			t := &ts[li][s]
-			t.ok = (s&4 == 0 || link == LinkEthernet) && shapeHeader(&t.h, &t.known, &t.groups, s, link)
+			t.ok = (s&shapeVLAN == 0 || link == LinkEthernet) && shapeHeader(&t.h, &t.known, &t.groups, s, link)
 		}
 	}
 	return &ts
@@ -159,13 +159,13 @@ func readGroups(insns []insn, groups *[len(header{}.b)]uint8, n uint8) uint8 {
 // needLengths.
 func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.b)]uint8, s int, link LinkType) bool {
 	p := FakePacket{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: netip.MustParseAddrPort("10.0.0.2:2"), Protocol: TCP}
-	if s&1 != 0 {
+	if s&shapeV6 != 0 {
 		p.Src, p.Dst = netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")
 	}
-	if s&2 != 0 {
+	if s&shapeUDP != 0 {
 		p.Protocol = UDP
 	}
-	if s&4 != 0 {
+	if s&shapeVLAN != 0 {
 		p.VLAN = &VLAN{}
 	}
 	if h.build(&p, link) != nil {
@@ -178,7 +178,7 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.
 	}
 	if link == LinkEthernet {
 		mark(h.ip-2, 0, 1) // the EtherType
-		if s&4 != 0 {
+		if s&shapeVLAN != 0 {
 			mark(12, 0, 1) // the VLAN tag's TPID; its TCI varies
 		}
 	}
@@ -199,7 +199,7 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.
 	if link == LinkEthernet {
 		group(needMAC, 0, 12)
 		group(needFixed, 12, 14)
-		if s&4 != 0 {
+		if s&shapeVLAN != 0 {
 			group(needVLAN, 14, 16)
 			group(needFixed, 16, 18)
 		}
