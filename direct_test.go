@@ -181,7 +181,8 @@ func directFilters(link LinkType) []directFilter {
 		{getFilter, wantSome}, {"tcp[20:4] = 0x47455420", wantSome},
 	}
 	if link == LinkEthernet {
-		fs = append(fs, f{"vlan and tcp dst port 21", wantSome}, f{"vlan 5", wantNone}, f{"vlan and tcp[20:2] = 0x030a", wantSome})
+		fs = append(fs, f{"vlan and tcp dst port 21", wantSome}, f{"vlan 5", wantNone}, f{"vlan and tcp[20:2] = 0x030a", wantSome},
+			f{"vlan and src host 10.0.0.1", wantSome}, f{"vlan and ip6[7] = 64", wantSome}, f{"vlan and tcp[13] & 2 != 0", wantSome})
 	}
 	// Payload bytes: tests that hold and tests that do not, of 1, 2 and 4
 	// bytes at offsets within, across and past the end of short payloads,
@@ -202,6 +203,11 @@ func directFilters(link LinkType) []directFilter {
 			fs = append(fs, f{fmt.Sprintf("tcp[20+%d:%d] > %#x", off, size, v/2), want},
 				f{fmt.Sprintf("udp[8+%d:%d] >= %#x", off, size, v), want},
 				f{fmt.Sprintf("udp[8+%d:%d] & 0x81 != 0", off, size), want})
+			if link == LinkEthernet {
+				fs = append(fs, f{fmt.Sprintf("vlan and tcp[20+%d:%d] = %#x", off, size, v), want},
+					f{fmt.Sprintf("vlan and udp[8+%d:%d] = 0", off, size), want},
+					f{fmt.Sprintf("vlan and ip6[60+%d:%d] = %#x", off, size, v), want})
+			}
 		}
 	}
 	return fs
