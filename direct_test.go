@@ -407,3 +407,57 @@ func TestDirectOf(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMatchDirect compares Match, direct tests included, with the
+// residual program and with the whole program on the frame's bytes, and
+// their errors, on fuzzed packets, for filters whose residual programs are
+// direct tests of every source, at every snap length of directSnaps.
+func FuzzMatchDirect(f *testing.F) {
+	exprs := []string{"tcp dst port 21", getFilter, "udp[8+3:2] = 0x1234", "ip6[7] > 3", "src host 10.0.0.1", "tcp[13] & 2 != 0",
+		"ip[14:4] = 0x0001c000", "ip6[36:4] = 0x443", "tcp[4:4] > 0x80000000", "tcp[14:2] < 100", "ip6[60+7] = 0", "vlan and udp[8:4] = 0"}
+	links := []LinkType{LinkEthernet, LinkRaw}
+	matchers := make([][]*Matcher, len(links))
+	for li, link := range links {
+		for _, snap := range directSnaps {
+			for _, expr := range exprs {
+				if link == LinkRaw && strings.HasPrefix(expr, "vlan") {
+					continue
+				}
+				m, err := Compile(expr, WithLinkType(link), WithSnapLen(snap))
+				if err != nil {
+					f.Fatalf("%q for %v: %v", expr, link, err)
+				}
+				matchers[li] = append(matchers[li], m)
+			}
+		}
+	}
+	f.Add([]byte{10, 0, 0, 1}, []byte{192, 0, 2, 21}, uint16(40000), uint16(21), uint8(6), uint16(0), uint16(0), []byte("GET /"), uint8(0), uint8(0), uint32(0), uint16(0))
+	f.Add(make([]byte, 16), make([]byte, 16), uint16(53), uint16(0), uint8(17), uint16(0x8002), uint16(0x8005), []byte{}, uint8(1), uint8(0), uint32(7), uint16(1))
+	f.Fuzz(func(t *testing.T, src, dst []byte, sport, dport uint16, proto uint8, flags, vlan uint16, payload []byte, link, ttl uint8, seq uint32, window uint16) {
+		s, _ := netip.AddrFromSlice(src)
+		d, _ := netip.AddrFromSlice(dst)
+		p := FakePacket{Src: netip.AddrPortFrom(s, sport), Dst: netip.AddrPortFrom(d, dport), Protocol: Protocol(proto),
+			Flags: TCPFlags(flags &^ 0x8000), Payload: payload, TTL: ttl, Seq: seq, Ack: ^seq, Window: window}
+		if vlan&0x8000 != 0 {
+			p.VLAN = &VLAN{ID: vlan & 0x1fff, Priority: uint8(vlan >> 13 & 3)}
+		}
+		li := int(link) % len(links)
+		frame, ferr := p.AppendFrame(nil, links[li])
+		for _, m := range matchers[li] {
+			got, err := m.Match(p)
+			ret, gerr := m.runPacket(&p, nil)
+			if ferr != nil {
+				if got || err == nil || gerr == nil || err.Error() != ferr.Error() || gerr.Error() != ferr.Error() {
+					t.Fatalf("%v snap %d: %q on %v: Match = %v, %v; the residual program's error %v; building the frame: %v",
+						m.LinkType(), m.SnapLen(), m, p, got, err, gerr, ferr)
+				}
+				continue
+			}
+			whole, werr := m.MatchFrame(frame, len(frame))
+			if err != nil || gerr != nil || werr != nil || got != (ret != 0) || got != whole {
+				t.Fatalf("%v snap %d: %q on %v: Match = %v, %v; the residual program %v, %v; the whole program %v, %v\nframe %x",
+					m.LinkType(), m.SnapLen(), m, p, got, err, ret != 0, gerr, whole, werr, frame)
+			}
+		}
+	})
+}
