@@ -14,7 +14,8 @@ import (
 // filter tests before it reads an address, a port or the payload. For
 // each shape a Matcher keeps its program evaluated over those bytes, the
 // residual program, which Match runs instead: it reads only what differs
-// between packets of the shape.
+// between packets of the shape. Where that is one test of a field the
+// FakePacket holds, Match reads the field and decides (direct.go).
 
 // numShapes counts the shapes, numbered by their bits.
 const (
