@@ -333,54 +333,89 @@ const (
 	needAll   = 1<<iota - 1
 )
 
+// check reports why p cannot be framed for link, or returns its shape
+// (shapeOf), which it reads off p without building anything. It is the
+// one validation of fake packets: build and Match's direct tests
+// (direct.go) give its errors, in its order.
+func (p *FakePacket) check(link LinkType) (int, error) {
+	// IPv4-mapped addresses make IPv4 packets; Is4 is tried first, for
+	// Unmap costs as much as the rest.
+	src, dst := p.Src.Addr(), p.Dst.Addr()
+	dst4 := dst.Is4() || dst.Is4In6()
+	switch {
+	case p.Protocol != TCP && p.Protocol != UDP:
+		return 0, fmt.Errorf("%w: %d", ErrProtocol, uint8(p.Protocol))
+	case !src.IsValid():
+		return 0, fmt.Errorf("%w: source address is the zero netip.AddrPort", ErrAddress)
+	case !dst.IsValid():
+		return 0, fmt.Errorf("%w: destination address is the zero netip.AddrPort", ErrAddress)
+	case (src.Is4() || src.Is4In6()) != dst4:
+		return 0, fmt.Errorf("%w: %v and %v", ErrAddressFamily, src.Unmap(), dst.Unmap())
+	}
+	s := 0
+	if !dst4 {
+		s |= shapeV6
+	}
+	if p.Protocol == UDP {
+		s |= shapeUDP
+	}
+	if len(p.Payload) > maxPayloadOf(s) {
+		return 0, payloadTooLarge(len(p.Payload), s)
+	}
+	if p.Flags&^(NoFlags|0xff) != 0 {
+		return 0, fmt.Errorf("%w: TCP flags %#x", ErrField, uint16(p.Flags))
+	}
+	switch link {
+	case LinkEthernet:
+		if p.SrcMAC != nil && len(p.SrcMAC) != 6 || p.DstMAC != nil && len(p.DstMAC) != 6 {
+			srcMAC, dstMAC := p.macs()
+			return 0, fmt.Errorf("%w: MAC addresses %v and %v are not both 6 bytes", ErrField, srcMAC, dstMAC)
+		}
+		if v := p.VLAN; v != nil {
+			if v.ID > 4095 || v.Priority > 7 {
+				return 0, fmt.Errorf("%w: VLAN ID %d (at most 4095), priority %d (at most 7)", ErrField, v.ID, v.Priority)
+			}
+			s |= shapeVLAN
+		}
+	case LinkRaw:
+		if p.VLAN != nil {
+			return 0, fmt.Errorf("%w: a VLAN tag needs an Ethernet frame", ErrField)
+		}
+	default:
+		return 0, fmt.Errorf("%w, not %v", ErrLinkType, link)
+	}
+	return s, nil
+}
+
 // buildNeed is build, writing of the headers only the groups of fields
 // needs gives for the packet's shape (shapeOf), all where needs is nil;
 // the others stay as they were, zero in a new header. It checks p
 // wholly either way.
 func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8) error {
-	// Zones are dropped: As4 and As16 leave them out.
-	src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
-	switch {
-	case p.Protocol != TCP && p.Protocol != UDP:
-		return fmt.Errorf("%w: %d", ErrProtocol, uint8(p.Protocol))
-	case !src.IsValid():
-		return fmt.Errorf("%w: source address is the zero netip.AddrPort", ErrAddress)
-	case !dst.IsValid():
-		return fmt.Errorf("%w: destination address is the zero netip.AddrPort", ErrAddress)
-	case src.Is4() != dst.Is4():
-		return fmt.Errorf("%w: %v and %v", ErrAddressFamily, src, dst)
+	s, err := p.check(link)
+	if err != nil {
+		return err
 	}
-	h.v6, h.udp = !dst.Is4(), p.Protocol == UDP
-	if len(p.Payload) > h.maxPayload() {
-		return h.payloadTooLarge(len(p.Payload))
+	need := uint8(needAll)
+	if needs != nil {
+		need = needs[s]
 	}
-	if p.Flags&^(NoFlags|0xff) != 0 {
-		return fmt.Errorf("%w: TCP flags %#x", ErrField, uint16(p.Flags))
-	}
+	h.buildShape(p, link, s, need)
+	return nil
+}
 
+// buildShape writes the groups need of the headers of p, which check
+// found of shape s for link.
+func (h *header) buildShape(p *FakePacket, link LinkType, s int, need uint8) {
+	h.v6, h.udp = s&shapeV6 != 0, s&shapeUDP != 0
 	off := 0
-	switch link {
-	case LinkEthernet:
-		if p.SrcMAC != nil && len(p.SrcMAC) != 6 || p.DstMAC != nil && len(p.DstMAC) != 6 {
-			srcMAC, dstMAC := p.macs()
-			return fmt.Errorf("%w: MAC addresses %v and %v are not both 6 bytes", ErrField, srcMAC, dstMAC)
-		}
+	if link == LinkEthernet {
 		off = ethernetLen
-		if v := p.VLAN; v != nil {
-			if v.ID > 4095 || v.Priority > 7 {
-				return fmt.Errorf("%w: VLAN ID %d (at most 4095), priority %d (at most 7)", ErrField, v.ID, v.Priority)
-			}
+		if s&shapeVLAN != 0 {
 			off += vlanLen
 		}
-		h.pad = true
-	case LinkRaw:
-		if p.VLAN != nil {
-			return fmt.Errorf("%w: a VLAN tag needs an Ethernet frame", ErrField)
-		}
-		h.pad = false
-	default:
-		return fmt.Errorf("%w, not %v", ErrLinkType, link)
 	}
+	h.pad = link == LinkEthernet
 
 	// The layout, then the fields needed.
 	h.ip = uint8(off)
@@ -398,10 +433,6 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 		off += tcpLen
 	}
 	h.n = uint8(off)
-	need := uint8(needAll)
-	if needs != nil {
-		need = needs[shapeOf(h)]
-	}
 	b := &h.b
 
 	if link == LinkEthernet {
@@ -443,6 +474,8 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 		}
 	}
 	if need&needIP != 0 {
+		// Zones are dropped: As4 and As16 leave them out.
+		src, dst := p.Src.Addr().Unmap(), p.Dst.Addr().Unmap()
 		ttl := p.TTL
 		if ttl == 0 {
 			ttl = DefaultTTL
@@ -479,7 +512,6 @@ func (h *header) buildNeed(p *FakePacket, link LinkType, needs *[numShapes]uint8
 			binary.BigEndian.PutUint16(l4[14:], window)
 		}
 	}
-	return nil
 }
 
 // macs returns p's Ethernet addresses, the defaults where nil.
@@ -507,26 +539,31 @@ func (p *FakePacket) tcpFields() (TCPFlags, uint16) {
 }
 
 // maxPayload is the largest payload the IP packet can carry.
-func (h *header) maxPayload() int {
-	n := maxIPLen - tcpLen
-	if h.udp {
-		n = maxIPLen - udpLen
-	}
-	if !h.v6 {
-		n -= ipv4Len
-	}
-	return n
+func (h *header) maxPayload() int { return maxPayloadOf(shapeOf(h)) }
+
+func (h *header) payloadTooLarge(n int) error { return payloadTooLarge(n, shapeOf(h)) }
+
+// maxPayloadOf is the largest payload an IP packet of shape s can carry.
+func maxPayloadOf(s int) int { return maxPayloads[s&(shapeV6|shapeUDP)] }
+
+// maxPayloads are maxPayloadOf's answers, looked up: Match asks each time.
+var maxPayloads = [4]int{
+	0:                  maxIPLen - ipv4Len - tcpLen,
+	shapeV6:            maxIPLen - tcpLen,
+	shapeUDP:           maxIPLen - ipv4Len - udpLen,
+	shapeV6 | shapeUDP: maxIPLen - udpLen,
 }
 
-func (h *header) payloadTooLarge(n int) error {
+// payloadTooLarge is the error of a payload of n bytes, too large for shape s.
+func payloadTooLarge(n, s int) error {
 	proto, v := TCP, 4
-	if h.udp {
+	if s&shapeUDP != 0 {
 		proto = UDP
 	}
-	if h.v6 {
+	if s&shapeV6 != 0 {
 		v = 6
 	}
-	return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge, n, h.maxPayload(), proto, v)
+	return fmt.Errorf("%w: %d bytes, at most %d in %s over IPv%d", ErrPayloadTooLarge, n, maxPayloadOf(s), proto, v)
 }
 
 // setPayload writes the lengths and the IPv4 checksum for payload; the

@@ -400,27 +400,50 @@ func (m *Matcher) Match(p FakePacket) (bool, error) {
 
 // match is Match on a pointer: p is copied once, by Match's caller.
 func (m *Matcher) match(p *FakePacket) (bool, error) {
-	ret, err := m.runPacket(p, nil)
+	s := -1
+	if m.shapes != nil {
+		var err error
+		if s, err = p.check(m.link); err != nil {
+			return false, err
+		}
+		if d := &m.shapes.direct[s]; d.src != directNone {
+			if v, ok := d.decide(p); ok {
+				return v, nil
+			}
+		}
+	}
+	ret, err := m.runShape(p, s, nil)
 	return ret != 0, err
 }
 
 // runPacket runs on p the program of its shape, which it sets *ran to
 // when ran is not nil, and returns what it returns.
 func (m *Matcher) runPacket(p *FakePacket, ran **program) (uint32, error) {
-	var h header
-	prog, lengths := m.prog, true
-	var err error
-	if m.shapes == nil {
-		err = h.build(p, m.link)
-	} else {
-		// Only the fields the program of the shape may read are written.
-		err = h.buildNeed(p, m.link, &m.shapes.needs)
-		if s := shapeOf(&h); m.shapes.progs[s] != nil {
-			prog, lengths = m.shapes.progs[s], m.shapes.lengths[s]
+	s := -1
+	if m.shapes != nil {
+		var err error
+		if s, err = p.check(m.link); err != nil {
+			return 0, err
 		}
 	}
-	if err != nil {
-		return 0, err
+	return m.runShape(p, s, ran)
+}
+
+// runShape is runPacket for p, which check found of shape s, or s -1
+// where m has no residual programs and p is yet to be checked.
+func (m *Matcher) runShape(p *FakePacket, s int, ran **program) (uint32, error) {
+	var h header
+	prog, lengths := m.prog, true
+	if s < 0 {
+		if err := h.build(p, m.link); err != nil {
+			return 0, err
+		}
+	} else {
+		// Only the fields the program of the shape may read are written.
+		h.buildShape(p, m.link, s, m.shapes.needs[s])
+		if m.shapes.progs[s] != nil {
+			prog, lengths = m.shapes.progs[s], m.shapes.lengths[s]
+		}
 	}
 	// The frame's fields are set one by one: a literal is built aside
 	// and then copied, and the copy's wide loads of narrow stores stall.

@@ -14,22 +14,28 @@ import (
 // filter tests before it reads an address, a port or the payload. For
 // each shape a Matcher keeps its program evaluated over those bytes, the
 // residual program, which Match runs instead: it reads only what differs
-// between packets of the shape.
+// between packets of the shape. Where that is one test of a field the
+// FakePacket holds, Match reads the field and decides (direct.go).
 
-// numShapes counts the shapes: bit 0 IPv6, bit 1 UDP, bit 2 VLAN.
-const numShapes = 8
+// numShapes counts the shapes, numbered by their bits.
+const (
+	shapeV6   = 1 << iota // IPv6, else IPv4
+	shapeUDP              // UDP, else TCP
+	shapeVLAN             // an 802.1Q tag
+	numShapes = 1 << iota
+)
 
 // shapeOf returns the shape of the header h built.
 func shapeOf(h *header) int {
 	s := 0
 	if h.v6 {
-		s |= 1
+		s |= shapeV6
 	}
 	if h.udp {
-		s |= 2
+		s |= shapeUDP
 	}
 	if h.ip > ethernetLen {
-		s |= 4
+		s |= shapeVLAN
 	}
 	return s
 }
@@ -48,6 +54,8 @@ type shapeSet struct {
 	// lengths is set where the program run may read a length or a
 	// checksum: the header is then completed for the payload.
 	lengths [numShapes]bool
+	// direct are the residual programs Match decides without them.
+	direct [numShapes]directTest
 }
 
 // needLengths marks, in shapeHeader's groups, a length or a checksum.
@@ -80,6 +88,7 @@ func shapePrograms(p *program, raw []bpf.RawInstruction, link LinkType, snap uin
 			continue // not expected; the whole program is right anyway
 		}
 		out.progs[s] = rp
+		out.direct[s] = directOf(r.raw, &t.h, snap)
 		need := readGroups(rp.insns, &t.groups, t.h.n)
 		if need&needLengths == 0 {
 			out.needs[s], out.lengths[s] = need, false
@@ -113,7 +122,7 @@ var shapeTemplates = sync.OnceValue(func() *[2][numShapes]shapeTemplate {
 	for li, link := range []LinkType{LinkEthernet, LinkRaw} {
 		for s := range numShapes {
 			t := &ts[li][s]
-			t.ok = (s&4 == 0 || link == LinkEthernet) && shapeHeader(&t.h, &t.known, &t.groups, s, link)
+			t.ok = (s&shapeVLAN == 0 || link == LinkEthernet) && shapeHeader(&t.h, &t.known, &t.groups, s, link)
 		}
 	}
 	return &ts
@@ -151,13 +160,13 @@ func readGroups(insns []insn, groups *[len(header{}.b)]uint8, n uint8) uint8 {
 // needLengths.
 func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.b)]uint8, s int, link LinkType) bool {
 	p := FakePacket{Src: netip.MustParseAddrPort("10.0.0.1:1"), Dst: netip.MustParseAddrPort("10.0.0.2:2"), Protocol: TCP}
-	if s&1 != 0 {
+	if s&shapeV6 != 0 {
 		p.Src, p.Dst = netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")
 	}
-	if s&2 != 0 {
+	if s&shapeUDP != 0 {
 		p.Protocol = UDP
 	}
-	if s&4 != 0 {
+	if s&shapeVLAN != 0 {
 		p.VLAN = &VLAN{}
 	}
 	if h.build(&p, link) != nil {
@@ -170,7 +179,7 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.
 	}
 	if link == LinkEthernet {
 		mark(h.ip-2, 0, 1) // the EtherType
-		if s&4 != 0 {
+		if s&shapeVLAN != 0 {
 			mark(12, 0, 1) // the VLAN tag's TPID; its TCI varies
 		}
 	}
@@ -191,7 +200,7 @@ func shapeHeader(h *header, known *[len(header{}.b)]bool, groups *[len(header{}.
 	if link == LinkEthernet {
 		group(needMAC, 0, 12)
 		group(needFixed, 12, 14)
-		if s&4 != 0 {
+		if s&shapeVLAN != 0 {
 			group(needVLAN, 14, 16)
 			group(needFixed, 16, 18)
 		}
