@@ -623,6 +623,39 @@ func refRun(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret 
 
 // refRunSteps is refRun, also counting the instructions executed.
 func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) (ret uint32, stopped bool, steps uint64) {
+	return refExec(raw, &refMachine{pkt: data[:caplen], length: wirelen})
+}
+
+// refMachine is what refExec runs a program on: a packet as libpcap's
+// interpreter sees it (pkt, its captured bytes; length, its length on the
+// wire), or, with socket, as the kernel runs a socket filter (loads at
+// skfNetOff+k read the network header nh, others l4, the transport
+// header and payload; length is len(l4); offsets are 32 bits; shifts as
+// the kernel makes them, by the operand's low 6 bits on a 64-bit value).
+type refMachine struct {
+	pkt    []byte
+	length uint32
+	socket bool
+	nh, l4 []byte
+}
+
+// load reads n bytes at off, or reports that they are not there.
+func (m *refMachine) load(off, n uint64) (uint32, bool) {
+	b := m.pkt
+	if m.socket {
+		off, b = uint64(uint32(off)), m.l4
+		if off >= skfNetOff {
+			off, b = off-skfNetOff, m.nh
+		}
+	}
+	if off+n > uint64(len(b)) {
+		return 0, false
+	}
+	return be(b[off : off+n]), true
+}
+
+// refExec is the reference interpreter: refRunSteps on the machine m.
+func refExec(raw []bpf.RawInstruction, m *refMachine) (ret uint32, stopped bool, steps uint64) {
 	var a, x uint32
 	var mem [memWords]uint32
 	var back uint64
@@ -637,13 +670,7 @@ func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) 
 		}
 		return min(c, loopBudget+1)
 	}
-	pkt := data[:caplen]
-	load := func(off uint64, n uint64) (uint32, bool) {
-		if off+n > uint64(len(pkt)) {
-			return 0, false
-		}
-		return be(pkt[off : off+n]), true
-	}
+	load := m.load
 	for pc := 0; ; pc++ {
 		steps++
 		r := raw[pc]
@@ -670,9 +697,9 @@ func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) 
 			x, ok = load(uint64(k), 1)
 			x = x & 0xf * 4
 		case bpfLdLen:
-			a = wirelen
+			a = m.length
 		case bpfLdxLen:
-			x = wirelen
+			x = m.length
 		case bpfLdImm:
 			a = k
 		case bpfLdxImm:
@@ -720,6 +747,14 @@ func refRunSteps(raw []bpf.RawInstruction, data []byte, caplen, wirelen uint32) 
 					pc += int(r.Jt)
 				} else {
 					pc += int(r.Jf)
+				}
+				continue
+			}
+			if m.socket && (r.Op&^bpfSrcX == bpfALU|bpfLsh || r.Op&^bpfSrcX == bpfALU|bpfRsh) {
+				if r.Op&^bpfSrcX == bpfALU|bpfLsh {
+					a = uint32(uint64(a) << (v & 63))
+				} else {
+					a = uint32(uint64(a) >> (v & 63))
 				}
 				continue
 			}
