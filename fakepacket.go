@@ -570,7 +570,13 @@ func payloadTooLarge(n, s int) error {
 // transport checksum is left to fillChecksum.
 func (h *header) setPayload(payload []byte) {
 	h.payload = payload
-	l4len := uint16(int(h.n-h.l4) + len(payload))
+	h.setLengths(len(payload))
+}
+
+// setLengths writes the lengths and the IPv4 checksum of a payload of
+// size bytes, at most maxPayload.
+func (h *header) setLengths(size int) {
+	l4len := uint16(int(h.n-h.l4) + size)
 	ip := h.b[h.ip&63:] // the mask proves ip+12 in range
 	if h.v6 {
 		binary.BigEndian.PutUint16(ip[4:], l4len)
@@ -594,8 +600,8 @@ func (h *header) setPayload(payload []byte) {
 // points into h.
 func (h *header) truncatedFrame(read []byte, size int, snap uint32) frame {
 	size = min(max(size, len(read)), h.maxPayload())
-	h.setPayload(read)
-	h.setTrueLength(size)
+	h.payload = read
+	h.setLengths(size) // of the datagram, not of what was read
 	n := int(h.n)
 	wire := n + size
 	if h.pad {
@@ -604,24 +610,6 @@ func (h *header) truncatedFrame(read []byte, size int, snap uint32) frame {
 	return frame{hdr: h.b[:n], payload: read, wirelen: uint32(wire),
 		caplen: min(uint32(n+len(read)), snap),
 		lazy:   h, lazyLo: uint32(h.csum), lazyHi: uint32(h.csum) + 2}
-}
-
-// setTrueLength rewrites the lengths setPayload wrote, and the IPv4 header
-// checksum, for a payload of size bytes, of which h.payload holds the
-// first; the transport checksum is still computed over h.payload.
-func (h *header) setTrueLength(size int) {
-	l4len := uint16(int(h.n-h.l4) + size)
-	ip := h.b[h.ip&63:]
-	if h.v6 {
-		binary.BigEndian.PutUint16(ip[4:], l4len)
-	} else {
-		total := l4len + ipv4Len
-		binary.BigEndian.PutUint16(ip[2:], total)
-		binary.BigEndian.PutUint16(ip[10:], ^fold(h.ipSum+uint64(total)))
-	}
-	if h.udp {
-		binary.BigEndian.PutUint16(h.b[h.l4&63+4:], l4len)
-	}
 }
 
 // fillChecksum writes the transport checksum of the header and payload,
