@@ -17,11 +17,8 @@ import (
 // headers.
 func TestListenSYN(t *testing.T) {
 	requireCompile(t)
-	var stdout, stderr lockedBuffer
-	exited := make(chan int, 1)
 	args := []string{"-listen", "127.0.0.1:0", "-syn", "-count", "2", "tcp[12] & 0xf0 > 0x50 and ip[8] = 33"}
-	go func() { exited <- run(args, &stdout, &stderr) }()
-	addr := waitListening(t, &stderr, exited)
+	addr, stdout, stderr, exited := startRun(t, args)
 	if !strings.Contains(stderr.String(), "the filter sees the real SYN") {
 		t.Fatalf("stderr %q: the kernel does not save SYNs here", stderr.String())
 	}
@@ -69,11 +66,8 @@ func TestListenSYN(t *testing.T) {
 // printed, and matches print the address each datagram was sent to.
 func TestListenKernel(t *testing.T) {
 	requireCompile(t)
-	var stdout, stderr lockedBuffer
-	exited := make(chan int, 1)
 	args := []string{"-listen", "0.0.0.0:0", "-udp", "-kernel", "-count", "1", "udp and dst host 127.0.0.2 and udp[8:4] = 0x50494e47"}
-	go func() { exited <- run(args, &stdout, &stderr) }()
-	addr := waitListening(t, &stderr, exited)
+	addr, stdout, stderr, exited := startRun(t, args)
 	if !strings.Contains(stderr.String(), "the kernel drops what cannot match") {
 		t.Fatalf("stderr %q: no kernel filter", stderr.String())
 	}
@@ -104,11 +98,8 @@ func TestListenKernel(t *testing.T) {
 // source address: the kernel answers only the clients it lets through.
 func TestListenKernelTCP(t *testing.T) {
 	requireCompile(t)
-	var stdout, stderr lockedBuffer
-	exited := make(chan int, 1)
 	args := []string{"-listen", "127.0.0.1:0", "-kernel", "-count", "1", "src host 127.0.0.1"}
-	go func() { exited <- run(args, &stdout, &stderr) }()
-	addr := waitListening(t, &stderr, exited)
+	addr, stdout, stderr, exited := startRun(t, args)
 	if !strings.Contains(stderr.String(), "the kernel drops what cannot match") {
 		t.Fatalf("stderr %q: no kernel filter", stderr.String())
 	}

@@ -54,6 +54,16 @@ func waitListening(t *testing.T, stderr interface{ String() string }, exited <-c
 	return ""
 }
 
+// startRun runs the tool with args until it listens, and returns where,
+// its output (growing while it runs) and its exit code once it exits.
+func startRun(t *testing.T, args []string) (addr string, stdout, stderr *lockedBuffer, exited <-chan int) {
+	t.Helper()
+	stdout, stderr = new(lockedBuffer), new(lockedBuffer)
+	code := make(chan int, 1)
+	go func() { code <- run(args, stdout, stderr) }()
+	return waitListening(t, stderr, code), stdout, stderr, code
+}
+
 // TestListenCount runs -listen with -count on TCP and UDP, with clients
 // that match and clients that do not.
 func TestListenCount(t *testing.T) {
@@ -97,10 +107,7 @@ func TestListenCount(t *testing.T) {
 	ports := regexp.MustCompile(`:\d+\b`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr lockedBuffer
-			exited := make(chan int, 1)
-			go func() { exited <- run(tt.args, &stdout, &stderr) }()
-			addr := waitListening(t, &stderr, exited)
+			addr, stdout, stderr, exited := startRun(t, tt.args)
 			network := "tcp"
 			if strings.Contains(strings.Join(tt.args, " "), "-udp") {
 				network = "udp"
