@@ -37,14 +37,7 @@ func TestListenSYN(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	select {
-	case code := <-exited:
-		if code != exitMatch {
-			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10 s after the clients; stdout %q", stdout.String())
-	}
+	waitExit(t, exited, exitMatch, "the clients", stdout, stderr)
 	lines := strings.Split(strings.TrimSpace(regexp.MustCompile(`:\d+\b`).ReplaceAllString(stdout.String(), ":PORT")), "\n")
 	sort.Strings(lines)
 	want := []*regexp.Regexp{
@@ -80,14 +73,7 @@ func TestListenKernel(t *testing.T) {
 		c.Write([]byte(send.msg))
 		c.Close()
 	}
-	select {
-	case code := <-exited:
-		if code != exitMatch {
-			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10 s after the datagrams; stdout %q", stdout.String())
-	}
+	waitExit(t, exited, exitMatch, "the datagrams", stdout, stderr)
 	got := regexp.MustCompile(`:\d+\b`).ReplaceAllString(strings.TrimSpace(stdout.String()), ":PORT")
 	if want := `udp 127.0.0.1:PORT > 127.0.0.2:PORT 6 bytes "PING 2": match`; got != want {
 		t.Errorf("printed %q, want only %q: the kernel drops the others", got, want)
@@ -114,14 +100,7 @@ func TestListenKernelTCP(t *testing.T) {
 	}
 	c.Write([]byte("hello"))
 	defer c.Close()
-	select {
-	case code := <-exited:
-		if code != exitMatch {
-			t.Errorf("exit %d, want %d; stderr %q", code, exitMatch, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10 s after the clients; stdout %q", stdout.String())
-	}
+	waitExit(t, exited, exitMatch, "the clients", stdout, stderr)
 	if got := stdout.String(); !strings.Contains(got, "tcp 127.0.0.1:") || !strings.HasSuffix(strings.TrimSpace(got), ": match") || strings.Count(got, "\n") != 1 {
 		t.Errorf("printed %q, want one match from 127.0.0.1", got)
 	}

@@ -64,6 +64,20 @@ func startRun(t *testing.T, args []string) (addr string, stdout, stderr *lockedB
 	return waitListening(t, stderr, code), stdout, stderr, code
 }
 
+// waitExit waits up to 10 s for the tool started by startRun to exit
+// with code want, what it was waiting for being after.
+func waitExit(t *testing.T, exited <-chan int, want int, after string, stdout, stderr *lockedBuffer) {
+	t.Helper()
+	select {
+	case code := <-exited:
+		if code != want {
+			t.Errorf("exit %d, want %d; stderr %q", code, want, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after %s; stdout %q", after, stdout.String())
+	}
+}
+
 // TestListenCount runs -listen with -count on TCP and UDP, with clients
 // that match and clients that do not.
 func TestListenCount(t *testing.T) {
@@ -121,14 +135,7 @@ func TestListenCount(t *testing.T) {
 				conns = append(conns, c)
 				io.WriteString(c, s)
 			}
-			select {
-			case code := <-exited:
-				if code != tt.code {
-					t.Errorf("exit %d, want %d; stderr %q", code, tt.code, stderr.String())
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("still running 10 s after the clients; stdout %q", stdout.String())
-			}
+			waitExit(t, exited, tt.code, "the clients", stdout, stderr)
 			for _, c := range conns {
 				c.Close()
 			}
