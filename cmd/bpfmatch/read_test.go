@@ -163,32 +163,23 @@ func readRecords(t *testing.T, path string) (linktype uint32, snap uint32, recs 
 	if err != nil {
 		t.Fatal(err)
 	}
+	var src gopacket.PacketDataSource
 	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == magicPcapNG {
 		r, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		iface, _ := r.Interface(0)
-		linktype, snap = uint32(binary.LittleEndian.Uint16(b[28+8:])), uint32(iface.SnapLength)
-		for {
-			data, ci, err := r.ReadPacketData()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			recs, datas = append(recs, ci), append(datas, data)
+		linktype, snap, src = uint32(binary.LittleEndian.Uint16(b[28+8:])), uint32(iface.SnapLength), r
+	} else {
+		r, err := pcapgo.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		return
+		linktype, snap, src = binary.LittleEndian.Uint32(b[20:]), r.Snaplen(), r
 	}
-	r, err := pcapgo.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	linktype, snap = binary.LittleEndian.Uint32(b[20:]), r.Snaplen()
 	for {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := src.ReadPacketData()
 		if err == io.EOF {
 			break
 		}
