@@ -3,6 +3,7 @@ package bpfmatch
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -21,6 +22,15 @@ import (
 func runSocketFilter(prog []bpf.RawInstruction, nh, l4 []byte) uint32 {
 	ret, _, _ := refExec(prog, &refMachine{socket: true, nh: nh, l4: l4, length: uint32(len(l4))})
 	return ret
+}
+
+// countsByKey formats counts as " key=n" for each key, in key order.
+func countsByKey(counts map[string]int) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, " %s=%d", k, counts[k])
+	}
+	return b.String()
 }
 
 // realDatagram returns the network header and the UDP header and payload
@@ -227,17 +237,8 @@ func TestKernelFilterCorpus(t *testing.T) {
 				}
 			}
 		}
-		keys := make([]string, 0, len(counts))
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%d", k, counts[k])
-		}
 		t.Logf("%s: %d expressions compile, %d offloaded whole, %d for one family only; refusals by reason (per family):%s",
-			c.name, compiled, offloaded, partial, b.String())
+			c.name, compiled, offloaded, partial, countsByKey(counts))
 		t.Logf("%s: %d datagrams, %d accepted by both, %d let through by the kernel program and dropped by the matcher (%d of them short Ethernet IPv4 ones)",
 			c.name, packets, accepted, extra, padExtra)
 		if extra != padExtra {

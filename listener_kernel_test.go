@@ -3,7 +3,6 @@ package bpfmatch
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"slices"
 
 	"fmt"
 	"golang.org/x/net/bpf"
@@ -245,16 +244,7 @@ func TestKernelFilterCorpusTCP(t *testing.T) {
 				}
 			}
 		}
-		keys := make([]string, 0, len(counts))
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%d", k, counts[k])
-		}
-		t.Logf("TCP listener, IPv6 %v: %d expressions compile, %d offloaded; refusals by reason:%s", v6, compiled, offloaded, b.String())
+		t.Logf("TCP listener, IPv6 %v: %d expressions compile, %d offloaded; refusals by reason:%s", v6, compiled, offloaded, countsByKey(counts))
 		t.Logf("TCP listener, IPv6 %v: %d segments, %d accepted by the kernel program, all with user space's verdict", v6, segments, accepted)
 		if offloaded == 0 || accepted == 0 {
 			t.Errorf("IPv6 %v: nothing offloaded or accepted: the test proves nothing", v6)
