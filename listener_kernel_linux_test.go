@@ -44,26 +44,31 @@ func freePort(t *testing.T) int {
 // hasFilter reports whether c's socket has a socket filter attached.
 func hasFilter(t *testing.T, c net.Conn) bool {
 	t.Helper()
-	rc, err := c.(syscall.Conn).SyscallConn()
+	// SO_GET_FILTER: 0 for no filter, else EINVAL (no room for it).
+	switch n, err := sockoptInt(t, c.(syscall.Conn), unix.SO_GET_FILTER); err {
+	case nil:
+		return n != 0
+	case unix.EINVAL: // a filter longer than the room given
+		return true
+	default:
+		t.Fatalf("SO_GET_FILTER: %v", err)
+		return false
+	}
+}
+
+// sockoptInt returns the SOL_SOCKET option opt of c's socket.
+func sockoptInt(t *testing.T, c syscall.Conn, opt int) (int, error) {
+	t.Helper()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		// SO_GET_FILTER: 0 for no filter, else EINVAL (no room for it).
-		n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_GET_FILTER)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt) }); err != nil {
 		t.Fatal(err)
 	}
-	switch gerr {
-	case nil:
-		return n != 0
-	case unix.EINVAL: // a filter longer than the room given
-		return true
-	}
-	t.Fatalf("SO_GET_FILTER: %v", gerr)
-	return false
+	return n, gerr
 }
 
 // TestListenerKernelFilterLoopback proves, on loopback, that a Listener
@@ -291,15 +296,6 @@ func TestListenerKernelFilterRefused(t *testing.T) {
 // isMPTCP reports whether ln's socket is Multipath TCP.
 func isMPTCP(t *testing.T, ln net.Listener) bool {
 	t.Helper()
-	rc, err := ln.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proto := 0
-	if err := rc.Control(func(fd uintptr) {
-		proto, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	proto, _ := sockoptInt(t, ln.(syscall.Conn), unix.SO_PROTOCOL)
 	return proto == unix.IPPROTO_MPTCP
 }
