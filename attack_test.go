@@ -418,14 +418,7 @@ func TestAttackSlowClients(t *testing.T) {
 			if stats.Evicted == 0 {
 				t.Error("no connection evicted: the attack did not fill the listener")
 			}
-			var g, fd int
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				g, fd = runtime.NumGoroutine(), fdCount(t)
-				if (g <= g0 && fd <= fd0) || time.Now().After(deadline) {
-					break
-				}
-			}
-			if g > g0 || fd > fd0 {
+			if g, fd := waitGone(t, g0, fd0); g > g0 || fd > fd0 {
 				t.Errorf("after Close: %d goroutines and %d file descriptors, %d and %d before", g, fd, g0, fd0)
 			}
 		})

@@ -1082,6 +1082,18 @@ func fdCount(t testing.TB) int {
 	return len(ents)
 }
 
+// waitGone waits up to 5 s for the goroutines and file descriptors to be
+// back to g0 and fd0, or fewer, and returns their counts then.
+func waitGone(t *testing.T, g0, fd0 int) (g, fd int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		g, fd = runtime.NumGoroutine(), fdCount(t)
+		if (g <= g0 && fd <= fd0) || time.Now().After(deadline) {
+			return g, fd
+		}
+	}
+}
+
 // checkNoLeaks runs f and checks that the goroutines and file descriptors
 // it started have gone a little after.
 func checkNoLeaks(t *testing.T, f func()) {
@@ -1089,13 +1101,7 @@ func checkNoLeaks(t *testing.T, f func()) {
 	runtime.GC()
 	g0, fd0 := runtime.NumGoroutine(), fdCount(t)
 	f()
-	var g, fd int
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		g, fd = runtime.NumGoroutine(), fdCount(t)
-		if (g <= g0 && fd <= fd0) || time.Now().After(deadline) {
-			break
-		}
-	}
+	g, fd := waitGone(t, g0, fd0)
 	if g > g0 || fd > fd0 {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		for _, e := range ents {
