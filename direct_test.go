@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/headlessbpf/bpfmatch/internal/libpcap"
 	"golang.org/x/net/bpf"
 )
 
@@ -248,6 +249,10 @@ func TestDirectDifferential(t *testing.T) {
 			}
 		}
 		compared := 0
+		against := "the residual and the whole program"
+		if libpcap.Available {
+			against += " and libpcap's pcap_offline_filter"
+		}
 		compare := func(t *testing.T, expr string, snaps []int, bySrc *[directTCPFlags + 1]int) (direct int) {
 			t.Helper()
 			for _, snap := range snaps {
@@ -255,15 +260,22 @@ func TestDirectDifferential(t *testing.T) {
 				if err != nil {
 					return direct
 				}
+				prog := m.Program()
 				for i := 0; i < len(valid); i += stride {
 					p := &valid[i]
 					compared++
 					got, err := m.Match(*p)
 					general, gerr := m.runPacket(p, nil)
 					whole, werr := m.MatchFrame(frames[i], len(frames[i]))
-					if err != nil || gerr != nil || werr != nil || got != (general != 0) || got != whole {
-						t.Errorf("%v snap %d: %q on %v: Match = %v, %v; the residual program %v, %v; the whole program %v, %v\nframe (first 100 bytes) %x",
-							set.link, snap, expr, p, got, err, general != 0, gerr, whole, werr, frames[i][:min(len(frames[i]), 100)])
+					// libpcap's interpreter on the same bytes, where built with it.
+					lib := whole
+					if libpcap.Available {
+						f := frames[i]
+						lib = libpcap.Filter(prog, f, uint32(min(len(f), snap)), uint32(len(f))) != 0
+					}
+					if err != nil || gerr != nil || werr != nil || got != (general != 0) || got != whole || got != lib {
+						t.Errorf("%v snap %d: %q on %v: Match = %v, %v; the residual program %v, %v; the whole program %v, %v; libpcap %v\nframe (first 100 bytes) %x",
+							set.link, snap, expr, p, got, err, general != 0, gerr, whole, werr, lib, frames[i][:min(len(frames[i]), 100)])
 					}
 					if m.shapes == nil {
 						continue
@@ -321,8 +333,8 @@ func TestDirectDifferential(t *testing.T) {
 						set.link, f.expr, defLoads, countsBySource(&def))
 				}
 			}
-			t.Logf("%v: %d hand-made filters x %d snap lengths x %d packets (+%d that cannot be built): %d comparisons, %d decided directly; by source: %s",
-				set.link, len(directFilters(set.link)), len(directSnaps), len(valid)/stride, len(invalid), compared, total, countsBySource(&bySrc))
+			t.Logf("%v: %d hand-made filters x %d snap lengths x %d packets (+%d that cannot be built): %d comparisons with %s, %d decided directly; by source: %s",
+				set.link, len(directFilters(set.link)), len(directSnaps), len(valid)/stride, len(invalid), compared, against, total, countsBySource(&bySrc))
 			for src := directRet; src <= directTCPFlags; src++ {
 				if bySrc[src] == 0 {
 					t.Errorf("%v: no packet decided by a direct test of the %s", set.link, directSourceNames[src])
@@ -338,8 +350,8 @@ func TestDirectDifferential(t *testing.T) {
 				total += compare(t, expr, directSnaps[:1], &bySrc)
 				total += compare(t, expr, []int{96, 60, 40}, &bySrc)
 			}
-			t.Logf("%v: %d corpus expressions x 4 snap lengths x %d packets (+%d that cannot be built): %d comparisons, %d decided directly; by source: %s",
-				set.link, len(exprs), len(valid)/stride, len(invalid), compared, total, countsBySource(&bySrc))
+			t.Logf("%v: %d corpus expressions x 4 snap lengths x %d packets (+%d that cannot be built): %d comparisons with %s, %d decided directly; by source: %s",
+				set.link, len(exprs), len(valid)/stride, len(invalid), compared, against, total, countsBySource(&bySrc))
 			if total == 0 {
 				t.Errorf("%v: no corpus expression decided by a direct test", set.link)
 			}
